@@ -1,0 +1,1 @@
+"""prunekit's core: plugin registry, training runner and measurement."""

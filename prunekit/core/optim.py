@@ -1,0 +1,67 @@
+"""What an optimizer plugin returns, and the parameter groups the core builds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two groups: decay for weights, none for biases and norm parameters (ndim <= 1)."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+class TrainingOptimizer:
+    """A torch optimizer plus the per-step and per-epoch work that goes with it.
+
+    The core calls :meth:`process_gradients` after gradient masking and before
+    :meth:`step`, :meth:`after_step` after it, and :meth:`end_epoch` once per
+    epoch. Subclass to add gradient clipping, spike handling or schedules.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        max_grad_norm: float | None = None,
+    ) -> None:
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.max_grad_norm = max_grad_norm
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def process_gradients(self, step: int) -> None:
+        """Clip the global gradient norm when ``max_grad_norm`` is set."""
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), self.max_grad_norm)
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def after_step(self, step: int) -> None:
+        """Called after every optimizer step."""
+
+    def end_epoch(self, epoch: int) -> None:
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+        }

@@ -1,0 +1,151 @@
+"""The pruner protocol, and a base class for boolean-mask pruners.
+
+The core drives a pruner through one training step like this::
+
+    loss.backward()
+    pruner.before_step(step)          # mask gradients, read gradients
+    optimizer-specific gradient processing and clipping
+    optimizer.step()
+    if schedule.is_update_step(step):
+        pruner.update_masks(sparsity, step)
+    pruner.enforce()                  # pruned weights are exactly zero again
+
+``state_tensors()`` exposes every tensor the pruner keeps between steps so the
+core can count their bytes itself; ``state_dict``/``load_state_dict`` save and
+restore it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from prunekit.core.targets import Target
+from prunekit.core.threshold import threshold_for_sparsity
+
+#: Per-weight optimizer state names that a mask also zeroes.
+MASKED_OPTIMIZER_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+
+
+class Pruner:
+    """Base class of every pruner: a dense no-op. Override what you need."""
+
+    def __init__(self, targets: list[Target]) -> None:
+        self.targets = targets
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def bind(self, optimizer: torch.optim.Optimizer) -> None:
+        """Called once, after the optimizer over the model's parameters exists."""
+        self.optimizer = optimizer
+
+    def before_step(self, step: int) -> None:
+        """After backward, before gradient processing and ``optimizer.step()``."""
+
+    def update_masks(self, sparsity: float, step: int) -> None:
+        """Recompute masks for the scheduled ``sparsity`` (after the optimizer step)."""
+
+    def enforce(self) -> None:
+        """After every optimizer step (and mask update): apply the masks."""
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor kept between steps, by a descriptive name."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+class MaskPruner(Pruner):
+    """Boolean masks (one byte per prunable weight) over a per-layer score.
+
+    Subclasses implement :meth:`score`. ``scope="global"`` uses one exact
+    threshold over all layers, ``"layer"`` gives each layer the scheduled
+    sparsity. Masks only grow: a pruned weight stays pruned.
+    """
+
+    def __init__(self, targets: list[Target], scope: str = "global") -> None:
+        super().__init__(targets)
+        if scope not in ("global", "layer"):
+            raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+        self.scope = scope
+        self.masks: list[torch.Tensor | None] = [None] * len(targets)
+
+    def score(self, index: int, target: Target) -> torch.Tensor:
+        """Importance of each weight of ``target`` (higher is kept)."""
+        raise NotImplementedError
+
+    def _masked_score(self, index: int) -> torch.Tensor:
+        score = self.score(index, self.targets[index]).detach().to(torch.float32)
+        mask = self.masks[index]
+        if mask is not None:
+            score = score.masked_fill(~mask, float("-inf"))
+        return score
+
+    def _scores(self, indices: list[int]) -> Iterator[torch.Tensor]:
+        for i in indices:
+            yield self._masked_score(i)
+
+    @torch.no_grad()
+    def update_masks(self, sparsity: float, step: int) -> None:
+        groups = (
+            [list(range(len(self.targets)))]
+            if self.scope == "global"
+            else [[i] for i in range(len(self.targets))]
+        )
+        for indices in groups:
+            numel = sum(self.targets[i].numel() for i in indices)
+            threshold = threshold_for_sparsity(lambda: self._scores(indices), numel, sparsity)
+            for i in indices:
+                keep = self._masked_score(i) > threshold
+                self.masks[i] = keep
+        self.zero_optimizer_state()
+        self.enforce()
+
+    @torch.no_grad()
+    def before_step(self, step: int) -> None:
+        for target, mask in zip(self.targets, self.masks):
+            grad = target.parameter.grad
+            if mask is not None and grad is not None:
+                grad.mul_(mask)
+
+    @torch.no_grad()
+    def enforce(self) -> None:
+        for target, mask in zip(self.targets, self.masks):
+            if mask is not None:
+                target.parameter.mul_(mask)
+
+    @torch.no_grad()
+    def zero_optimizer_state(self) -> None:
+        """Zero the optimizer's per-weight state at pruned positions.
+
+        With gradients masked, zeroed moments stay zero, so this runs only when
+        masks change.
+        """
+        if self.optimizer is None:
+            return
+        for target, mask in zip(self.targets, self.masks):
+            if mask is None:
+                continue
+            state = self.optimizer.state.get(target.parameter, {})
+            for key in MASKED_OPTIMIZER_STATE:
+                value = state.get(key)
+                if isinstance(value, torch.Tensor) and value.shape == mask.shape:
+                    value.mul_(mask)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            f"mask:{t.name}": m for t, m in zip(self.targets, self.masks) if m is not None
+        }
+
+    def state_dict(self) -> dict:
+        return {"masks": [None if m is None else m.clone() for m in self.masks]}
+
+    def load_state_dict(self, state: dict) -> None:
+        masks = state["masks"]
+        if len(masks) != len(self.targets):
+            raise ValueError("mask count does not match the prunable set")
+        self.masks = [None if m is None else m.to(torch.bool).clone() for m in masks]
