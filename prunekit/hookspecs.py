@@ -48,7 +48,8 @@ def register_optimizers(register: Register) -> None:
     ``factory(param_groups: list[dict], *, lr: float, weight_decay: float,
     epochs: int, steps_per_epoch: int, **options)`` returns a
     ``torch.optim.Optimizer`` or a ``prunekit.core.optim.TrainingOptimizer``.
-    Metadata: ``lr`` (default learning rate), ``state`` (names of per-weight
+    Metadata: ``lr`` (default learning rate), ``weight_decay`` (default decay;
+    None uses the model's), ``state`` (names of per-weight
     state tensors it keeps, e.g. ``("exp_avg", "exp_avg_sq")``) and
     ``default_pruner`` (pruner used when the user names none).
     """

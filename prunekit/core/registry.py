@@ -15,7 +15,7 @@ KINDS = ("models", "datasets", "optimizers", "pruners", "samplers")
 METADATA: dict[str, dict[str, Any]] = {
     "models": {"weight_decay": 5e-4},
     "datasets": {},
-    "optimizers": {"lr": 1e-3, "state": (), "default_pruner": None},
+    "optimizers": {"lr": 1e-3, "weight_decay": None, "state": (), "default_pruner": None},
     "pruners": {"requires": ()},
     "samplers": {"scope": "process"},
 }

@@ -1,0 +1,1 @@
+"""Plugins shipped with the core; each module is registered like any plugin."""

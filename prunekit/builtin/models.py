@@ -1,0 +1,90 @@
+"""Built-in models: LeNet-5 and timm ResNets (CIFAR stem for small inputs)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from prunekit import hookimpl
+from prunekit.errors import UsageError
+
+CIFAR_STEM_MAX_SIZE = 64
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 as in the AdamWPrune seed: two 5x5 convs with batch norm, 400-120-84-N.
+
+    61,750 parameters for 10 classes and 1x32x32 inputs.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, kernel_size=5),
+            nn.BatchNorm2d(6),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.BatchNorm2d(16),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120),
+            nn.ReLU(inplace=True),
+            nn.Linear(120, 84),
+            nn.ReLU(inplace=True),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def lenet5(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    if image_size != 32:
+        raise UsageError(f"Model 'lenet5' needs 32x32 inputs; the dataset gives {image_size}x{image_size}.")
+    return LeNet5(num_classes, in_channels)
+
+
+def _timm(name: str, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    import timm  # heavy: imported only when a timm model is built
+
+    try:
+        model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            raise UsageError(f"Unknown timm model '{name}'. See timm.list_models() for names.") from None
+        raise
+    if image_size <= CIFAR_STEM_MAX_SIZE and hasattr(model, "conv1") and hasattr(model, "maxpool"):
+        _use_cifar_stem(model, in_channels)
+    return model
+
+
+def _use_cifar_stem(model: nn.Module, in_channels: int) -> None:
+    """Replace the ImageNet stem (7x7/2 conv + max-pool) by a 3x3/1 conv, no pool."""
+    old = model.conv1
+    if not isinstance(old, nn.Conv2d):  # deep-stem variants keep their stem
+        return
+    model.conv1 = nn.Conv2d(in_channels, old.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+
+
+def resnet18(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    return _timm("resnet18", num_classes, in_channels, image_size)
+
+
+def resnet50(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    return _timm("resnet50", num_classes, in_channels, image_size)
+
+
+def timm_model(num_classes: int, in_channels: int, image_size: int, name: str) -> nn.Module:
+    return _timm(name.split(":", 1)[1], num_classes, in_channels, image_size)
+
+
+@hookimpl
+def register_models(register):
+    register("lenet5", lenet5, description="LeNet-5 with batch norm (61,750 parameters, 32x32 inputs)", weight_decay=1e-4)
+    register("resnet18", resnet18, description="timm ResNet-18; CIFAR stem for inputs <= 64 px", weight_decay=5e-4)
+    register("resnet50", resnet50, description="timm ResNet-50; CIFAR stem for inputs <= 64 px", weight_decay=5e-4)
+    register("timm:*", timm_model, description="any timm model, e.g. timm:resnet34 (no pretrained weights)", weight_decay=5e-4)
