@@ -1,0 +1,192 @@
+"""The settings of one run: defaults, YAML files, and validation before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prunekit.core.registry import Entry, Registry
+from prunekit.core.options import resolve_options
+from prunekit.core.schedule import SCHEDULES
+from prunekit.errors import UsageError
+
+DEFAULT_PRUNER = "magnitude"
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. ``None`` means "the plugin's or schedule's default"."""
+
+    model: str = "lenet5"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    dataset_opts: dict[str, Any] = field(default_factory=dict)
+    optimizer: str = "adamw"
+    optimizer_opts: dict[str, Any] = field(default_factory=dict)
+    lr: float | None = None
+    weight_decay: float | None = None
+    pruner: str | None = None
+    pruner_opts: dict[str, Any] = field(default_factory=dict)
+    sparsity: float = 0.7
+    schedule: str = "gmp"
+    warmup: int | None = None
+    prune_end: int | None = None
+    frequency: int | None = None
+    epochs: int = 20
+    batch_size: int = 32
+    samplers: list[str] = field(default_factory=lambda: ["process"])
+    sample_interval: float = 0.5
+    device: str = "auto"
+    seed: int = 0
+    amp: bool = False
+    workers: int = 0
+    out: str | None = None
+    quiet: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
+
+
+def load_yaml_config(path: Path) -> dict[str, Any]:
+    """Read a run config file: a mapping of RunConfig fields. Unknown keys are errors."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"Config file {path} does not exist.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UsageError(f"Config file {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"Config file {path} must be a mapping of settings, got {type(data).__name__}.")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - set(FIELD_NAMES))
+    if unknown:
+        raise UsageError(f"Unknown key '{unknown[0]}' in {path}. Valid keys: {', '.join(FIELD_NAMES)}.")
+    return data
+
+
+def _check_type(name: str, value: Any, kind: type | tuple) -> Any:
+    if isinstance(value, bool) and kind in (int, float):
+        raise UsageError(f"Setting '{name}' must be {kind.__name__}, got {value!r}.")
+    if kind is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, kind):
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise UsageError(f"Setting '{name}' must be {expected}, got {value!r}.")
+    return value
+
+
+def config_from_mapping(data: dict[str, Any]) -> RunConfig:
+    """Build a RunConfig from a mapping, checking each value's type."""
+    types = {
+        "model": str, "dataset": str, "data_dir": (str, type(None)), "download": bool,
+        "dataset_opts": dict, "optimizer": str, "optimizer_opts": dict, "lr": (float, int, type(None)),
+        "weight_decay": (float, int, type(None)), "pruner": (str, type(None)), "pruner_opts": dict,
+        "sparsity": float, "schedule": str, "warmup": (int, type(None)), "prune_end": (int, type(None)),
+        "frequency": (int, type(None)), "epochs": int, "batch_size": int, "samplers": list,
+        "sample_interval": float, "device": str, "seed": int, "amp": bool, "workers": int,
+        "out": (str, type(None)), "quiet": bool,
+    }
+    clean = {}
+    for key, value in data.items():
+        if key not in types:
+            raise UsageError(f"Unknown setting '{key}'. Valid: {', '.join(FIELD_NAMES)}.")
+        if key == "data_dir" and isinstance(value, Path):
+            value = str(value)
+        clean[key] = _check_type(key, value, types[key])
+    for key in ("lr", "weight_decay"):
+        if isinstance(clean.get(key), int):
+            clean[key] = float(clean[key])
+    return RunConfig(**clean)
+
+
+@dataclass
+class ResolvedRun:
+    """A validated config with its plugin entries and resolved options."""
+
+    config: RunConfig
+    model: Entry
+    dataset: Entry
+    optimizer: Entry
+    pruner: Entry
+    samplers: list[Entry]
+    dataset_opts: dict[str, Any]
+    optimizer_opts: dict[str, Any]
+    pruner_opts: dict[str, Any]
+
+
+def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
+    """Check every name, number and option; raise UsageError on the first problem.
+
+    Cheap: builds no model and reads no data, so it can vet a whole grid up front.
+    """
+    c = config
+    if not 0.0 <= c.sparsity < 1.0:
+        raise UsageError(f"Sparsity must be in [0, 1), got {c.sparsity}.")
+    if c.epochs < 1:
+        raise UsageError(f"Epochs must be at least 1, got {c.epochs}.")
+    if c.batch_size < 1:
+        raise UsageError(f"Batch size must be at least 1, got {c.batch_size}.")
+    if c.schedule not in SCHEDULES:
+        raise UsageError(f"Unknown schedule '{c.schedule}'. Available: {', '.join(SCHEDULES)}.")
+    if c.frequency is not None and c.frequency < 1:
+        raise UsageError(f"Frequency must be at least 1 optimizer step, got {c.frequency}.")
+    if c.warmup is not None and c.warmup < 0:
+        raise UsageError(f"Warm-up must be at least 0 steps, got {c.warmup}.")
+    if c.prune_end is not None and c.prune_end < 1:
+        raise UsageError(f"Prune end must be at least 1 step, got {c.prune_end}.")
+    if c.warmup is not None and c.prune_end is not None and c.prune_end <= c.warmup:
+        raise UsageError(f"Prune end ({c.prune_end}) must come after warm-up ({c.warmup}).")
+    if c.lr is not None and c.lr <= 0:
+        raise UsageError(f"Learning rate must be positive, got {c.lr}.")
+    if c.weight_decay is not None and c.weight_decay < 0:
+        raise UsageError(f"Weight decay must be at least 0, got {c.weight_decay}.")
+    if c.sample_interval <= 0:
+        raise UsageError(f"Sample interval must be positive, got {c.sample_interval}.")
+    if c.workers < 0:
+        raise UsageError(f"Workers must be at least 0, got {c.workers}.")
+    if c.device != "auto" and c.device != "cpu" and not c.device.startswith("cuda"):
+        raise UsageError(f"Unknown device '{c.device}'. Valid: auto, cpu, cuda, cuda:N.")
+
+    model = registry.get("models", c.model)
+    dataset = registry.get("datasets", c.dataset)
+    optimizer = registry.get("optimizers", c.optimizer)
+    pruner_name = c.pruner or optimizer.metadata.get("default_pruner") or DEFAULT_PRUNER
+    pruner = registry.get("pruners", pruner_name)
+    samplers = []
+    for name in dict.fromkeys(c.samplers):
+        if name != "auto":
+            samplers.append(registry.get("samplers", name))
+
+    missing = [s for s in pruner.metadata["requires"] if s not in optimizer.metadata["state"]]
+    if missing:
+        able = [
+            name for name, e in registry.entries["optimizers"].items()
+            if all(s in e.metadata["state"] for s in pruner.metadata["requires"])
+        ]
+        raise UsageError(
+            f"Pruner '{pruner.name}' needs optimizer state {', '.join(missing)}, which optimizer "
+            f"'{optimizer.name}' does not keep. Use one of: {', '.join(sorted(able)) or 'none installed'}."
+        )
+    return ResolvedRun(
+        config=c,
+        model=model,
+        dataset=dataset,
+        optimizer=optimizer,
+        pruner=pruner,
+        samplers=samplers,
+        dataset_opts=resolve_options(dataset.options, c.dataset_opts, f"dataset '{dataset.name}'"),
+        optimizer_opts=resolve_options(optimizer.options, c.optimizer_opts, f"optimizer '{optimizer.name}'"),
+        pruner_opts=resolve_options(pruner.options, c.pruner_opts, f"pruner '{pruner.name}'"),
+    )
