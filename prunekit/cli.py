@@ -1,0 +1,196 @@
+"""The ``prunekit`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from prunekit import __version__
+from prunekit.core.config import RunConfig, config_from_mapping, load_yaml_config
+from prunekit.core.options import parse_pairs
+from prunekit.core.registry import KINDS
+from prunekit.core.schedule import SCHEDULES
+from prunekit.errors import UsageError
+
+MiB = 1024 * 1024
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit status 2."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="prunekit")
+def cli() -> None:
+    """Benchmark neural-network pruning during training."""
+
+
+# Options of `prunekit run`, mapped to RunConfig fields.
+_RUN_FIELDS = {
+    "model": "model", "dataset": "dataset", "data_dir": "data_dir", "download": "download",
+    "dataset_opt": "dataset_opts", "optimizer": "optimizer", "optimizer_opt": "optimizer_opts",
+    "lr": "lr", "weight_decay": "weight_decay", "pruner": "pruner", "pruner_opt": "pruner_opts",
+    "sparsity": "sparsity", "schedule": "schedule", "warmup": "warmup", "prune_end": "prune_end",
+    "frequency": "frequency", "epochs": "epochs", "batch_size": "batch_size", "sampler": "samplers",
+    "sample_interval": "sample_interval", "device": "device", "seed": "seed", "amp": "amp",
+    "workers": "workers", "out": "out", "quiet": "quiet",
+}
+_PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-opt", "pruner_opt": "--pruner-opt"}
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML file of settings; options given here override it.")
+@click.option("--model", default="lenet5", show_default=True, help="Model name (prunekit list models).")
+@click.option("--dataset", default="digits", show_default=True, help="Dataset name (prunekit list datasets).")
+@click.option("--data-dir", default=None, help="Directory holding the dataset (mnist, cifar10, cifar100, imagenet).")
+@click.option("--download", is_flag=True, help="Download the dataset into --data-dir if missing.")
+@click.option("--dataset-opt", multiple=True, metavar="KEY=VALUE", help="Dataset option (repeatable).")
+@click.option("--optimizer", default="adamw", show_default=True, help="Optimizer name (prunekit list optimizers).")
+@click.option("--optimizer-opt", multiple=True, metavar="KEY=VALUE", help="Optimizer option (repeatable).")
+@click.option("--lr", type=float, default=None, help="Learning rate [default: the optimizer's].")
+@click.option("--weight-decay", type=float, default=None, help="Weight decay on weights [default: the model's].")
+@click.option("--pruner", default=None, help="Pruner name [default: the optimizer's, else magnitude].")
+@click.option("--pruner-opt", multiple=True, metavar="KEY=VALUE", help="Pruner option (repeatable).")
+@click.option("--sparsity", type=float, default=0.7, show_default=True, help="Target fraction of prunable weights set to zero.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="gmp", show_default=True, help="Sparsity ramp.")
+@click.option("--warmup", type=int, default=None, help="Optimizer steps before pruning starts [default: 10% of steps].")
+@click.option("--prune-end", type=int, default=None, help="Step at which the target is reached [default: 80% of steps].")
+@click.option("--frequency", type=int, default=None, help="Steps between mask updates [default: 50 updates on the ramp].")
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--sampler", multiple=True, help="Memory sampler (repeatable; 'auto' = every one that works here) [default: process].")
+@click.option("--sample-interval", type=float, default=0.5, show_default=True, help="Seconds between memory samples.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--amp", is_flag=True, help="Mixed precision on CUDA (bf16 where supported, else fp16).")
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes for on-disk datasets.")
+@click.option("--out", default=None, help="Run directory to create [default: runs/<model>-<dataset>-<optimizer>-<pruner>-s<sparsity>-seed<seed>-<time>].")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
+@click.pass_context
+def run(ctx: click.Context, config_file: Path | None, **options) -> None:
+    """Train one model with one optimizer and pruner; write a run directory."""
+    config = build_config(ctx, config_file, options)
+    from prunekit.core.runner import TrainingDiverged, run as run_training  # heavy: torch
+
+    from prunekit.progress import RunProgress
+
+    with RunProgress(config.epochs, quiet=config.quiet) as progress:
+        try:
+            out, summary = run_training(config, on_epoch=progress.epoch, on_step=progress.step, warn=progress.warn)
+        except TrainingDiverged as exc:
+            click.echo(f"Error: run failed: {exc}", err=True)
+            sys.exit(1)
+    print_summary(out, summary)
+
+
+def build_config(ctx: click.Context, config_file: Path | None, options: dict) -> RunConfig:
+    """Defaults, then the YAML file, then options given on the command line."""
+    data = load_yaml_config(config_file) if config_file else {}
+    for param, field in _RUN_FIELDS.items():
+        source = ctx.get_parameter_source(param)
+        value = options[param]
+        if param in _PAIR_OPTIONS:
+            if value:
+                data[field] = {**data.get(field, {}), **parse_pairs(value, _PAIR_OPTIONS[param])}
+            continue
+        if param == "sampler":
+            if value:
+                data[field] = list(value)
+            continue
+        if source == click.core.ParameterSource.COMMANDLINE or field not in data:
+            if source == click.core.ParameterSource.COMMANDLINE or value is not None:
+                data[field] = value
+    return config_from_mapping(data)
+
+
+def _mib(value: float) -> str:
+    return f"{value / MiB:,.1f} MiB"
+
+
+def print_summary(out: Path, s: dict) -> None:
+    ledger = s["ledger"]
+    reached = "reached" if s["target_reached"] else "NOT reached"
+    click.echo(f"Run complete: {out}")
+    click.echo(f"  model          {s['model']} on {s['dataset']}, {s['optimizer']} + {s['pruner']}, {s['epochs']} epochs, seed {s['seed']}")
+    click.echo(f"  test accuracy  {s['final_test_accuracy']:.2f}% final, {s['best_test_accuracy']:.2f}% best (epoch {s['best_epoch']})")
+    click.echo(
+        f"  sparsity       {100 * s['achieved_sparsity']:.2f}% of prunable weights (target {100 * s['target_sparsity']:.2f}%, {reached}); "
+        f"{100 * s['achieved_sparsity_all_parameters']:.2f}% of all parameters"
+    )
+    click.echo(
+        f"  ledger         parameters {ledger['parameters']:,} B, gradients {ledger['gradients']:,} B, "
+        f"optimizer state {ledger['optimizer_state']:,} B, pruner state {ledger['pruner_state']:,} B "
+        f"({ledger['pruner_state_bytes_per_prunable_weight']:.2f} B per prunable weight)"
+    )
+    for name, info in s["samplers"].items():
+        peaks = ", ".join(
+            f"{key} peak {_mib(fig['peak'])} mean {_mib(fig['mean'])}"
+            for key, fig in info["figures"].items()
+            if key.endswith("_bytes")
+        )
+        click.echo(f"  memory         {name} ({info['scope']}): {peaks or 'no byte figures'}; {info['samples']} samples, {info['errors']} errors")
+    click.echo(f"  time           {s['wall_time_s']:.1f} s wall, {1000 * s['mean_step_time_s']:.2f} ms per training step")
+    for warning in s["warnings"]:
+        click.echo(f"  warning        {warning}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json: bool) -> None:
+    """Every plugin, its version, what it registered, and any load error."""
+    from prunekit.core.plugins import get_plugins
+
+    infos = [info.describe() for info in get_plugins().infos.values()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2))
+        return
+    for info in infos:
+        registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info["registered"].items()) or "nothing"
+        click.echo(f"{info['name']} ({info['distribution']} {info['version']}): {registered}")
+        for error in info["errors"]:
+            click.echo(f"  error: {error}")
+
+
+@cli.command(name="list")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_(kind: str, as_json: bool) -> None:
+    """Registered models, datasets, optimizers, pruners or samplers."""
+    from prunekit.core.plugins import get_registry
+
+    entries = [e for _, e in sorted(get_registry().entries[kind].items())]
+    if as_json:
+        click.echo(json.dumps([e.describe() for e in entries], indent=2, default=str))
+        return
+    width = max((len(e.name) for e in entries), default=0)
+    for e in entries:
+        click.echo(f"{e.name:<{width}}  {e.description}  [{e.distribution}]")
+        for o in e.options:
+            choices = f" ({'|'.join(map(str, o.choices))})" if o.choices else ""
+            click.echo(f"{'':<{width}}    {o.name}={o.default!r}{choices}: {o.help}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage errors become one line on stderr and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="prunekit", standalone_mode=False)
+    except UsageError as exc:
+        fail(str(exc))
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        fail(exc.format_message().replace("\n", " "))
+    except KeyboardInterrupt:
+        click.echo("Interrupted; the run directory has no summary.json and is incomplete.", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
