@@ -1,0 +1,89 @@
+"""Registration through the entry point, metadata, and option validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prunekit.core.options import resolve_options
+from prunekit.core.plugins import build
+from prunekit.errors import UsageError
+from prunekit_adamwprune import StatePruner, adamwprune, state
+
+
+@pytest.fixture(scope="module")
+def registry():
+    plugins = build()
+    assert plugins.infos["adamwprune"].errors == []
+    return plugins.registry
+
+
+def test_registered_by_this_distribution(registry):
+    pruner = registry.get("pruners", "state")
+    optimizer = registry.get("optimizers", "adamwprune")
+    assert pruner.distribution == optimizer.distribution == "prunekit-adamwprune"
+    assert pruner.factory is state and optimizer.factory is adamwprune
+    assert pruner.metadata["requires"] == ("exp_avg_sq",)
+    assert optimizer.metadata["state"] == ("exp_avg", "exp_avg_sq")
+    assert optimizer.metadata["default_pruner"] == "state"
+    assert optimizer.metadata["lr"] == 1e-3
+
+
+def test_scope_option_is_the_builtin_one(registry):
+    mine = {o.name: o for o in registry.get("pruners", "state").options}
+    builtin = {o.name: o for o in registry.get("pruners", "magnitude").options}
+    assert mine["scope"] == builtin["scope"]
+    assert mine["variant"].choices == ("bitter7", "bitter0", "bitter3", "fisher")
+    assert mine["variant"].default == "bitter7"
+
+
+def test_defaults_resolve(registry):
+    entry = registry.get("pruners", "state")
+    assert resolve_options(entry.options, {}, "pruner 'state'") == {"variant": "bitter7", "scope": "global", "eps": 1e-8}
+    assert resolve_options(entry.options, {"variant": "fisher", "eps": "1e-6"}, "pruner 'state'")["eps"] == 1e-6
+
+
+@pytest.mark.parametrize(
+    "given, match",
+    [
+        ({"variant": "bitter9"}, "Option 'variant' of pruner 'state' must be one of: bitter7, bitter0, bitter3, fisher"),
+        ({"scope": "model"}, "Option 'scope' of pruner 'state' must be one of: global, layer"),
+        ({"eps": "-1"}, "Option 'eps' of pruner 'state' must be at least 0.0"),
+        ({"eps": "tiny"}, "must be float"),
+        ({"varient": "bitter0"}, "Unknown option 'varient' for pruner 'state'. Valid options: variant, scope, eps"),
+    ],
+)
+def test_bad_options_are_one_line_usage_errors(registry, given, match):
+    entry = registry.get("pruners", "state")
+    with pytest.raises(UsageError, match=match) as info:
+        resolve_options(entry.options, given, "pruner 'state'")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"variant": "bitter9"}, "variant"), ({"scope": "model"}, "scope"), ({"eps": 0.0}, "greater than 0")],
+)
+def test_factory_validates_when_called_directly(kwargs, match):
+    with pytest.raises(UsageError, match=match):
+        state([], **kwargs)
+
+
+def test_factory_builds_the_pruner():
+    layer = torch.nn.Linear(3, 2)
+    from prunekit.core.targets import prunable_targets
+
+    p = state(prunable_targets(layer), variant="bitter3", scope="layer", eps=1e-4)
+    assert isinstance(p, StatePruner) and (p.variant, p.scope, p.eps) == ("bitter3", "layer", 1e-4)
+
+
+def test_adamwprune_is_adamw_with_seed_settings():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    from prunekit.core.optim import parameter_groups
+
+    opt = adamwprune(parameter_groups(model, 5e-4), lr=2e-3, weight_decay=5e-4, epochs=1, steps_per_epoch=1)
+    assert type(opt) is torch.optim.AdamW
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+    for g in opt.param_groups:
+        assert g["betas"] == (0.9, 0.999) and g["eps"] == 1e-8 and g["amsgrad"] is False and g["lr"] == 2e-3
