@@ -64,28 +64,33 @@ class MovementPruner(Pruner):
         self.scores: list[torch.Tensor | None] = [None] * len(targets)
         self.masks: list[torch.Tensor | None] = [None] * len(targets)
         self.gates: list[MaskGate] = [install_gate(t) for t in targets]
-        self._group_of: dict[int, dict] = {}
+        self._group_of: dict[int, int] = {}
 
     # -- training hooks -------------------------------------------------
     def bind(self, optimizer) -> None:
         super().bind(optimizer)
         inner = torch_optimizer(optimizer)
-        self._group_of = {
-            id(p): group for group in (inner.param_groups if inner is not None else []) for p in group["params"]
-        }
+        groups = inner.param_groups if inner is not None else []
+        self._group_of = {id(p): g for g, group in enumerate(groups) for p in group["params"]}
         for i in range(len(self.targets)):
             self._score(i)
 
     @torch.no_grad()
     def before_step(self, step: int) -> None:
-        """Accumulate ``S -= lr_S * grad * W`` from the full gradient, then mask it."""
-        for i, target in enumerate(self.targets):
-            param = target.parameter
+        """Accumulate ``S -= lr_S * grad * W`` from the full gradient, then mask it.
+
+        A step whose gradients are not all finite (a mixed-precision overflow,
+        which the gradient scaler skips) leaves the scores unchanged.
+        """
+        present = [(i, t.parameter) for i, t in enumerate(self.targets) if t.parameter.grad is not None]
+        if not present:
+            return
+        finite = bool(torch.stack([torch.isfinite(p.grad).all() for _, p in present]).all())
+        for i, param in present:
             grad = param.grad
-            if grad is None:
-                continue
-            score = self._score(i)
-            score.addcmul_(grad.to(torch.float32), param.detach().to(torch.float32), value=-self._lr(param))
+            if finite:
+                score = self._score(i)
+                score.addcmul_(grad.to(torch.float32), param.detach().to(torch.float32), value=-self._lr(param))
             mask = self.masks[i]
             if mask is not None:
                 grad.mul_(mask)
@@ -142,10 +147,11 @@ class MovementPruner(Pruner):
     def _lr(self, param: torch.Tensor) -> float:
         if self.lr_score is not None:
             return self.lr_score
-        group = self._group_of.get(id(param))
-        if group is None:
+        index = self._group_of.get(id(param))
+        inner = torch_optimizer(self.optimizer)
+        if index is None or inner is None:
             raise RuntimeError("movement pruner: bind(optimizer) first, or set lr_score")
-        return float(group["lr"])
+        return float(inner.param_groups[index]["lr"])  # looked up each step: schedules replace nothing
 
     def _scores(self, indices: list[int]) -> Iterator[torch.Tensor]:
         for i in indices:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -43,13 +44,19 @@ def test_score_after_two_hand_computed_steps_fixed_lr():
     assert pruner.scores[0].tolist() == [[-1.75, 3.5]]
 
 
-def test_default_score_lr_follows_the_optimizer_learning_rate():
+@pytest.mark.parametrize("how", ["schedule", "load_state_dict"])
+def test_default_score_lr_follows_the_optimizer_learning_rate(how):
     layer = _linear([1.0, -2.0])
     pruner = MovementPruner(prunable_targets(layer))
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
     pruner.bind(optimizer)
     _step(layer, optimizer, pruner, [3.0, 1.0], 1)  # lr_S = 0.5: S = [-1.5, 1.0], W = [-0.5, -2.5]
-    optimizer.param_groups[0]["lr"] = 0.25  # a schedule lowered the rate
+    if how == "schedule":  # a schedule lowers the rate in place
+        optimizer.param_groups[0]["lr"] = 0.25
+    else:  # resuming replaces the optimizer's group dicts
+        state = optimizer.state_dict()
+        state["param_groups"][0]["lr"] = 0.25
+        optimizer.load_state_dict(state)
     # S = [-1.5, 1.0] - 0.25 * [(-1)(-0.5), 2(-2.5)] = [-1.625, 2.25]
     _step(layer, optimizer, pruner, [-1.0, 2.0], 2)
     assert pruner.scores[0].tolist() == [[-1.625, 2.25]]
