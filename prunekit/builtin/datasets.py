@@ -36,7 +36,7 @@ def digits(data_dir: Path | None, download: bool, seed: int) -> DatasetSplits:
     """UCI digits upsampled to 1x32x32, normalised by train statistics.
 
     The train/test split is fixed (seed 0, 20% test) whatever the run seed, so
-    every run is scored on the same 360 images.
+    every run is scored on the same 359 images.
     """
     pixels, labels = load_digits_arrays()
     images = F.interpolate(pixels.view(-1, 1, 8, 8) / 16.0, size=(32, 32), mode="bilinear", align_corners=False)

@@ -1,0 +1,80 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from prunekit.builtin.optimizers import adam, adamw, adamwadv, adamwspam, sgd
+from prunekit.core.optim import TrainingOptimizer, parameter_groups
+
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+
+
+def test_two_groups_no_decay_on_biases_and_norms():
+    groups = parameter_groups(model(), 5e-4)
+    assert [g["weight_decay"] for g in groups] == [5e-4, 0.0]
+    assert all(p.ndim == 2 for p in groups[0]["params"])
+    assert all(p.ndim == 1 for p in groups[1]["params"])
+
+
+@pytest.mark.parametrize("factory, cls", [(sgd, torch.optim.SGD), (adam, torch.optim.Adam), (adamw, torch.optim.AdamW)])
+def test_plain_optimizers(factory, cls):
+    opt = factory(parameter_groups(model(), 1e-4), lr=0.01, weight_decay=1e-4, epochs=3, steps_per_epoch=5)
+    assert isinstance(opt, cls)
+    assert opt.param_groups[0]["weight_decay"] == 1e-4 and opt.param_groups[1]["weight_decay"] == 0.0
+
+
+def test_adamwadv_amsgrad_cosine_and_clip():
+    opt = adamwadv(parameter_groups(model(), 1e-4), lr=1e-3, weight_decay=1e-4, epochs=4, steps_per_epoch=5)
+    assert isinstance(opt, TrainingOptimizer)
+    assert opt.optimizer.param_groups[0]["amsgrad"] is True
+    assert opt.max_grad_norm == 1.0
+    lrs = []
+    for epoch in range(1, 5):
+        lrs.append(opt.lr)
+        opt.end_epoch(epoch)
+    lrs.append(opt.lr)
+    expected = [1e-6 + (1e-3 - 1e-6) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(5)]
+    assert lrs == pytest.approx(expected)
+
+
+def _step(opt, net, scale=1.0, step=1):
+    opt.optimizer.zero_grad()
+    (net(torch.randn(8, 4)).sum() * scale).backward()
+    opt.process_gradients(step)
+    opt.step()
+    opt.after_step(step)
+
+
+def test_spam_spike_scales_moments():
+    net = model()
+    opt = adamwspam(parameter_groups(net, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=100, max_grad_norm=0.0)
+    for step in range(1, 13):
+        _step(opt, net, step=step)
+    weight = net[0].weight
+    m_before = opt.optimizer.state[weight]["exp_avg"].clone()
+    v_before = opt.optimizer.state[weight]["exp_avg_sq"].clone()
+    spikes = opt.spikes
+    opt.optimizer.zero_grad()
+    (net(torch.randn(8, 4)).sum() * 1e4).backward()  # a spike
+    opt.process_gradients(13)
+    assert opt.spikes == spikes + 1
+    assert torch.allclose(opt.optimizer.state[weight]["exp_avg"], m_before * 0.5)
+    assert torch.allclose(opt.optimizer.state[weight]["exp_avg_sq"], v_before * 0.9)
+
+
+def test_spam_reset_warmup_does_not_compound_the_learning_rate():
+    net = model()
+    opt = adamwspam(parameter_groups(net, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=100, reset_interval=10, reset_warmup=4)
+    lrs = {}
+    for step in range(1, 26):
+        _step(opt, net, step=step)
+        lrs[step] = opt.lr
+    assert opt.resets == 2
+    # After each reset the rate climbs back to exactly the scheduled rate, every time.
+    assert lrs[15] == pytest.approx(1e-3) and lrs[25] == pytest.approx(1e-3)
+    assert lrs[11] == pytest.approx(lrs[21]) and lrs[11] < 1e-3
+    assert torch.count_nonzero(opt.optimizer.state[net[0].weight]["exp_avg"]) > 0  # moments rebuilt after reset
