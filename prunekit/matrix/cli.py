@@ -1,0 +1,134 @@
+"""``prunekit matrix``: run a YAML grid of runs, resumably, in child processes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from prunekit.core.options import parse_pairs
+from prunekit.errors import UsageError
+
+
+def _overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for key, value in parse_pairs(pairs, "--set").items():
+        try:
+            out[key] = yaml.safe_load(value) if value != "" else None
+        except yaml.YAMLError:
+            out[key] = value
+    return out
+
+
+def _load(spec_path: Path | None, example: str | None, overrides: dict[str, Any]):
+    from prunekit.matrix import examples
+    from prunekit.matrix.spec import load_spec
+
+    if spec_path is not None and example is not None:
+        raise UsageError("Give either a SPEC file or --example NAME, not both.")
+    if example is not None:
+        return examples.load(example, overrides)
+    if spec_path is None:
+        raise UsageError(f"Give a SPEC file or --example NAME (examples: {', '.join(examples.names())}).")
+    return load_spec(spec_path, overrides)
+
+
+def _echo_skipped(plan) -> None:
+    for s in plan.skipped:
+        runs = f" ({s.runs} run{'s' if s.runs != 1 else ''})" if s.runs else ""
+        click.echo(f"  skipped {s.what}{runs}: {s.reason}")
+
+
+@click.command()
+@click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(path_type=Path))
+@click.option("--example", metavar="NAME", help="Use a spec shipped with prunekit (digits-quick, lenet5-mnist, resnet18-cifar10, resnet50-imagenet).")
+@click.option("--print", "print_spec", is_flag=True, help="Print the spec's YAML and exit.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Matrix directory [default: runs/<spec name>]. Rerun with the same --out to resume.")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at once: CPU processes with threads split fairly, or one per visible GPU.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a setting for every run (YAML value, e.g. data_dir=/data); replaces that field's axis.")
+@click.option("--keep-failed", is_flag=True, help="Do not redo runs that failed before (default: failed and interrupted runs are redone).")
+@click.option("--dry-run", is_flag=True, help="Check the spec and list the runs and their states; write nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
+def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: Path | None, jobs: int,
+           settings: tuple[str, ...], keep_failed: bool, dry_run: bool, quiet: bool) -> None:
+    """Run every combination of a YAML SPEC's axes, each run in its own child process.
+
+    Finished runs (those with summary.json) are skipped when the same command is run
+    again; interrupted ones are redone. Then: prunekit report DIR.
+    """
+    if print_spec:
+        if example is not None and spec_path is None:
+            from prunekit.matrix import examples
+
+            click.echo(examples.text(example), nl=False)
+            return
+        if spec_path is None or example is not None:
+            raise UsageError("--print needs either --example NAME or a SPEC file.")
+        try:
+            click.echo(spec_path.read_text(encoding="utf-8"), nl=False)
+        except OSError as exc:
+            raise UsageError(f"Cannot read matrix spec {spec_path}: {exc.strerror or exc}.") from None
+        return
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}.")
+
+    from prunekit.core.plugins import get_plugins
+    from prunekit.matrix import store
+    from prunekit.matrix.expand import expand
+    from prunekit.matrix.progress import MatrixProgress
+    from prunekit.matrix.scheduler import Scheduler, make_slots, todo
+
+    spec = _load(spec_path, example, _overrides(settings))
+    plan = expand(spec, get_plugins().registry)
+    out = out or Path("runs") / spec.name
+    store.check_out(out, plan)
+    runs, counts = todo(out, plan, keep_failed)
+
+    header = (
+        f"Matrix '{spec.name}' (spec {spec.spec_hash}): {len(plan.runs)} runs in {out}: "
+        f"{counts['finished']} finished, {counts['failed']} failed before, {counts['interrupted']} interrupted, "
+        f"{counts['new']} new; {len(runs)} to run now."
+    )
+    if dry_run:
+        click.echo(header)
+        _echo_skipped(plan)
+        for run in plan.runs:
+            click.echo(f"  {store.run_state(out, run.id):<11} {run.id}")
+        return
+
+    slots = make_slots(jobs, [r.config for r in runs] or [r.config for r in plan.runs])
+    out.mkdir(parents=True, exist_ok=True)
+    with store.MatrixLock(out):
+        store.check_out(out, plan)  # again, now that no other matrix process can change it
+        store.prepare(out, plan)
+        runs, counts = todo(out, plan, keep_failed)
+        if not quiet:
+            click.echo(header)
+            _echo_skipped(plan)
+            click.echo(f"  {slots.description}; logs in {out / store.LOGS}")
+        progress = MatrixProgress(len(plan.runs), done=counts["finished"], quiet=quiet)
+        if keep_failed:
+            progress.failed = counts["failed"]
+        scheduler = Scheduler(out, plan, slots, progress)
+        try:
+            with progress:
+                outcome = scheduler.execute(runs)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
+            sys.exit(130)
+
+    failed = {r.id for r in plan.runs if store.run_state(out, r.id) == store.FAILED}
+    finished = sum(store.run_state(out, r.id) == store.FINISHED for r in plan.runs)
+    skipped = sum(s.runs for s in plan.skipped)
+    click.echo(
+        f"Matrix '{spec.name}': {finished} of {len(plan.runs)} runs finished ({len(outcome.finished)} this time), "
+        f"{len(failed)} failed, {skipped} skipped. Results in {out}; next: prunekit report {out}"
+    )
+    for run_id in sorted(failed):
+        reason = outcome.failed.get(run_id, "failed before (see its failure.json)")
+        click.echo(f"  failed {run_id}: {reason}")
+    if failed:
+        sys.exit(1)

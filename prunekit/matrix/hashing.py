@@ -1,0 +1,37 @@
+"""Stable run ids: a readable prefix plus a hash of the resolved config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from prunekit.core.config import RunConfig
+
+#: Fields that do not change what a run computes.
+EXCLUDED = ("out", "quiet")
+HASH_LENGTH = 10
+
+
+def canonical(config: RunConfig | dict[str, Any]) -> str:
+    """Sorted-key compact JSON of the config without ``out`` and ``quiet``."""
+    data = config.to_dict() if isinstance(config, RunConfig) else dict(config)
+    data = {k: v for k, v in data.items() if k not in EXCLUDED}
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(config: RunConfig | dict[str, Any]) -> str:
+    """First ``HASH_LENGTH`` hex digits of the SHA-256 of :func:`canonical`."""
+    return hashlib.sha256(canonical(config).encode()).hexdigest()[:HASH_LENGTH]
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def run_id(config: RunConfig) -> str:
+    """``<model>-<dataset>-<optimizer>-<pruner>-s<sparsity %>-seed<seed>-<hash>``."""
+    pruner = config.pruner or "default"
+    prefix = f"{config.model}-{config.dataset}-{config.optimizer}-{pruner}-s{100 * config.sparsity:.4g}-seed{config.seed}"
+    return f"{_safe(prefix)}-{config_hash(config)}"

@@ -1,0 +1,152 @@
+"""The matrix directory and what each run directory's files say about the run.
+
+Layout of ``--out DIR``::
+
+    DIR/matrix.json          the spec, its hash, the expanded runs and what was skipped
+    DIR/matrix.lock          held while a matrix process works in DIR
+    DIR/runs/<id>/           one run directory per run (written by the runner)
+    DIR/runs/<id>/failure.json  why a run failed (written by the matrix)
+    DIR/logs/<id>.log        the child's stdout and stderr
+
+A run is finished iff ``summary.json`` exists: the runner writes it atomically, last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from prunekit import __version__
+from prunekit.core.files import write_json
+from prunekit.errors import UsageError
+from prunekit.matrix.expand import Plan
+
+MATRIX_FILE = "matrix.json"
+LOCK_FILE = "matrix.lock"
+RUNS = "runs"
+LOGS = "logs"
+SUMMARY = "summary.json"
+FAILURE = "failure.json"
+FORMAT = 1
+
+FINISHED, FAILED, INTERRUPTED, NEW = "finished", "failed", "interrupted", "new"
+
+
+def read_matrix_file(out: Path) -> dict[str, Any] | None:
+    """The recorded matrix, ``None`` if there is none; UsageError if unreadable."""
+    path = Path(out) / MATRIX_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not readable JSON ({exc}); use another --out.") from None
+    if not isinstance(data, dict) or "spec_hash" not in data:
+        raise UsageError(f"{path} is not a prunekit matrix record; use another --out.")
+    return data
+
+
+def check_out(out: Path, plan: Plan) -> None:
+    """Fail, writing nothing, if ``out`` cannot hold this matrix."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory.")
+    if out.is_dir():
+        recorded = read_matrix_file(out)
+        if recorded is not None:
+            if recorded["spec_hash"] != plan.spec.spec_hash:
+                raise UsageError(
+                    f"--out {out} holds a different matrix ('{recorded.get('name', '?')}', spec hash "
+                    f"{recorded['spec_hash']}; this spec's is {plan.spec.spec_hash}). Use another --out, "
+                    "or the spec that made it to resume."
+                )
+        elif any(p.name != LOCK_FILE for p in out.iterdir()):
+            raise UsageError(f"--out {out} exists, is not empty and holds no {MATRIX_FILE}; use another --out.")
+        return
+    probe = out.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise UsageError(f"Cannot create --out {out}: {probe} is not a writable directory.")
+
+
+def run_state(out: Path, run_id: str) -> str:
+    """finished, failed, interrupted (a directory without a result) or new."""
+    path = Path(out) / RUNS / run_id
+    if (path / SUMMARY).exists():
+        return FINISHED
+    if (path / FAILURE).exists():
+        return FAILED
+    if path.exists():
+        return INTERRUPTED
+    return NEW
+
+
+class MatrixLock:
+    """An exclusive lock on DIR/matrix.lock, released by the kernel if the process dies."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / LOCK_FILE
+        self.handle = None
+
+    def __enter__(self) -> "MatrixLock":
+        self.handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return self
+        try:
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            raise UsageError(f"{self.path.parent} is in use by another prunekit matrix process; wait for it or stop it.") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{os.getpid()}\n")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def prepare(out: Path, plan: Plan) -> None:
+    """Create the layout and record the matrix (atomically). Call while holding the lock."""
+    out = Path(out)
+    (out / RUNS).mkdir(parents=True, exist_ok=True)
+    (out / LOGS).mkdir(exist_ok=True)
+    write_json(out / MATRIX_FILE, matrix_record(plan))
+
+
+def matrix_record(plan: Plan) -> dict[str, Any]:
+    spec = plan.spec
+    return {
+        "format": FORMAT,
+        "name": spec.name,
+        "description": spec.description,
+        "source": spec.source,
+        "spec_hash": spec.spec_hash,
+        "spec": spec.normalized,
+        "optimizers_expanded": plan.optimizers,
+        "runs": [r.describe() for r in plan.runs],
+        "skipped": [s.describe() for s in plan.skipped],
+        "prunekit_version": __version__,
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def clear_run(out: Path, run_id: str) -> None:
+    """Remove a run's directory and log before it is (re)done."""
+    shutil.rmtree(Path(out) / RUNS / run_id, ignore_errors=True)
+    (Path(out) / LOGS / f"{run_id}.log").unlink(missing_ok=True)
+
+
+def write_failure(out: Path, run_id: str, record: dict[str, Any]) -> None:
+    path = Path(out) / RUNS / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(path / FAILURE, record)
