@@ -95,7 +95,7 @@ BAD = [
     (["--dataset", "svhn"], "Unknown dataset 'svhn'. Available:"),
     (["--optimizer", "lion"], "Unknown optimizer 'lion'. Available:"),
     (["--pruner", "snip"], "Unknown pruner 'snip'. Available:"),
-    (["--sampler", "rocm"], "Unknown sampler 'rocm'"),
+    (["--sampler", "nosuch"], "Unknown sampler 'nosuch'. Available: "),
     (["--sparsity", "1.0"], "Sparsity must be in [0, 1), got 1.0."),
     (["--sparsity", "-0.1"], "Sparsity must be in [0, 1)"),
     (["--epochs", "0"], "Epochs must be at least 1, got 0."),

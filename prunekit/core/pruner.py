@@ -17,12 +17,10 @@ restore it.
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import torch
 
 from prunekit.core.targets import Target
-from prunekit.core.threshold import threshold_for_sparsity
+from prunekit.core.threshold import select_masks
 
 #: Per-weight optimizer state names that a mask also zeroes.
 MASKED_OPTIMIZER_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
@@ -85,10 +83,6 @@ class MaskPruner(Pruner):
             score = score.masked_fill(~mask, float("-inf"))
         return score
 
-    def _scores(self, indices: list[int]) -> Iterator[torch.Tensor]:
-        for i in indices:
-            yield self._masked_score(i)
-
     @torch.no_grad()
     def update_masks(self, sparsity: float, step: int) -> None:
         groups = (
@@ -97,10 +91,8 @@ class MaskPruner(Pruner):
             else [[i] for i in range(len(self.targets))]
         )
         for indices in groups:
-            numel = sum(self.targets[i].numel() for i in indices)
-            threshold = threshold_for_sparsity(lambda: self._scores(indices), numel, sparsity)
-            for i in indices:
-                keep = self._masked_score(i) > threshold
+            scorers = [lambda i=i: self._masked_score(i) for i in indices]
+            for i, keep in zip(indices, select_masks(scorers, sparsity)):
                 self.masks[i] = keep
         self.zero_optimizer_state()
         self.enforce()

@@ -1,0 +1,290 @@
+"""Results tables: one row per method (optimizer, pruner, settings) and target sparsity.
+
+Accuracy and the other figures are the mean (and sample standard deviation) over
+the seeds that completed. A row is flagged when any of its runs failed or missed its
+target sparsity; flagged rows are kept in the table but ranked nowhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from prunekit.report.load import RunRecord
+
+MiB = 1024 * 1024
+#: Config fields that never distinguish methods (seed is averaged over; the rest are the group).
+_NOT_METHOD = {"seed", "out", "quiet", "sparsity", "model", "dataset", "optimizer", "pruner", "pruner_opts"}
+_SCOPE_ORDER = {"allocator": 0, "device": 1, "process": 2}
+_FIGURE_ORDER = ("max_allocated", "allocated", "used", "rss")
+
+
+@dataclass(frozen=True, order=True)
+class GroupKey:
+    model: str
+    dataset: str
+    target: float
+
+    @property
+    def title(self) -> str:
+        what = "dense (no pruning)" if self.target == 0 else f"{100 * self.target:g}% target sparsity"
+        return f"{self.model} on {self.dataset}, {what}"
+
+
+@dataclass(frozen=True)
+class MemoryFigure:
+    """One measured figure: a sampler's ``*_bytes`` value."""
+
+    sampler: str
+    figure: str
+    scope: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.sampler} {self.figure.removesuffix('_bytes')} ({self.scope})"
+
+    @property
+    def key(self) -> str:
+        return f"{self.sampler}.{self.figure}"
+
+    def values(self, run: RunRecord) -> tuple[float, float] | None:
+        """(peak, mean) bytes, or None if this run did not measure it."""
+        try:
+            fig = run.summary["samplers"][self.sampler]["figures"][self.figure]
+            return float(fig["peak"]), float(fig["mean"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass
+class Stat:
+    mean: float | None
+    std: float | None
+    n: int
+
+    def format(self, digits: int = 2, scale: float = 1.0) -> str:
+        if self.mean is None:
+            return "—"
+        text = f"{self.mean * scale:.{digits}f}"
+        if self.std is not None:
+            text += f" ± {self.std * scale:.{digits}f}"
+        return text
+
+
+def stat(values: Iterable[float | None]) -> Stat:
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not xs:
+        return Stat(None, None, 0)
+    return Stat(statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else None, len(xs))
+
+
+def ledger_per_weight(summary: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(pruner state, optimizer state) bytes per prunable weight, from the exact ledger."""
+    ledger = summary.get("ledger") or {}
+    prunable = ledger.get("prunable_weights") or (summary.get("parameter_counts") or {}).get("prunable")
+    pruner = ledger.get("pruner_state_bytes_per_prunable_weight")
+    if pruner is None and prunable and "pruner_state" in ledger:
+        pruner = ledger["pruner_state"] / prunable
+    per = ledger.get("per_prunable_weight")
+    optimizer = None
+    if isinstance(per, dict) and prunable:
+        optimizer = sum(float(v.get("optimizer_state", 0)) for v in per.values() if isinstance(v, dict)) / prunable
+    return pruner, optimizer
+
+
+def memory_figures(runs: list[RunRecord]) -> list[MemoryFigure]:
+    """Every ``*_bytes`` figure any completed run measured, the preferred one first."""
+    found: dict[tuple[str, str], str] = {}
+    for run in runs:
+        if not run.completed:
+            continue
+        for sampler, info in run.summary["samplers"].items():
+            if not isinstance(info, dict):
+                continue
+            for figure in info.get("figures") or {}:
+                if figure.endswith("_bytes"):
+                    found.setdefault((sampler, figure), str(info.get("scope", "?")))
+
+    def order(item: MemoryFigure) -> tuple:
+        pos = next((i for i, word in enumerate(_FIGURE_ORDER) if word in item.figure), len(_FIGURE_ORDER))
+        return _SCOPE_ORDER.get(item.scope, 9), pos, item.sampler, item.figure
+
+    return sorted((MemoryFigure(s, f, scope) for (s, f), scope in found.items()), key=order)
+
+
+def primary_figure(runs: list[RunRecord], figures: list[MemoryFigure]) -> MemoryFigure | None:
+    """The preferred figure that every completed run measured (accuracy per 100 MiB divides by its peak)."""
+    completed = [r for r in runs if r.completed]
+    for fig in figures:
+        if completed and all(fig.values(r) is not None for r in completed):
+            return fig
+    return None
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def varying_fields(runs: list[RunRecord]) -> list[str]:
+    """Config fields, other than the group and the seed, whose values differ between runs."""
+    keys = sorted({k for r in runs for k in r.config} - _NOT_METHOD)
+    return [k for k in keys if len({_canonical(r.config.get(k)) for r in runs}) > 1]
+
+
+def _pruner_label(run: RunRecord, varying_opts: dict[str, set[str]]) -> str:
+    pruner = str(run.config.get("pruner") or run.get("pruner"))
+    opts = run.config.get("pruner_opts") or {}
+    shown = [f"{k}={opts[k]}" for k in sorted(opts) if k in varying_opts.get(pruner, set())]
+    return f"{pruner}({', '.join(shown)})" if shown else pruner
+
+
+def _varying_pruner_options(runs: list[RunRecord]) -> dict[str, set[str]]:
+    by_pruner: dict[str, list[dict]] = {}
+    for r in runs:
+        by_pruner.setdefault(str(r.config.get("pruner") or r.get("pruner")), []).append(r.config.get("pruner_opts") or {})
+    out: dict[str, set[str]] = {}
+    for pruner, option_sets in by_pruner.items():
+        keys = {k for opts in option_sets for k in opts}
+        out[pruner] = {k for k in keys if len({_canonical(o.get(k)) for o in option_sets}) > 1}
+    return out
+
+
+@dataclass
+class Row:
+    """One method at one target sparsity, over its seeds."""
+
+    group: GroupKey
+    optimizer: str
+    pruner: str
+    settings: str
+    runs: list[RunRecord]
+    flags: list[str] = field(default_factory=list)
+    rank: int | None = None
+
+    @property
+    def completed(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.completed]
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.runs if not r.completed]
+
+    @property
+    def method(self) -> str:
+        return f"{self.optimizer} + {self.pruner}" + (f" [{self.settings}]" if self.settings else "")
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
+
+    def final(self) -> Stat:
+        return stat(r.summary["final_test_accuracy"] for r in self.completed)
+
+    def best(self) -> Stat:
+        return stat(r.summary["best_test_accuracy"] for r in self.completed)
+
+    def achieved(self) -> Stat:
+        return stat(r.summary["achieved_sparsity"] for r in self.completed)
+
+    def ledger(self) -> tuple[Stat, Stat]:
+        pairs = [ledger_per_weight(r.summary) for r in self.completed]
+        return stat(p for p, _ in pairs), stat(o for _, o in pairs)
+
+    def memory(self, fig: MemoryFigure) -> tuple[Stat, Stat]:
+        values = [fig.values(r) for r in self.completed]
+        return stat(v[0] for v in values if v), stat(v[1] for v in values if v)
+
+    def accuracy_per_100mib(self, fig: MemoryFigure | None) -> Stat:
+        if fig is None:
+            return Stat(None, None, 0)
+        return stat(per_100mib(r, fig) for r in self.completed)
+
+    def wall(self) -> Stat:
+        return stat(r.summary["wall_time_s"] for r in self.completed)
+
+
+def per_100mib(run: RunRecord, fig: MemoryFigure) -> float | None:
+    values = fig.values(run)
+    if not run.completed or values is None or values[0] <= 0:
+        return None
+    return run.summary["final_test_accuracy"] / (values[0] / (100 * MiB))
+
+
+def _flags(runs: list[RunRecord]) -> list[str]:
+    flags = []
+    failed = [r for r in runs if not r.completed]
+    if failed:
+        reason = str((failed[0].failure or {}).get("reason", "see failure.json"))
+        flags.append(f"failed {len(failed)}/{len(runs)}: {reason}")
+    missed = [r for r in runs if r.completed and not r.summary["target_reached"]]
+    if missed:
+        achieved = ", ".join(f"{100 * r.summary['achieved_sparsity']:.1f}%" for r in missed)
+        flags.append(f"missed target {len(missed)}/{len(runs)} (achieved {achieved})")
+    return flags
+
+
+def build_rows(runs: list[RunRecord]) -> dict[GroupKey, list[Row]]:
+    """Rows per group, ranked by mean final accuracy; flagged rows last and unranked."""
+    varying = varying_fields(runs)
+    varying_opts = _varying_pruner_options(runs)
+    buckets: dict[tuple, list[RunRecord]] = {}
+    for run in runs:
+        group = GroupKey(str(run.get("model")), str(run.get("dataset")), round(run.target, 6))
+        settings = ", ".join(f"{k}={run.config.get(k)}" for k in varying)
+        key = (group, str(run.config.get("optimizer") or run.get("optimizer")), _pruner_label(run, varying_opts), settings)
+        buckets.setdefault(key, []).append(run)
+    groups: dict[GroupKey, list[Row]] = {}
+    for (group, optimizer, pruner, settings), members in sorted(buckets.items(), key=lambda kv: kv[0]):
+        members.sort(key=lambda r: (int(r.config.get("seed") or 0), r.name))
+        groups.setdefault(group, []).append(Row(group, optimizer, pruner, settings, members, _flags(members)))
+    for rows in groups.values():
+        ranked = sorted((r for r in rows if not r.flagged and r.final().mean is not None), key=lambda r: -r.final().mean)
+        for i, row in enumerate(ranked, 1):
+            row.rank = i
+        rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.optimizer, r.pruner))
+    return dict(sorted(groups.items()))
+
+
+def flat_rows(runs: list[RunRecord], figures: list[MemoryFigure], primary: MemoryFigure | None) -> list[dict[str, Any]]:
+    """One row per run, for pandas: every figure the report uses, unaggregated."""
+    out = []
+    for run in sorted(runs, key=lambda r: r.name):
+        s = run.summary or {}
+        pruner_bpw, optimizer_bpw = ledger_per_weight(s) if run.completed else (None, None)
+        ledger = s.get("ledger") or {}
+        row: dict[str, Any] = {
+            "run": run.name,
+            "status": run.status,
+            "model": run.get("model"),
+            "dataset": run.get("dataset"),
+            "optimizer": run.config.get("optimizer") or run.get("optimizer"),
+            "pruner": run.config.get("pruner") or run.get("pruner"),
+            "pruner_options": json.dumps(s.get("pruner_options", run.config.get("pruner_opts") or {}), sort_keys=True),
+            "seed": run.get("seed"),
+            "epochs": run.get("epochs"),
+            "target_sparsity": run.target,
+            "achieved_sparsity": s.get("achieved_sparsity"),
+            "target_reached": s.get("target_reached"),
+            "final_test_accuracy": s.get("final_test_accuracy"),
+            "best_test_accuracy": s.get("best_test_accuracy"),
+            "best_epoch": s.get("best_epoch"),
+            "pruner_state_bytes_per_prunable_weight": pruner_bpw,
+            "optimizer_state_bytes_per_prunable_weight": optimizer_bpw,
+            "ledger_parameters_bytes": ledger.get("parameters"),
+            "ledger_gradients_bytes": ledger.get("gradients"),
+            "ledger_optimizer_state_bytes": ledger.get("optimizer_state"),
+            "ledger_pruner_state_bytes": ledger.get("pruner_state"),
+        }
+        for fig in figures:
+            values = fig.values(run) if run.completed else None
+            row[f"{fig.key}.peak"] = values[0] if values else None
+            row[f"{fig.key}.mean"] = values[1] if values else None
+        row["accuracy_per_100mib"] = per_100mib(run, primary) if primary else None
+        row["accuracy_per_100mib_divides_by"] = f"{primary.key}.peak" if primary else None
+        row["wall_time_s"] = s.get("wall_time_s")
+        row["failure_reason"] = (run.failure or {}).get("reason")
+        out.append(row)
+    return out
