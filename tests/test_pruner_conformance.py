@@ -1,0 +1,28 @@
+"""Every registered pruner (built-in or from an installed plugin) passes the conformance suite."""
+
+import pytest
+
+from prunekit.core import plugins
+from prunekit.core.options import resolve_options
+from prunekit.testing.pruner_conformance import check_pruner
+
+PRUNERS = sorted(n for n in plugins.get_registry().names("pruners") if n != "none")
+
+
+@pytest.mark.parametrize("name", PRUNERS)
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_registered_pruner_conforms(name, scope):
+    entry = plugins.get_registry().get("pruners", name)
+    given = {"scope": scope} if any(o.name == "scope" for o in entry.options) else {}
+    if scope == "layer" and not given:
+        pytest.skip(f"{name} has no scope option")
+    options = resolve_options(entry.options, given, f"pruner '{name}'")
+    achieved = check_pruner(entry.factory, options)
+    assert set(achieved) == {0.5, 0.8}
+
+
+def test_the_suite_catches_a_pruner_that_does_not_prune():
+    from prunekit.core.pruner import Pruner
+
+    with pytest.raises(AssertionError, match="forward weights are 0.0000 sparse"):
+        check_pruner(lambda targets: Pruner(targets))
