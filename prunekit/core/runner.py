@@ -11,6 +11,7 @@ Files in the run directory:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import sys
@@ -192,7 +193,7 @@ def evaluate(model, loader, device, autocast) -> tuple[float, float]:
 
 def _autocast_factory(config: RunConfig, device: torch.device):
     if not config.amp:
-        return (lambda: torch.autocast(device.type, enabled=False)), None
+        return contextlib.nullcontext, None
     if device.type != "cuda":
         raise UsageError("--amp needs a CUDA/ROCm device; drop --amp or use --device cuda.")
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
