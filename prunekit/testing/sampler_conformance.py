@@ -153,14 +153,15 @@ def check_sampling_thread(
     """Run the sampler on the core's SamplingThread; check timeline and summary content."""
     sampler = make(factory, device)
     sampler.start()
+    counted = _Counting(sampler)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "timeline.jsonl"
-        thread = SamplingThread({name: sampler}, interval=interval, timeline=path)
+        thread = SamplingThread({name: counted}, interval=interval, timeline=path)
         thread.start()
         try:
             deadline = time.monotonic() + timeout
             phases = iter(PHASES)
-            while thread.summary()[name]["samples"] + thread.summary()[name]["errors"] < min_samples:
+            while counted.calls < min_samples:
                 assert time.monotonic() < deadline, f"no {min_samples} samples within {timeout} s"
                 thread.step += 1
                 phase = next(phases, None)
@@ -177,13 +178,15 @@ def check_sampling_thread(
     )
     assert len(lines) >= min_samples, f"timeline has {len(lines)} lines, expected at least {min_samples}"
     report = ConformanceReport(sampler.scope, samples=summary["samples"], timeline_lines=len(lines), summary=summary)
-    last_t = -1.0
+    last_t, last_step = -1.0, 0
     for i, line in enumerate(lines):
         assert set(line) == TIMELINE_FIELDS, f"timeline line {i} has fields {sorted(line)}"
         assert line["sampler"] == name and line["scope"] == sampler.scope
         assert line["t"] >= last_t, f"timeline line {i} goes back in time"
         last_t = line["t"]
-        assert isinstance(line["step"], int) and isinstance(line["phase"], str)
+        assert isinstance(line["step"], int) and line["step"] >= last_step, f"timeline line {i}: bad step"
+        last_step = line["step"]
+        assert line["phase"] in ("setup", *PHASES), f"timeline line {i}: unknown phase {line['phase']!r}"
         report.figures |= set(check_figures(line["figures"], f"timeline line {i}"))
     assert set(summary["figures"]) == report.figures, (
         f"summary figures {sorted(summary['figures'])} differ from the timeline's {sorted(report.figures)}"
@@ -194,6 +197,21 @@ def check_sampling_thread(
         assert math.isclose(stats["mean"], sum(values) / len(values), rel_tol=1e-9, abs_tol=1e-9)
     json.dumps(summary)
     return report
+
+
+class _Counting:
+    """Forwards to a sampler and counts sample() calls (the thread's progress, errors included)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def sample(self) -> Any:
+        self.calls += 1
+        return self._inner.sample()
 
 
 def check_unavailable(factory: SamplerFactory, device: torch.device) -> str:
