@@ -1,6 +1,7 @@
 """Test helpers for prunekit and its plugins (public, importable by third parties).
 
 - :mod:`prunekit.testing.sampler_conformance`: checks every sampler must pass.
+- :mod:`prunekit.testing.pruner_conformance`: checks every pruner must pass.
 - :mod:`prunekit.testing.fake_pynvml`: a fake ``pynvml`` (nvidia-ml-py) module.
 - :mod:`prunekit.testing.fake_amdsmi`: a fake ``amdsmi`` module.
 
