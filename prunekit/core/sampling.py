@@ -177,7 +177,7 @@ class SamplingThread:
                 "figures": figures,
             }
             extra = getattr(sampler, "summary", None)
-            if extra is not None:
-                entry.update(extra())
+            if extra is not None:  # a sampler's extras never overwrite the core's figures
+                entry.update({k: v for k, v in extra().items() if k not in entry})
             out[name] = entry
         return out
