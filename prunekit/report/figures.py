@@ -35,7 +35,7 @@ class Style:
 
         handles = [Line2D([], [], color=c, lw=2.5, label=n) for n, c in self.colors.items()]
         handles += [Line2D([], [], color="0.3", marker=self.markers[p], linestyle=self.lines[p], label=p) for p in self.markers]
-        fig.legend(handles=handles, loc="outside right upper", fontsize="small", title="optimizer / pruner", frameon=False)
+        fig.legend(handles=handles, loc="outside right center", fontsize="small", title="optimizer / pruner", frameon=False)
 
 
 def _grid(n: int, width: float = 5.2, height: float = 3.8, cols: int = 3):
@@ -242,7 +242,8 @@ def ledger_bars(groups: dict[GroupKey, list[Row]], path: Path) -> Path | None:
         ax.tick_params(axis="y", labelsize="small")
         ax.margins(x=0.12)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].legend(loc="lower right", fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(LEDGER_PARTS), fontsize="small", frameon=False)
     fig.suptitle("Training memory ledger per method: parameters, gradients, optimizer state, pruner state")
     return _save(fig, path)
 

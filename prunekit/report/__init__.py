@@ -1,0 +1,12 @@
+"""``prunekit report``: tables and figures from run directories.
+
+- :mod:`prunekit.report.load`: read run directories (incomplete or malformed ones are reported, not fatal);
+- :mod:`prunekit.report.table`: rows per method and target sparsity, the flat per-run table;
+- :mod:`prunekit.report.document`: Markdown and HTML rendering;
+- :mod:`prunekit.report.figures`: PNG figures (matplotlib, Agg, imported lazily);
+- :mod:`prunekit.report.build`: writes it all.
+"""
+
+from prunekit.report.build import Report, build_report
+
+__all__ = ["Report", "build_report"]
