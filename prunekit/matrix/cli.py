@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: P
 
     spec = _load(spec_path, example, _overrides(settings))
     plan = expand(spec, get_plugins().registry)
-    out = out or Path("runs") / spec.name
+    out = out or Path("runs") / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name)
     store.check_out(out, plan)
     runs, counts = todo(out, plan, keep_failed)
 

@@ -42,13 +42,17 @@ class MatrixProgress:
         if not self.quiet and self.stream.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.table import Column
 
+            # status first and the run id last, so a narrow terminal truncates the id, not the numbers
             self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.fields[status]}"), console=Console(file=self.stream),
+                TextColumn("{task.fields[status]}", table_column=Column(width=34, no_wrap=True)),
+                BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+                console=Console(file=self.stream), expand=True,
             )
             self.bar.start()
-            self.overall = self.bar.add_task("[bold]matrix", total=self.total, completed=self.done, status=self._counts())
+            self.overall = self.bar.add_task("matrix", total=self.total, completed=self.done, status=self._counts())
         return self
 
     def __exit__(self, *exc) -> None:
@@ -70,13 +74,13 @@ class MatrixProgress:
     def started(self, run: Active) -> None:
         self.epochs_seen[run.run_id] = 0
         if self.bar is not None:
-            self.tasks[run.run_id] = self.bar.add_task(f"  {run.run_id}", total=run.epochs, status="starting")
+            self.tasks[run.run_id] = self.bar.add_task(run.run_id, total=run.epochs, status="  starting")
         else:
             self.print(f"{self._position()} start {run.run_id}")
 
     def update(self, run: Active) -> None:
         if self.bar is not None and run.run_id in self.tasks:
-            acc = f"epoch {run.epoch}/{run.epochs}" + (f", test acc {run.accuracy:.2f}%" if run.accuracy is not None else "")
+            acc = f"  epoch {run.epoch}/{run.epochs}" + (f", test acc {run.accuracy:.2f}%" if run.accuracy is not None else "")
             self.bar.update(self.tasks[run.run_id], completed=run.epoch, status=acc)
         elif self.bar is None and run.epoch > self.epochs_seen.get(run.run_id, 0):
             acc = f", test acc {run.accuracy:.2f}%" if run.accuracy is not None else ""

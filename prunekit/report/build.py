@@ -47,8 +47,8 @@ def _row_cells(row: Row, figures: list[MemoryFigure], primary: MemoryFigure | No
         row.best().format(),
         f"{100 * row.group.target:g}%",
         _pct(row.achieved().mean),
-        pruner_b.format(2) if pruner_b.mean is not None else "—",
-        optimizer_b.format(2) if optimizer_b.mean is not None else "—",
+        "—" if pruner_b.mean is None else f"{pruner_b.mean:.2f}",
+        "—" if optimizer_b.mean is None else f"{optimizer_b.mean:.2f}",
     ]
     for fig in figures:
         peak, mean = row.memory(fig)

@@ -17,6 +17,8 @@ import yaml
 SUMMARY, FAILURE, CONFIG, METRICS, TIMELINE, MATRIX = (
     "summary.json", "failure.json", "config.yaml", "metrics.jsonl", "timeline.jsonl", "matrix.json",
 )
+#: Timeline samples kept per run for the figures.
+TIMELINE_POINTS = 5000
 #: Directories inside a folder of runs that are not runs.
 NOT_RUNS = ("figures", "logs")
 
@@ -84,13 +86,19 @@ def _read_json(path: Path) -> Any:
         raise Malformed(f"{path.name} cannot be read ({exc.strerror or exc})") from None
 
 
-def _read_jsonl(path: Path, notes: list[str], name: str) -> list[dict[str, Any]]:
-    """Complete JSON lines; a bad line is noted and skipped (the file may be cut short)."""
+def _read_jsonl(path: Path, notes: list[str], name: str, max_records: int | None = None) -> list[dict[str, Any]]:
+    """Complete JSON lines; a bad line is noted and skipped (the file may be cut short).
+
+    With ``max_records``, long files are thinned to about that many evenly spaced lines
+    (timelines of long runs; their exact peaks are in summary.json anyway).
+    """
     if not path.exists():
         return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    stride = max(1, -(-len(lines) // max_records)) if max_records else 1
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
+    for number, line in enumerate(lines, 1):
+        if (number - 1) % stride or not line.strip():
             continue
         try:
             record = json.loads(line)
@@ -140,7 +148,7 @@ def load_run(path: Path, matrix_configs: dict[str, dict], notes: list[str]) -> R
         summary = _check_summary(_read_json(path / SUMMARY))
         record = RunRecord(name, path, "completed", _config(path, matrix_configs, summary), summary=summary)
         record.metrics = _read_jsonl(path / METRICS, notes, name)
-        record.timeline = _read_jsonl(path / TIMELINE, notes, name)
+        record.timeline = _read_jsonl(path / TIMELINE, notes, name, TIMELINE_POINTS)
         return record
     if (path / FAILURE).exists():
         failure = _read_json(path / FAILURE)

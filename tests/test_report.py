@@ -1,0 +1,260 @@
+"""`prunekit report` on fixture run directories: table contents, flags, figures, exports, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import struct
+
+import pytest
+import yaml
+
+from prunekit import cli as prunekit_cli
+from prunekit.report.cli import report
+from prunekit.report.load import load
+from prunekit.report.table import memory_figures, primary_figure
+
+if "report" not in prunekit_cli.cli.commands:  # until prunekit/cli.py registers it
+    prunekit_cli.cli.add_command(report)
+
+MiB = 1024 * 1024
+PRUNABLE = 61_470
+OPTIMIZER_STATE = {"sgd": 4, "adam": 8, "adamw": 8}
+PRUNER_STATE = {"none": 0, "magnitude": 1, "state": 1}
+
+
+def config_of(optimizer, pruner, target, seed, epochs=3):
+    return {
+        "model": "lenet5", "dataset": "digits", "optimizer": optimizer, "optimizer_opts": {}, "lr": None,
+        "pruner": pruner, "pruner_opts": {}, "sparsity": target, "epochs": epochs, "batch_size": 32, "seed": seed,
+    }
+
+
+def summary_of(optimizer, pruner, target, seed, final, achieved, peak_mib, mean_mib, samplers=None):
+    opt_bpw, pruner_bpw = OPTIMIZER_STATE[optimizer], PRUNER_STATE[pruner]
+    return {
+        "status": "completed", "model": "lenet5", "dataset": "digits", "optimizer": optimizer, "pruner": pruner,
+        "pruner_options": {}, "seed": seed, "epochs": 3, "final_test_accuracy": final, "best_test_accuracy": final + 0.5,
+        "best_epoch": 2, "target_sparsity": target, "achieved_sparsity": achieved,
+        "target_reached": abs(achieved - target) <= 0.005, "wall_time_s": 10.0 + seed,
+        "parameter_counts": {"total": 61_750, "prunable": PRUNABLE},
+        "ledger": {
+            "parameters": 247_000, "gradients": 247_000, "optimizer_state": opt_bpw * 61_750,
+            "pruner_state": pruner_bpw * PRUNABLE, "prunable_weights": PRUNABLE,
+            "pruner_state_bytes_per_prunable_weight": float(pruner_bpw),
+            "per_prunable_weight": {
+                "a.weight": {"parameter": 4 * 60_000, "optimizer_state": opt_bpw * 60_000, "pruner_state": pruner_bpw * 60_000},
+                "b.weight": {"parameter": 4 * 1_470, "optimizer_state": opt_bpw * 1_470, "pruner_state": pruner_bpw * 1_470},
+            },
+        },
+        "samplers": samplers or {"process": {"scope": "process", "samples": 3, "errors": 0,
+                                             "figures": {"rss_bytes": {"peak": peak_mib * MiB, "mean": mean_mib * MiB}}}},
+        "warnings": [],
+    }
+
+
+def write_run(runs, name, optimizer, pruner, target, seed, final, achieved=None, peak=200.0, mean=150.0, samplers=None):
+    achieved = target if achieved is None else achieved
+    d = runs / name
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump(config_of(optimizer, pruner, target, seed) | {"out": str(d)}))
+    (d / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e, "test_accuracy": final - 10 * (3 - e), "sparsity": achieved * e / 3}) + "\n" for e in (1, 2, 3)
+    ))
+    (d / "timeline.jsonl").write_text("".join(
+        json.dumps({"t": 0.5 * i, "sampler": "process", "scope": "process", "phase": "train", "step": i,
+                    "figures": {"rss_bytes": (mean + (peak - mean) * i / 3) * MiB}}) + "\n" for i in range(4)
+    ))
+    (d / "summary.json").write_text(json.dumps(summary_of(optimizer, pruner, target, seed, final, achieved, peak, mean, samplers)))
+    return config_of(optimizer, pruner, target, seed)
+
+
+@pytest.fixture
+def matrix_dir(tmp_path):
+    root = tmp_path / "m"
+    runs = root / "runs"
+    listed = {
+        "adamw-mag-70-s0": write_run(runs, "adamw-mag-70-s0", "adamw", "magnitude", 0.7, 0, 90.0, peak=200, mean=150),
+        "adamw-mag-70-s1": write_run(runs, "adamw-mag-70-s1", "adamw", "magnitude", 0.7, 1, 92.0, peak=250, mean=170),
+        # the seed's ResNet-50 mistake: best accuracy, but it never pruned
+        "adamw-state-70-s0": write_run(runs, "adamw-state-70-s0", "adamw", "state", 0.7, 0, 95.0, achieved=0.0),
+        "adam-mag-70-s0": write_run(runs, "adam-mag-70-s0", "adam", "magnitude", 0.7, 0, 88.0, peak=100, mean=100),
+        "sgd-mag-70-s0": write_run(runs, "sgd-mag-70-s0", "sgd", "magnitude", 0.7, 0, 85.0),
+        "adamw-none-s0": write_run(runs, "adamw-none-s0", "adamw", "none", 0.0, 0, 93.0),
+    }
+    failed = config_of("sgd", "magnitude", 0.7, 1)
+    (runs / "sgd-mag-70-s1").mkdir()
+    (runs / "sgd-mag-70-s1" / "failure.json").write_text(json.dumps({
+        "status": "failed", "reason": "training diverged (NaN/inf loss): training loss became nan in epoch 2",
+        "returncode": 1, "config": failed,
+    }))
+    listed["sgd-mag-70-s1"] = failed
+    (runs / "interrupted").mkdir()
+    (runs / "interrupted" / "config.yaml").write_text(yaml.safe_dump(config_of("adam", "magnitude", 0.9, 0)))
+    (runs / "interrupted" / "metrics.jsonl").write_text('{"epoch": 1, "test_accuracy": 50.0}\n{"epoch": 2, "te')
+    (runs / "garbled").mkdir()
+    (runs / "garbled" / "summary.json").write_text("{not json")
+    (runs / "truncated").mkdir()
+    (runs / "truncated" / "summary.json").write_text(json.dumps({"model": "lenet5", "final_test_accuracy": 1.0}))
+    listed["never-started"] = config_of("adam", "magnitude", 0.5, 0)
+    (root / "matrix.json").write_text(json.dumps({
+        "name": "fixture", "spec_hash": "x" * 16,
+        "runs": [{"id": k, "config": v} for k, v in listed.items()],
+        "skipped": [{"what": "optimizer 'sgd' + pruner 'state'", "reason": "pruner 'state' needs optimizer state exp_avg_sq, which optimizer 'sgd' does not keep", "runs": 1}],
+    }))
+    return root
+
+
+def tables(markdown):
+    """{section heading: [row dict]} for every Markdown table."""
+    out, heading, header = {}, None, None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            heading, header = line[3:], None
+        elif line.startswith("|") and heading:
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            if header is None:
+                header = cells
+            elif not set(line) <= set("|-: "):
+                out.setdefault(heading, []).append(dict(zip(header, cells)))
+    return out
+
+
+def row(rows, optimizer, pruner):
+    return next(r for r in rows if r["optimizer"] == optimizer and r["pruner"] == pruner)
+
+
+def test_table_contents_flags_and_rankings(matrix_dir, run_cli):
+    result = run_cli("report", matrix_dir)
+    assert result.code == 0, result.err
+    assert "Report of 7 runs" in result.out
+    md = (matrix_dir / "report.md").read_text()
+    t = tables(md)
+    assert set(t) == {"lenet5 on digits, dense (no pruning)", "lenet5 on digits, 70% target sparsity"}
+    rows = t["lenet5 on digits, 70% target sparsity"]
+    mem = "process rss (process) peak / mean MiB"
+
+    mag = row(rows, "adamw", "magnitude")
+    assert mag["rank"] == "1" and mag["seeds"] == "2"
+    assert mag["final acc %"] == "91.00 ± 1.41" and mag["best acc %"] == "91.50 ± 1.41"
+    assert (mag["target"], mag["achieved"]) == ("70%", "70.00%")
+    assert (mag["pruner state B/weight"], mag["optimizer state B/weight"]) == ("1.00", "8.00")
+    assert mag[mem] == "225.0 / 160.0"
+    assert mag["acc per 100 MiB"] == "40.90 ± 5.80"  # 90 / 2.00 and 92 / 2.50
+    assert mag["wall s"] == "10.5" and mag["flags"] == ""
+
+    assert row(rows, "adam", "magnitude")["rank"] == "2" and row(rows, "adam", "magnitude")["acc per 100 MiB"] == "88.00"
+    never_pruned = row(rows, "adamw", "state")
+    assert never_pruned["rank"] == "—" and never_pruned["final acc %"] == "95.00" and never_pruned["achieved"] == "0.00%"
+    assert never_pruned["flags"] == "missed target 1/1 (achieved 0.0%)"
+    sgd = row(rows, "sgd", "magnitude")
+    assert sgd["rank"] == "—" and sgd["seeds"] == "1 of 2" and sgd["final acc %"] == "85.00"
+    assert sgd["flags"] == "failed 1/2: training diverged (NaN/inf loss): training loss became nan in epoch 2"
+    assert sgd["optimizer state B/weight"] == "4.00"
+    assert [r["rank"] for r in rows] == ["1", "2", "—", "—"]  # ranked rows first, flagged ones after
+    dense = t["lenet5 on digits, dense (no pruning)"]
+    assert [(r["optimizer"], r["pruner"], r["target"], r["pruner state B/weight"]) for r in dense] == [("adamw", "none", "0%", "0.00")]
+
+    best = md.split("## Best (flagged rows excluded)")[1].split("##")[0]
+    assert "70% target sparsity: best accuracy adamw + magnitude, 91.00 ± 1.41% final" in best
+    assert "best accuracy per 100 MiB adam + magnitude, 88.00" in best
+    assert "state" not in best and "sgd" not in best
+    assert "peak process rss (process) in MiB / 100" in md
+    problems = md.split("## Problems")[1]
+    assert "- interrupted: incomplete: no summary.json or failure.json" in problems
+    assert "- garbled: malformed: summary.json is not valid JSON" in problems
+    assert "- truncated: malformed: summary.json lacks best_test_accuracy" in problems
+    assert "- never-started: not run yet" in problems
+    assert "optimizer 'sgd' + pruner 'state': pruner 'state' needs optimizer state exp_avg_sq" in md
+    for name in ("interrupted", "garbled", "truncated"):
+        assert f"left out {name}:" in result.out
+
+    html = (matrix_dir / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<table>") == 2
+    assert "<td>missed target 1/1 (achieved 0.0%)</td>" in html and 'src="figures/ledger.png"' in html
+
+
+def png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+FIGURES = ("accuracy_vs_sparsity", "accuracy_per_epoch", "memory_timeline", "memory_vs_accuracy", "ledger")
+
+
+def test_figures_are_real_pngs_with_content(matrix_dir, run_cli):
+    from matplotlib.image import imread
+
+    assert run_cli("report", matrix_dir).code == 0
+    md = (matrix_dir / "report.md").read_text()
+    for name in FIGURES:
+        path = matrix_dir / "figures" / f"{name}.png"
+        width, height = png_size(path)
+        assert width >= 500 and height >= 300 and path.stat().st_size > 20_000
+        pixels = imread(path)[..., :3]
+        ink = (pixels < 0.9).any(axis=-1).mean()
+        assert 0.01 < ink < 0.9, (name, ink)  # drawn on, but not a solid block
+        assert f"](figures/{name}.png)" in md
+
+
+def test_flat_csv_and_json_exports(matrix_dir, run_cli):
+    assert run_cli("report", matrix_dir, "--format", "csv", "--format", "json", "--no-figures").code == 0
+    assert not (matrix_dir / "figures").exists()
+    with open(matrix_dir / "report.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    records = json.loads((matrix_dir / "report.json").read_text())
+    assert len(rows) == len(records) == 7
+    by_run = {r["run"]: r for r in records}
+    assert by_run["adamw-state-70-s0"]["target_reached"] is False and by_run["adamw-state-70-s0"]["achieved_sparsity"] == 0.0
+    assert by_run["sgd-mag-70-s1"]["status"] == "failed" and "nan" in by_run["sgd-mag-70-s1"]["failure_reason"]
+    assert by_run["adamw-mag-70-s1"]["process.rss_bytes.peak"] == 250 * MiB
+    assert by_run["adamw-mag-70-s1"]["accuracy_per_100mib"] == pytest.approx(92 / 2.5)
+    assert by_run["adamw-mag-70-s1"]["accuracy_per_100mib_divides_by"] == "process.rss_bytes.peak"
+    assert by_run["adamw-mag-70-s1"]["optimizer_state_bytes_per_prunable_weight"] == 8.0
+    assert {r["run"] for r in rows} == set(by_run) and rows[0].keys() == records[0].keys()
+
+
+def test_memory_figure_preference_allocator_over_process_when_every_run_has_it(tmp_path):
+    both = {
+        "process": {"scope": "process", "figures": {"rss_bytes": {"peak": 900.0 * MiB, "mean": 800.0 * MiB}}},
+        "torch": {"scope": "allocator", "figures": {"reserved_bytes": {"peak": 60.0 * MiB, "mean": 50.0 * MiB},
+                                                     "allocated_bytes": {"peak": 40.0 * MiB, "mean": 30.0 * MiB}}},
+    }
+    write_run(tmp_path, "a", "adamw", "magnitude", 0.7, 0, 90.0, samplers=both)
+    loaded = load(tmp_path)
+    figures = memory_figures(loaded.runs)
+    assert [f.key for f in figures] == ["torch.allocated_bytes", "torch.reserved_bytes", "process.rss_bytes"]
+    assert primary_figure(loaded.runs, figures).label == "torch allocated (allocator)"
+    write_run(tmp_path, "b", "adamw", "magnitude", 0.7, 1, 90.0)  # measured RSS only
+    loaded = load(tmp_path)
+    assert primary_figure(loaded.runs, memory_figures(loaded.runs)).key == "process.rss_bytes"
+
+
+def test_a_single_run_directory_and_a_folder_of_runs(tmp_path, run_cli):
+    write_run(tmp_path / "runs", "one", "sgd", "magnitude", 0.5, 0, 80.0)
+    write_run(tmp_path / "runs", "two", "sgd", "magnitude", 0.5, 1, 82.0)
+    assert run_cli("report", tmp_path / "runs" / "one", "--no-figures").code == 0
+    assert "| 1 | sgd | magnitude | 1 | 80.00 |" in (tmp_path / "runs" / "one" / "report.md").read_text()
+    assert run_cli("report", tmp_path / "runs").code == 0
+    assert "| 1 | sgd | magnitude | 2 | 81.00 ± 1.41 |" in (tmp_path / "runs" / "report.md").read_text()
+    assert run_cli("report", tmp_path / "runs").code == 0  # its own figures/ folder is not a run
+
+
+def test_only_failed_runs_still_make_a_report(tmp_path, run_cli):
+    d = tmp_path / "runs" / "bad"
+    d.mkdir(parents=True)
+    (d / "failure.json").write_text(json.dumps({"reason": "killed by SIGKILL", "config": config_of("sgd", "magnitude", 0.5, 0)}))
+    assert run_cli("report", tmp_path).code == 0
+    rows = tables((tmp_path / "report.md").read_text())["lenet5 on digits, 50% target sparsity"]
+    assert rows[0]["final acc %"] == "—" and rows[0]["flags"] == "failed 1/1: killed by SIGKILL"
+    assert not (tmp_path / "figures").exists()
+
+
+def test_bad_directories_exit_2(tmp_path, run_cli):
+    missing = run_cli("report", tmp_path / "nope")
+    assert missing.code == 2 and "is not a directory" in missing.err
+    (tmp_path / "empty").mkdir()
+    empty = run_cli("report", tmp_path / "empty")
+    assert empty.code == 2 and "holds no run directories" in empty.err
+    assert list((tmp_path / "empty").iterdir()) == []
