@@ -87,6 +87,21 @@ def test_cross_product_minus_incompatible_pairs_with_dense_once_per_optimizer(re
         assert run.config.epochs == 1 and run.config.model == "lenet5"
 
 
+def test_dense_runs_ignore_sparsity_and_schedule_axes(registry):
+    plan = plan_of("""
+        optimizers: [adamw]
+        pruners: [none, {name: magnitude, options: {scope: layer}}]
+        sparsities: [0.5, 0.9]
+        schedules: [gmp, cubic]
+        settings: {warmup: 3, frequency: 2}
+    """, registry)
+    dense = [r.config for r in plan.runs if r.config.pruner == "none"]
+    assert len(dense) == 1 and len(plan.runs) == 1 + 4
+    assert (dense[0].sparsity, dense[0].schedule, dense[0].warmup, dense[0].frequency, dense[0].pruner_opts) == (0.0, "gmp", None, None, {})
+    pruned = {(r.config.sparsity, r.config.schedule, r.config.warmup, r.config.pruner_opts["scope"]) for r in plan.runs[1:]}
+    assert pruned == {(s, k, 3, "layer") for s in (0.5, 0.9) for k in ("gmp", "cubic")}
+
+
 def test_incompatibility_comes_from_metadata_not_names(registry):
     """An optimizer that keeps exp_avg_sq is paired with the pruner; one that does not is skipped."""
     plan = plan_of("""

@@ -53,11 +53,11 @@ def summary_of(optimizer, pruner, target, seed, final, achieved, peak_mib, mean_
     }
 
 
-def write_run(runs, name, optimizer, pruner, target, seed, final, achieved=None, peak=200.0, mean=150.0, samplers=None):
+def write_run(runs, name, optimizer, pruner, target, seed, final, achieved=None, peak=200.0, mean=150.0, samplers=None, lr=None):
     achieved = target if achieved is None else achieved
     d = runs / name
     d.mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump(config_of(optimizer, pruner, target, seed) | {"out": str(d)}))
+    (d / "config.yaml").write_text(yaml.safe_dump(config_of(optimizer, pruner, target, seed) | {"out": str(d), "lr": lr}))
     (d / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": e, "test_accuracy": final - 10 * (3 - e), "sparsity": achieved * e / 3}) + "\n" for e in (1, 2, 3)
     ))
@@ -66,7 +66,7 @@ def write_run(runs, name, optimizer, pruner, target, seed, final, achieved=None,
                     "figures": {"rss_bytes": (mean + (peak - mean) * i / 3) * MiB}}) + "\n" for i in range(4)
     ))
     (d / "summary.json").write_text(json.dumps(summary_of(optimizer, pruner, target, seed, final, achieved, peak, mean, samplers)))
-    return config_of(optimizer, pruner, target, seed)
+    return config_of(optimizer, pruner, target, seed) | {"lr": lr}
 
 
 @pytest.fixture
@@ -239,6 +239,20 @@ def test_a_single_run_directory_and_a_folder_of_runs(tmp_path, run_cli):
     assert run_cli("report", tmp_path / "runs").code == 0
     assert "| 1 | sgd | magnitude | 2 | 81.00 ± 1.41 |" in (tmp_path / "runs" / "report.md").read_text()
     assert run_cli("report", tmp_path / "runs").code == 0  # its own figures/ folder is not a run
+
+
+def test_settings_column_only_for_fields_that_split_a_method(tmp_path, run_cli):
+    runs = tmp_path / "runs"
+    write_run(runs, "sgd", "sgd", "magnitude", 0.5, 0, 80.0, lr=0.1)  # a per-optimizer lr is not a method of its own
+    write_run(runs, "adamw", "adamw", "magnitude", 0.5, 0, 85.0)
+    assert run_cli("report", tmp_path, "--no-figures").code == 0
+    assert "settings" not in tables((tmp_path / "report.md").read_text())["lenet5 on digits, 50% target sparsity"][0]
+    write_run(runs, "adamw-fast", "adamw", "magnitude", 0.5, 0, 70.0, lr=0.01)  # an lr axis is
+    assert run_cli("report", tmp_path, "--no-figures").code == 0
+    rows = tables((tmp_path / "report.md").read_text())["lenet5 on digits, 50% target sparsity"]
+    assert [(r["optimizer"], r["settings"], r["final acc %"]) for r in rows] == [
+        ("adamw", "lr=default", "85.00"), ("sgd", "lr=0.1", "80.00"), ("adamw", "lr=0.01", "70.00"),
+    ]
 
 
 def test_only_failed_runs_still_make_a_report(tmp_path, run_cli):

@@ -37,6 +37,14 @@ def _load(spec_path: Path | None, example: str | None, overrides: dict[str, Any]
     return load_spec(spec_path, overrides)
 
 
+def _header(spec, plan, out: Path, runs: list, counts: dict[str, int]) -> str:
+    return (
+        f"Matrix '{spec.name}' (spec {spec.spec_hash}): {len(plan.runs)} runs in {out}: "
+        f"{counts['finished']} finished, {counts['failed']} failed before, {counts['interrupted']} interrupted, "
+        f"{counts['new']} new; {len(runs)} to run now."
+    )
+
+
 def _echo_skipped(plan) -> None:
     for s in plan.skipped:
         runs = f" ({s.runs} run{'s' if s.runs != 1 else ''})" if s.runs else ""
@@ -86,28 +94,22 @@ def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: P
     plan = expand(spec, get_plugins().registry)
     out = out or Path("runs") / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name)
     store.check_out(out, plan)
-    runs, counts = todo(out, plan, keep_failed)
-
-    header = (
-        f"Matrix '{spec.name}' (spec {spec.spec_hash}): {len(plan.runs)} runs in {out}: "
-        f"{counts['finished']} finished, {counts['failed']} failed before, {counts['interrupted']} interrupted, "
-        f"{counts['new']} new; {len(runs)} to run now."
-    )
     if dry_run:
-        click.echo(header)
+        runs, counts = todo(out, plan, keep_failed)
+        click.echo(_header(spec, plan, out, runs, counts))
         _echo_skipped(plan)
         for run in plan.runs:
             click.echo(f"  {store.run_state(out, run.id):<11} {run.id}")
         return
 
-    slots = make_slots(jobs, [r.config for r in runs] or [r.config for r in plan.runs])
+    slots = make_slots(jobs, [r.config for r in plan.runs])
     out.mkdir(parents=True, exist_ok=True)
     with store.MatrixLock(out):
         store.check_out(out, plan)  # again, now that no other matrix process can change it
         store.prepare(out, plan)
         runs, counts = todo(out, plan, keep_failed)
         if not quiet:
-            click.echo(header)
+            click.echo(_header(spec, plan, out, runs, counts))
             _echo_skipped(plan)
             click.echo(f"  {slots.description}; logs in {out / store.LOGS}")
         progress = MatrixProgress(len(plan.runs), done=counts["finished"], quiet=quiet)

@@ -6,8 +6,8 @@ Rules:
 - a pruner that needs optimizer state the optimizer does not keep (the pruner's
   ``requires`` metadata against the optimizer's ``state``) is skipped for that
   optimizer, with the reason;
-- pruner ``none`` (dense) ignores the sparsity axis: one run per combination of the
-  other axes, recorded with sparsity 0;
+- pruner ``none`` (dense) ignores the sparsity and schedule settings: one run per
+  combination of the other axes, recorded with sparsity 0 and the default schedule;
 - an optimizer or pruner marked ``optional`` that is not installed is skipped;
   any other unknown name, bad option or bad value is an error;
 - every config is checked with :func:`prunekit.core.config.validate` before anything
@@ -27,6 +27,7 @@ from prunekit.matrix.hashing import run_id
 from prunekit.matrix.spec import ALL, AXES, OPTIONS_FIELD, Choice, MatrixSpec, raise_problems
 
 _KIND = {"models": "models", "datasets": "datasets", "optimizers": "optimizers", "pruners": "pruners"}
+_DEFAULTS = RunConfig()
 _SETTING_KIND = {"model": "models", "dataset": "datasets", "optimizer": "optimizers", "pruner": "pruners"}
 
 
@@ -173,8 +174,9 @@ def expand(spec: MatrixSpec, registry: Registry) -> Plan:
             skipped[(what, reason)] = skipped.get((what, reason), 0) + 1
             continue
         config.pruner = pruner.name
-        if pruner.name == "none":
-            config.sparsity = 0.0
+        if pruner.name == "none":  # dense: nothing to ramp, so one run whatever the sparsity axes say
+            config.schedule, config.warmup, config.prune_end, config.frequency = _DEFAULTS.schedule, None, None, None
+            config.sparsity, config.pruner_opts = 0.0, {}
         try:
             validate(config, registry)
         except UsageError as exc:

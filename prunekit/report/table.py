@@ -129,9 +129,17 @@ def _canonical(value: Any) -> str:
 
 
 def varying_fields(runs: list[RunRecord]) -> list[str]:
-    """Config fields, other than the group and the seed, whose values differ between runs."""
+    """Config fields that tell apart runs of one model, dataset, optimizer and pruner.
+
+    Seeds are averaged over and target sparsity is the table; a field that differs only
+    between optimizers (a per-optimizer learning rate, say) is not shown.
+    """
+    buckets: dict[str, list[RunRecord]] = {}
+    for r in runs:
+        key = _canonical([r.get("model"), r.get("dataset"), r.config.get("optimizer"), r.config.get("pruner"), r.config.get("pruner_opts")])
+        buckets.setdefault(key, []).append(r)
     keys = sorted({k for r in runs for k in r.config} - _NOT_METHOD)
-    return [k for k in keys if len({_canonical(r.config.get(k)) for r in runs}) > 1]
+    return [k for k in keys if any(len({_canonical(r.config.get(k)) for r in b}) > 1 for b in buckets.values())]
 
 
 def _pruner_label(run: RunRecord, varying_opts: dict[str, set[str]]) -> str:
@@ -233,7 +241,7 @@ def build_rows(runs: list[RunRecord]) -> dict[GroupKey, list[Row]]:
     buckets: dict[tuple, list[RunRecord]] = {}
     for run in runs:
         group = GroupKey(str(run.get("model")), str(run.get("dataset")), round(run.target, 6))
-        settings = ", ".join(f"{k}={run.config.get(k)}" for k in varying)
+        settings = ", ".join(f"{k}={'default' if run.config.get(k) is None else run.config.get(k)}" for k in varying)
         key = (group, str(run.config.get("optimizer") or run.get("optimizer")), _pruner_label(run, varying_opts), settings)
         buckets.setdefault(key, []).append(run)
     groups: dict[GroupKey, list[Row]] = {}
