@@ -85,7 +85,8 @@ class MovementPruner(Pruner):
         present = [(i, t.parameter) for i, t in enumerate(self.targets) if t.parameter.grad is not None]
         if not present:
             return
-        finite = bool(torch.stack([torch.isfinite(p.grad).all() for _, p in present]).all())
+        # a sum is non-finite iff an element is (or the sum overflows float32): one cheap pass
+        finite = bool(torch.stack([p.grad.sum(dtype=torch.float32) for _, p in present]).isfinite().all())
         for i, param in present:
             grad = param.grad
             if finite:

@@ -124,3 +124,18 @@ def test_ties_at_the_threshold_are_broken_so_the_count_is_exact():
     pruner = MovementPruner(prunable_targets(layer), lr_score=1.0)
     pruner.update_masks(0.5, 1)  # every score is still 0
     assert int(pruner.masks[0].sum()) == 2
+
+
+def test_a_step_with_non_finite_gradients_leaves_the_scores_unchanged_but_masks_them():
+    layer = _linear([1.0, 2.0, 3.0, 4.0])
+    target = prunable_targets(layer)[0]
+    pruner = MovementPruner([target], lr_score=1.0)
+    pruner.update_masks(0.5, 0)
+    before = pruner.scores[0].clone()
+    target.parameter.grad = torch.tensor([[1.0, float("inf"), 2.0, 3.0]])
+    pruner.before_step(1)  # what a gradient scaler's skipped step looks like
+    assert torch.equal(pruner.scores[0], before)
+    assert torch.equal(target.parameter.grad == 0, ~pruner.masks[0])
+    target.parameter.grad = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
+    pruner.before_step(2)
+    assert pruner.scores[0].tolist() == [[-1.0, -2.0, -3.0, -4.0]]
