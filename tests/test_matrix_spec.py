@@ -293,6 +293,19 @@ def test_dry_run_lists_runs_and_writes_nothing(tmp_path, run_cli):
     assert not out.exists()
 
 
+def test_set_overrides_are_yaml_values_and_checked(tmp_path, run_cli):
+    out = tmp_path / "out"
+    plain = run_cli("matrix", "--example", "digits-quick", "--out", out, "--dry-run")
+    changed = run_cli("matrix", "--example", "digits-quick", "--out", out, "--dry-run", "--set", "epochs=1", "--set", "seeds=3")
+    assert changed.code == 2 and "Unknown setting 'seeds'" in changed.err
+    changed = run_cli("matrix", "--example", "digits-quick", "--out", out, "--dry-run", "--set", "epochs=1", "--set", "seed=3")
+    assert changed.code == 0 and "seed3-" in changed.out
+    ids = lambda text: {line.split()[-1] for line in text.splitlines() if line.startswith("  new")}  # noqa: E731
+    assert len(ids(changed.out)) == len(ids(plain.out)) and not ids(changed.out) & ids(plain.out)
+    bad = run_cli("matrix", "--example", "digits-quick", "--out", out, "--set", "epochs=many")
+    assert bad.code == 2 and "Setting 'epochs' must be int, got 'many'" in bad.err and not out.exists()
+
+
 # ---- shipped examples ----
 
 @pytest.mark.parametrize("name", ["digits-quick", "lenet5-mnist", "resnet18-cifar10", "resnet50-imagenet"])

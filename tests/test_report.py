@@ -255,6 +255,16 @@ def test_settings_column_only_for_fields_that_split_a_method(tmp_path, run_cli):
     ]
 
 
+def test_equal_accuracy_shares_a_rank(tmp_path, run_cli):
+    for name, optimizer, final in (("a", "adam", 97.0), ("b", "adamw", 97.0), ("c", "sgd", 96.0)):
+        write_run(tmp_path / "runs", name, optimizer, "magnitude", 0.9, 0, final)
+    assert run_cli("report", tmp_path, "--no-figures").code == 0
+    md = (tmp_path / "report.md").read_text()
+    rows = tables(md)["lenet5 on digits, 90% target sparsity"]
+    assert [(r["rank"], r["optimizer"]) for r in rows] == [("1", "adam"), ("1", "adamw"), ("3", "sgd")]
+    assert "best accuracy adam + magnitude, adamw + magnitude (tied), 97.00% final" in md
+
+
 def test_only_failed_runs_still_make_a_report(tmp_path, run_cli):
     d = tmp_path / "runs" / "bad"
     d.mkdir(parents=True)

@@ -125,10 +125,13 @@ def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: P
 
     failed = {r.id for r in plan.runs if store.run_state(out, r.id) == store.FAILED}
     finished = sum(store.run_state(out, r.id) == store.FINISHED for r in plan.runs)
-    skipped = sum(s.runs for s in plan.skipped)
+    incompatible = sum(s.runs for s in plan.skipped)
+    missing = [s.what for s in plan.skipped if not s.runs]
     click.echo(
         f"Matrix '{spec.name}': {finished} of {len(plan.runs)} runs finished ({len(outcome.finished)} this time), "
-        f"{len(failed)} failed, {skipped} skipped. Results in {out}; next: prunekit report {out}"
+        f"{len(failed)} failed, {incompatible} skipped as incompatible"
+        + (f", not installed: {', '.join(missing)}" if missing else "")
+        + f". Results in {out}; next: prunekit report {out}"
     )
     for run_id in sorted(failed):
         reason = outcome.failed.get(run_id, "failed before (see its failure.json)")

@@ -78,8 +78,9 @@ def _best(groups: dict[GroupKey, list[Row]], primary: MemoryFigure | None) -> li
         if not ranked:
             items.append(f"{group.title}: no run qualifies (all failed or missed the target).")
             continue
-        top = min(ranked, key=lambda r: r.rank)
-        line = f"{group.title}: best accuracy {top.method}, {top.final().format()}% final"
+        top = [r for r in ranked if r.rank == 1]
+        tied = " (tied)" if len(top) > 1 else ""
+        line = f"{group.title}: best accuracy {', '.join(r.method for r in top)}{tied}, {top[0].final().format()}% final"
         if primary is not None:
             efficient = [r for r in ranked if r.accuracy_per_100mib(primary).mean is not None]
             if efficient:
@@ -95,7 +96,7 @@ def _explanations(primary: MemoryFigure | None) -> list[str]:
         if primary else "not computed: no memory figure was measured by every completed run"
     )
     return [
-        "rank: by mean final accuracy within the table; flagged rows (a run failed or missed its target sparsity) are not ranked.",
+        "rank: by mean final accuracy within the table (equal accuracy, equal rank); flagged rows (a run failed or missed its target sparsity) are not ranked.",
         "final / best acc %: test accuracy after the last epoch / at the best epoch; mean ± sample standard deviation over the seeds that completed.",
         "target / achieved: fraction of prunable weights (conv and linear weights) that are exactly zero; a run misses its target when achieved is more than 0.5 percentage point off.",
         "pruner state / optimizer state B/weight: exact bytes per prunable weight from the run's ledger (pruner state tensors; optimizer state held for prunable weights).",

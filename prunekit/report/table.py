@@ -235,7 +235,7 @@ def _flags(runs: list[RunRecord]) -> list[str]:
 
 
 def build_rows(runs: list[RunRecord]) -> dict[GroupKey, list[Row]]:
-    """Rows per group, ranked by mean final accuracy; flagged rows last and unranked."""
+    """Rows per group, ranked by mean final accuracy (ties share a rank); flagged rows last and unranked."""
     varying = varying_fields(runs)
     varying_opts = _varying_pruner_options(runs)
     buckets: dict[tuple, list[RunRecord]] = {}
@@ -249,9 +249,9 @@ def build_rows(runs: list[RunRecord]) -> dict[GroupKey, list[Row]]:
         members.sort(key=lambda r: (int(r.config.get("seed") or 0), r.name))
         groups.setdefault(group, []).append(Row(group, optimizer, pruner, settings, members, _flags(members)))
     for rows in groups.values():
-        ranked = sorted((r for r in rows if not r.flagged and r.final().mean is not None), key=lambda r: -r.final().mean)
-        for i, row in enumerate(ranked, 1):
-            row.rank = i
+        ranked = [r for r in rows if not r.flagged and r.final().mean is not None]
+        for row in ranked:  # competition ranking: equal accuracy, equal rank
+            row.rank = 1 + sum(other.final().mean > row.final().mean for other in ranked)
         rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.optimizer, r.pruner))
     return dict(sorted(groups.items()))
 
