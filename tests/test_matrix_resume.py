@@ -48,9 +48,9 @@ datasets: [{name: synthetic, options: {train_size: 64, test_size: 32, channels: 
 optimizers: [adamw]
 pruners: [toy-slow]
 sparsities: %s
-settings: {epochs: 6, batch_size: 16, sample_interval: 0.1}
+settings: {epochs: 4, batch_size: 16, sample_interval: 0.1}
 """
-EPOCHS = [1, 2, 3, 4, 5, 6]
+EPOCHS = [1, 2, 3, 4]
 
 
 def setup(tmp_path, sparsities):
@@ -68,12 +68,12 @@ def setup(tmp_path, sparsities):
 
 def start(spec, out, env, log):
     handle = open(log, "w")
-    return subprocess.Popen([sys.executable, "-c", BOOT, "matrix", str(spec), "--out", str(out), "--jobs", "1"],
+    return subprocess.Popen([sys.executable, "-c", BOOT, "matrix", str(spec), "--out", str(out), "--jobs", "1", "--threads", "1"],
                             stdout=handle, stderr=subprocess.STDOUT, env=env)
 
 
 def finish(spec, out, env):
-    return subprocess.run([sys.executable, "-c", BOOT, "matrix", str(spec), "--out", str(out), "--jobs", "1"],
+    return subprocess.run([sys.executable, "-c", BOOT, "matrix", str(spec), "--out", str(out), "--jobs", "1", "--threads", "1"],
                           capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -108,11 +108,11 @@ def the_worker(proc):
 
 
 def test_kill_9_of_the_matrix_keeps_finished_runs_and_redoes_the_interrupted_one(tmp_path):
-    spec, env = setup(tmp_path, "[0.5, 0.7, 0.9]")
+    spec, env = setup(tmp_path, "[0.5, 0.9]")
     out = tmp_path / "m"
     proc = start(spec, out, env, tmp_path / "first.log")
     wait_for(lambda: (out / "matrix.json").exists(), proc)
-    first, second, third = run_ids(out)
+    first, second = run_ids(out)
     runs = out / "runs"
     wait_for(lambda: (runs / first / "summary.json").exists() and epochs_written(runs / second / "metrics.jsonl"), proc)
     worker = the_worker(proc)
@@ -120,22 +120,22 @@ def test_kill_9_of_the_matrix_keeps_finished_runs_and_redoes_the_interrupted_one
     proc.wait()
     gone, alive = psutil.wait_procs([worker], timeout=10)
     assert not alive, "the run's child process outlived the killed matrix"
-    assert not (runs / second / "summary.json").exists() and not (runs / third).exists()
+    assert not (runs / second / "summary.json").exists() and not (runs / second / "failure.json").exists()
     kept = stamp(runs / first / "summary.json")
 
     result = finish(spec, out, env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 finished, 0 failed before, 1 interrupted, 1 new; 2 to run now." in result.stdout
+    assert "1 finished, 0 failed before, 1 interrupted, 0 new; 1 to run now." in result.stdout
     assert stamp(runs / first / "summary.json") == kept
-    assert sorted(os.listdir(runs)) == sorted([first, second, third])
-    for run_id in (first, second, third):
-        assert epochs_written(runs / run_id / "metrics.jsonl") == EPOCHS
+    assert sorted(os.listdir(runs)) == sorted([first, second])
+    for run_id in (first, second):
+        assert epochs_written(runs / run_id / "metrics.jsonl") == EPOCHS  # the redone run starts afresh
         assert not (runs / run_id / "failure.json").exists()
-    summaries = {i: stamp(runs / i / "summary.json") for i in (first, second, third)}
+    summaries = {i: stamp(runs / i / "summary.json") for i in (first, second)}
 
     again = finish(spec, out, env)
-    assert again.returncode == 0 and "3 finished" in again.stdout and "0 to run now" in again.stdout
-    assert {i: stamp(runs / i / "summary.json") for i in (first, second, third)} == summaries
+    assert again.returncode == 0 and "2 finished" in again.stdout and "0 to run now" in again.stdout
+    assert {i: stamp(runs / i / "summary.json") for i in (first, second)} == summaries
 
 
 def test_a_killed_child_is_a_recorded_failure_the_matrix_goes_on_and_a_rerun_redoes_it(tmp_path):

@@ -99,7 +99,7 @@ def test_failed_runs_are_recorded_and_the_others_go_on_then_reported(tmp_path):
     spec.write_text(SPEC)
     out = tmp_path / "m"
 
-    result = prunekit("matrix", spec, "--out", out, "--jobs", "1", env=env)
+    result = prunekit("matrix", spec, "--out", out, "--jobs", "1", "--threads", "1", env=env)
     assert result.returncode == 1, result.stderr
     assert "1 of 4 runs finished (1 this time), 3 failed" in result.stdout
     matrix = json.loads((out / "matrix.json").read_text())
@@ -121,7 +121,7 @@ def test_failed_runs_are_recorded_and_the_others_go_on_then_reported(tmp_path):
         assert f"failed {run_id}: {failures[run_id]['reason']}" in result.stdout
 
     stamps = {i: (out / "runs" / i / "failure.json").stat().st_mtime_ns for i in ids[:3]}
-    again = prunekit("matrix", spec, "--out", out, "--keep-failed", env=env)
+    again = prunekit("matrix", spec, "--out", out, "--keep-failed", "--threads", "1", env=env)
     assert again.returncode == 1 and "0 to run now" in again.stdout
     assert {i: (out / "runs" / i / "failure.json").stat().st_mtime_ns for i in ids[:3]} == stamps
 

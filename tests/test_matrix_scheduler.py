@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from prunekit.core.config import RunConfig
+from prunekit.errors import UsageError
 from prunekit.matrix import scheduler
 from prunekit.matrix.progress import Active, MatrixProgress
 from prunekit.matrix.scheduler import failure_reason, make_slots
+from prunekit.matrix.store import MatrixLock
 from prunekit.matrix.worker import FAILURE_MARK
 
 
@@ -19,6 +23,7 @@ def test_cpu_jobs_split_the_cores_fairly(monkeypatch):
     assert all(env["OMP_NUM_THREADS"] == "2" and "CUDA_VISIBLE_DEVICES" not in env for env in slots.envs)
     assert [e["OMP_NUM_THREADS"] for e in make_slots(16, [RunConfig()]).envs] == ["1"] * 16
     assert make_slots(1, [RunConfig()]).envs == [{"PRUNEKIT_MATRIX_THREADS": "8", "OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8"}]
+    assert [e["OMP_NUM_THREADS"] for e in make_slots(2, [RunConfig()], threads=1).envs] == ["1", "1"]
 
 
 def test_gpu_jobs_get_one_visible_device_each_capped_at_the_device_count(monkeypatch):
@@ -55,3 +60,12 @@ def test_plain_progress_lines_count_done_failed_and_show_epochs():
         assert (progress.done, progress.failed, progress.remaining) == (1, 1, 1)
     lines = stream.getvalue().splitlines()
     assert lines == ["[1/3] start run-a", "[1/3]   run-a: epoch 2/4, test acc 91.50%", "[2/3] FAILED run-a: killed by SIGKILL"]
+
+
+def test_one_matrix_process_per_directory(tmp_path):
+    with MatrixLock(tmp_path):
+        with pytest.raises(UsageError, match="in use by another prunekit matrix process"):
+            with MatrixLock(tmp_path):
+                pass
+    with MatrixLock(tmp_path):  # released on exit (and by the kernel if the process dies)
+        pass

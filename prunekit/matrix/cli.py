@@ -57,12 +57,13 @@ def _echo_skipped(plan) -> None:
 @click.option("--print", "print_spec", is_flag=True, help="Print the spec's YAML and exit.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Matrix directory [default: runs/<spec name>]. Rerun with the same --out to resume.")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at once: CPU processes with threads split fairly, or one per visible GPU.")
+@click.option("--threads", type=int, default=None, help="Torch threads per run [default: CPU cores // jobs].")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a setting for every run (YAML value, e.g. data_dir=/data); replaces that field's axis.")
 @click.option("--keep-failed", is_flag=True, help="Do not redo runs that failed before (default: failed and interrupted runs are redone).")
 @click.option("--dry-run", is_flag=True, help="Check the spec and list the runs and their states; write nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
 def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: Path | None, jobs: int,
-           settings: tuple[str, ...], keep_failed: bool, dry_run: bool, quiet: bool) -> None:
+           threads: int | None, settings: tuple[str, ...], keep_failed: bool, dry_run: bool, quiet: bool) -> None:
     """Run every combination of a YAML SPEC's axes, each run in its own child process.
 
     Finished runs (those with summary.json) are skipped when the same command is run
@@ -83,6 +84,8 @@ def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: P
         return
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}.")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}.")
 
     from prunekit.core.plugins import get_plugins
     from prunekit.matrix import store
@@ -102,7 +105,7 @@ def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: P
             click.echo(f"  {store.run_state(out, run.id):<11} {run.id}")
         return
 
-    slots = make_slots(jobs, [r.config for r in plan.runs])
+    slots = make_slots(jobs, [r.config for r in plan.runs], threads)
     out.mkdir(parents=True, exist_ok=True)
     with store.MatrixLock(out):
         store.check_out(out, plan)  # again, now that no other matrix process can change it

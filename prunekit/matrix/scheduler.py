@@ -57,16 +57,17 @@ class Slots:
     description: str
 
 
-def make_slots(jobs: int, configs: list[RunConfig]) -> Slots:
+def make_slots(jobs: int, configs: list[RunConfig], threads: int | None = None) -> Slots:
+    """One environment per concurrent child; ``threads`` overrides the fair CPU split."""
     cores = available_cores()
     devices = _visible_devices() if _wants_cuda(configs) else []
     if devices:
         n = min(jobs, len(devices))
-        threads = max(1, cores // n)
+        threads = threads or max(1, cores // n)
         envs = [_thread_env(threads) | {"CUDA_VISIBLE_DEVICES": devices[i]} for i in range(n)]
         capped = f" (--jobs {jobs} capped at {len(devices)} visible GPUs)" if jobs > n else ""
         return Slots(envs, f"{n} job(s), one per GPU ({', '.join(devices[:n])}), {threads} CPU thread(s) each{capped}")
-    threads = max(1, cores // jobs)
+    threads = threads or max(1, cores // jobs)
     return Slots([_thread_env(threads) for _ in range(jobs)], f"{jobs} job(s) on CPU, {threads} torch thread(s) each ({cores} cores)")
 
 
