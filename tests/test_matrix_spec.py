@@ -196,6 +196,11 @@ def test_axis_and_setting_for_one_field_conflict_but_set_overrides_replace_the_a
     assert [r.config.epochs for r in plan.runs] == [5]
 
 
+def test_exponent_numbers_without_a_dot_are_numbers(registry):
+    plan = plan_of("optimizers: [adamw]\nlrs: [1e-3, 3E-4]\nsettings: {weight_decay: 5e-4}\n", registry)
+    assert sorted((r.config.lr, r.config.weight_decay) for r in plan.runs) == [(3e-4, 5e-4), (1e-3, 5e-4)]
+
+
 def test_spec_hash_ignores_name_and_key_spelling_but_not_the_grid():
     a = parse_spec({"name": "a", "sparsities": [0.5, 0.7], "settings": {"batch-size": 8}})
     b = parse_spec({"name": "b", "description": "x", "sparsities": [0.5, 0.7], "settings": {"batch_size": 8}})

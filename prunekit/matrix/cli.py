@@ -15,10 +15,12 @@ from prunekit.errors import UsageError
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+    from prunekit.matrix.spec import load_yaml
+
     out = {}
     for key, value in parse_pairs(pairs, "--set").items():
         try:
-            out[key] = yaml.safe_load(value) if value != "" else None
+            out[key] = load_yaml(value) if value != "" else None
         except yaml.YAMLError:
             out[key] = value
     return out

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,21 @@ from prunekit.core.config import FIELD_NAMES, config_from_mapping
 from prunekit.errors import UsageError
 
 ALL = "all"
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that also reads ``1e-3`` as a number (YAML 1.1 wants ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 #: Axis key -> the RunConfig field it sets.
 AXES: dict[str, str] = {
@@ -313,7 +329,7 @@ def load_spec(path: Path | str, overrides: dict[str, Any] | None = None, source:
 
 def spec_from_text(text: str, where: str, default_name: str, overrides: dict[str, Any] | None = None) -> MatrixSpec:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
