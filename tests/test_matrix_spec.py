@@ -149,9 +149,10 @@ def test_every_unknown_name_is_listed_at_once(registry):
         datasets: [nosuchdata]
         optimizers: [adamw, nosuchopt]
         pruners: [nosuchpruner]
-        samplers: [[process, nosuchsampler]]
+        samplers: [[nosuchsampler, process, othersampler]]
     """, registry)
-    assert message.startswith("Matrix spec test.yaml has 5 problems:")
+    assert message.startswith("Matrix spec test.yaml has 6 problems:")
+    assert "Unknown sampler 'othersampler'" in message
     for name in ("model 'nosuchmodel'", "dataset 'nosuchdata'", "optimizer 'nosuchopt'", "pruner 'nosuchpruner'", "sampler 'nosuchsampler'"):
         assert f"Unknown {name}" in message
     assert "\n" not in message

@@ -96,7 +96,7 @@ def _axis_values(spec: MatrixSpec, registry: Registry, problems: list[str], skip
                 if _check_name(registry, "models", item, False, problems, skipped):
                     kept.append(item)
             elif axis == "samplers":
-                if all(_check_name(registry, "samplers", s, False, problems, skipped) for s in item if s != "auto"):
+                if all([_check_name(registry, "samplers", s, False, problems, skipped) for s in item if s != "auto"]):
                     kept.append(item)
             else:
                 kept.append(item)
