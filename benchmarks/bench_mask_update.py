@@ -12,13 +12,20 @@ before and after the update):
   the masks to the weights and Adam moments (as the seed does).
 
 Both use the same score function (bitter7) and produce the same ``torch.bool``
-masks. A third subprocess checks prunekit's masks against the exact
+masks. Each worker measures two updates: the first (creating the masks, at half
+the target) and a later one (masks present, at the target). Workers run under
+two glibc settings: ``default`` (freed heap may stay resident, so RSS includes
+allocator slack) and ``mmap128k`` (every allocation of 128 KiB or more is its
+own mapping, so peak RSS tracks live bytes). A third subprocess checks prunekit's masks against the exact
 concatenate + ``kthvalue`` masks. Before each measured update the process
 returns freed heap to the OS (``malloc_trim``) and resets its peak-RSS mark
 (``/proc/self/clear_refs``), so ``ru_maxrss`` after minus before is the
 update's own peak extra memory.
 
-    python benchmarks/bench_mask_update.py [--sparsity 0.7] [--repeats 3]
+    python benchmarks/bench_mask_update.py [--sparsity 0.7] [--repeats 3] [--threads 1] [--patch FILE]
+
+``--patch FILE`` adds a third arm: prunekit with ``FILE``'s ``install()`` applied
+(used to measure a proposed core change before it lands).
 
 Prints one JSON object. Goals: extra-memory ratio <= 0.25, time ratio <= 1.5,
 exact masks.
@@ -209,9 +216,18 @@ def check_exact(sparsity: float, seed: int, patch: str | None) -> dict:
     }
 
 
-def _spawn(*args: str) -> dict:
+ALLOCATORS = {
+    # glibc as configured by default: freed heap may stay resident (dynamic mmap/trim thresholds)
+    "default": {},
+    # every allocation >= 128 KiB is its own mmap, returned on free: peak RSS tracks live bytes
+    "mmap128k": {"MALLOC_MMAP_THRESHOLD_": "131072"},
+}
+
+
+def _spawn(*args: str, allocator: str = "default") -> dict:
+    env = {**os.environ, **ALLOCATORS[allocator]}
     done = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), *args], capture_output=True, text=True, check=False
+        [sys.executable, os.path.abspath(__file__), *args], capture_output=True, text=True, check=False, env=env
     )
     if done.returncode != 0:
         raise SystemExit(f"worker {args} failed:\n{done.stderr}")
@@ -221,9 +237,10 @@ def _spawn(*args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sparsity", type=float, default=0.7, help="target of the second (measured) update")
-    parser.add_argument("--repeats", type=int, default=3, help="fresh subprocesses per method (interleaved)")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh subprocesses per arm and allocator (interleaved)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads in the workers (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in the workers (0: torch's default); 1 keeps timings stable on a shared machine")
+    parser.add_argument("--allocator", choices=(*ALLOCATORS, "both"), default="both", help="glibc settings of the workers")
     parser.add_argument("--patch", help="also measure prunekit with PATCH.install() applied (a proposed core change)")
     parser.add_argument("--worker", choices=("prunekit", "reference", "exact"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -237,52 +254,61 @@ def main() -> None:
     arms = {"reference": ("reference",), "prunekit": ("prunekit",)}
     if args.patch:
         arms["prunekit+patch"] = ("prunekit", "--patch", args.patch)
+    allocators = list(ALLOCATORS) if args.allocator == "both" else [args.allocator]
     common = ("--sparsity", str(args.sparsity), "--seed", str(args.seed), "--threads", str(args.threads))
-    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
+    runs = {a: {arm: [] for arm in arms} for a in allocators}
     for r in range(args.repeats):
-        order = list(arms) if r % 2 == 0 else list(reversed(arms))
-        for arm in order:
-            runs[arm].append(_spawn("--worker", *arms[arm], *common))
+        for allocator in allocators:
+            order = list(arms) if r % 2 == 0 else list(reversed(arms))
+            for arm in order:
+                runs[allocator][arm].append(_spawn("--worker", *arms[arm], *common, allocator=allocator))
     exact = {"prunekit": _spawn("--worker", "exact", *common)}
     if args.patch:
         exact["prunekit+patch"] = _spawn("--worker", "exact", "--patch", args.patch, *common)
 
-    def med(arm: str, phase: str, key: str) -> float:
-        return statistics.median(run[phase][key] for run in runs[arm])
-
     result: dict = {
         "benchmark": "mask update, pruner state (bitter7), ResNet-50 ImageNet shapes, AdamW state present, CPU",
-        "first_update": "masks created at sparsity/2",
+        "first_update": "creates the masks, at sparsity/2",
         "later_update": "masks present, at sparsity",
         "sparsity": args.sparsity,
         "repeats": args.repeats,
         "threads": args.threads or "torch default",
         "cpu_count": os.cpu_count(),
-        "mask_mib": runs["prunekit"][0]["mask_bytes"] / MIB,
+        "mask_mib": runs[allocators[0]]["prunekit"][0]["mask_bytes"] / MIB,
         "exactness": exact,
     }
-    for arm in arms:
-        result[arm] = {
-            phase: {
-                "seconds_median": med(arm, phase, "seconds"),
-                "extra_peak_mib_median": med(arm, phase, "extra_peak_bytes") / MIB,
-                "achieved_sparsity": runs[arm][0][phase]["achieved_sparsity"],
+    for allocator in allocators:
+        by_arm = runs[allocator]
+
+        def med(arm: str, phase: str, key: str) -> float:
+            return statistics.median(run[phase][key] for run in by_arm[arm])
+
+        section: dict = {"env": ALLOCATORS[allocator]}
+        for arm in arms:
+            section[arm] = {
+                phase: {
+                    "seconds_median": round(med(arm, phase, "seconds"), 4),
+                    "extra_peak_mib_median": round(med(arm, phase, "extra_peak_bytes") / MIB, 1),
+                    "achieved_sparsity": by_arm[arm][0][phase]["achieved_sparsity"],
+                }
+                for phase in ("first", "later")
             }
-            for phase in ("first", "later")
-        }
-    for arm in arms:
-        if arm == "reference":
-            continue
-        for phase in ("first", "later"):
-            t = med(arm, phase, "seconds") / med("reference", phase, "seconds")
-            m = med(arm, phase, "extra_peak_bytes") / med("reference", phase, "extra_peak_bytes")
-            result[f"{arm}_vs_reference_{phase}"] = {
-                "time_ratio": round(t, 3),
-                "extra_memory_ratio": round(m, 3),
-                "goal_time_ratio_le_1_5": t <= 1.5,
-                "goal_extra_memory_ratio_le_0_25": m <= 0.25,
-            }
-    result["peak_reset_everywhere"] = all(run[p]["peak_reset"] for rs in runs.values() for run in rs for p in ("first", "later"))
+        for arm in arms:
+            if arm == "reference":
+                continue
+            for phase in ("first", "later"):
+                t = med(arm, phase, "seconds") / med("reference", phase, "seconds")
+                m = med(arm, phase, "extra_peak_bytes") / med("reference", phase, "extra_peak_bytes")
+                section[f"{arm}_vs_reference_{phase}"] = {
+                    "time_ratio": round(t, 3),
+                    "extra_memory_ratio": round(m, 3),
+                    "goal_time_ratio_le_1_5": t <= 1.5,
+                    "goal_extra_memory_ratio_le_0_25": m <= 0.25,
+                }
+        section["peak_reset_everywhere"] = all(
+            run[p]["peak_reset"] for rs in by_arm.values() for run in rs for p in ("first", "later")
+        )
+        result[f"allocator_{allocator}"] = section
     result["runs"] = runs
     print(json.dumps(result, indent=2))
 

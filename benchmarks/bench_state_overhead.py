@@ -1,15 +1,15 @@
 """Benchmark 2 (issue 3): training-step overhead of pruner ``state`` against ``none``.
 
 ResNet-18 with CIFAR shapes (timm, CIFAR stem, 10 classes, 3x32x32), batch 32
-of fixed synthetic data, CPU, optimizer ``adamwprune``, masks recomputed every
-50 steps. Two identical models train side by side in one process, their steps
+of fixed synthetic data, CPU, optimizer ``adamwprune`` (or ``--optimizer adamw``),
+masks recomputed every 50 steps. Two identical models train side by side in one process, their steps
 interleaved one by one (so machine drift hits both alike), in the runner's
 step order: forward, loss, backward, ``pruner.before_step``, optimizer step,
 [``pruner.update_masks`` every ``frequency`` steps], ``pruner.enforce``.
 The ``state`` model is pruned to ``--start`` sparsity before timing starts (so
 masks exist, as in the middle of a run) and ramps linearly to ``--end``.
 
-    python benchmarks/bench_state_overhead.py [--steps 200] [--frequency 50] [--threads 1]
+    python benchmarks/bench_state_overhead.py [--steps 200] [--frequency 50] [--threads 1] [--patch FILE]
 
 Prints one JSON object: amortised step-time ratio state/none (goal <= 1.05),
 and the time of the pruner's own calls split into per-step masking and mask
@@ -24,7 +24,7 @@ import statistics
 import time
 
 
-def _make(seed: int, pruner_name: str):
+def _make(seed: int, pruner_name: str, optimizer: str = "adamwprune"):
     import torch
 
     from prunekit.builtin.models import resnet18
@@ -37,7 +37,11 @@ def _make(seed: int, pruner_name: str):
     model = resnet18(10, 3, 32)
     targets = prunable_targets(model)
     pruner = state(targets) if pruner_name == "state" else none(targets)
-    opt = adamwprune(parameter_groups(model, 5e-4), lr=1e-3, weight_decay=5e-4, epochs=1, steps_per_epoch=1)
+    if optimizer == "adamwprune":
+        factory = adamwprune
+    else:
+        from prunekit.builtin.optimizers import adamw as factory
+    opt = factory(parameter_groups(model, 5e-4), lr=1e-3, weight_decay=5e-4, epochs=1, steps_per_epoch=1)
     pruner.bind(opt)
     return model, pruner, opt
 
@@ -52,7 +56,17 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps per model first")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--optimizer", choices=("adamwprune", "adamw"), default="adamwprune",
+                        help="adamwprune (fused AdamW) or the built-in adamw (torch's default multi-tensor path)")
+    parser.add_argument("--patch", help="apply PATCH.install() first (to measure a proposed core change)")
     args = parser.parse_args()
+    if args.patch:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("proposed_patch", args.patch)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.install()
 
     import torch
     from torch import nn
@@ -64,7 +78,7 @@ def main() -> None:
         (torch.randn(args.batch_size, 3, 32, 32, generator=gen), torch.randint(0, 10, (args.batch_size,), generator=gen))
         for _ in range(4)
     ]
-    arms = {name: _make(args.seed, name) for name in ("none", "state")}
+    arms = {name: _make(args.seed, name, args.optimizer) for name in ("none", "state")}
     updates = args.steps // args.frequency
     times: dict[str, list[float]] = {name: [] for name in arms}
     pruner_time = {"per_step_masking_s": 0.0, "mask_updates_s": 0.0, "mask_update_count": 0}
@@ -108,11 +122,13 @@ def main() -> None:
     zeros = sum(int((t.weight == 0).sum()) for t in pruner.targets)
     prunable = sum(t.numel() for t in pruner.targets)
     print(json.dumps({
-        "benchmark": "training-step overhead, pruner state vs none, ResNet-18 CIFAR shapes, adamwprune, CPU",
+        "benchmark": "training-step overhead, pruner state vs none, ResNet-18 CIFAR shapes, CPU",
         "batch_size": args.batch_size,
         "frequency": args.frequency,
         "timed_steps_per_arm": args.steps,
         "threads": torch.get_num_threads(),
+        "optimizer": args.optimizer,
+        "patch": args.patch,
         "prunable_weights": prunable,
         "final_sparsity": zeros / prunable,
         "none_step_s_mean": total["none"] / args.steps,
