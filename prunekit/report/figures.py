@@ -91,9 +91,8 @@ def accuracy_vs_sparsity(groups: dict[GroupKey, list[Row]], path: Path) -> Path 
             flagged = [(x, y) for x, y, p in zip(xs, ys, points) if p.flagged]
             if flagged:
                 ax.scatter(*zip(*flagged), s=90, facecolors="none", edgecolors="red", linewidths=1.2, zorder=5)
-        for (optimizer, _), r in dense.items():
-            if not any(k[0] == optimizer for k in lines):
-                ax.scatter([0], [r.final().mean], color=style.colors[optimizer], marker=style.markers.get("none", "o"))
+        for (optimizer, _), r in dense.items():  # the dense point, in the "none" marker, on top of the lines
+            ax.scatter([0], [r.final().mean], color=style.colors[optimizer], marker=style.markers.get("none", "o"), s=42, zorder=4)
         ax.set_title(f"{model} on {dataset}")
         ax.set_xlabel("target sparsity (%)")
         ax.set_ylabel("final test accuracy (%)")
