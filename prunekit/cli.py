@@ -14,6 +14,8 @@ from prunekit.core.options import parse_pairs
 from prunekit.core.registry import KINDS
 from prunekit.core.schedule import SCHEDULES
 from prunekit.errors import UsageError
+from prunekit.matrix.cli import matrix
+from prunekit.report.cli import report
 
 MiB = 1024 * 1024
 
@@ -173,6 +175,10 @@ def list_(kind: str, as_json: bool) -> None:
         for o in e.options:
             choices = f" ({'|'.join(map(str, o.choices))})" if o.choices else ""
             click.echo(f"{'':<{width}}    {o.name}={o.default!r}{choices}: {o.help}")
+
+
+cli.add_command(matrix)
+cli.add_command(report)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -55,11 +55,12 @@ def test_same_seed_same_metrics(tmp_path):
 
 def test_config_file_with_command_line_override(tmp_path, run_cli):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("sparsity: 0.5\nepochs: 1\npruner: magnitude\npruner_opts: {scope: layer}\nquiet: true\n")
+    cfg.write_text("sparsity: 0.5\nepochs: 1\nlr: 2e-3\npruner: magnitude\npruner_opts: {scope: layer}\nquiet: true\n")
     out = tmp_path / "run"
     assert run_cli("run", "--config", cfg, "--sparsity", "0.6", "--out", out).code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["target_sparsity"] == 0.6 and summary["pruner_options"] == {"scope": "layer"}
+    assert summary["lr"] == 2e-3  # YAML reads 2e-3 as a string; the config takes it as the number
 
 
 def test_warmup_beyond_training_warns_and_reports_target_missed(tmp_path, run_cli):

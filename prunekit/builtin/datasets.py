@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from importlib import resources
 from pathlib import Path
@@ -64,9 +65,16 @@ def _need_dir(name: str, data_dir: Path | None, download: bool) -> Path:
 
 
 def _torchvision_set(cls, name: str, data_dir: Path, download: bool, train_tf, test_tf, expected: str):
+    lock = contextlib.nullcontext()
+    if download:  # matrix runs in parallel must not download into the same folder at once
+        from filelock import FileLock
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(data_dir / ".prunekit-download.lock"))
     try:
-        train = cls(str(data_dir), train=True, download=download, transform=train_tf)
-        test = cls(str(data_dir), train=False, download=download, transform=test_tf)
+        with lock:
+            train = cls(str(data_dir), train=True, download=download, transform=train_tf)
+            test = cls(str(data_dir), train=False, download=download, transform=test_tf)
     except RuntimeError as exc:
         raise UsageError(
             f"Dataset '{name}' not found or corrupt under {data_dir} (expected {expected}); "

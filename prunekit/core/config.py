@@ -77,6 +77,12 @@ def load_yaml_config(path: Path) -> dict[str, Any]:
 
 
 def _check_type(name: str, value: Any, kind: type | tuple) -> Any:
+    wants_float = kind is float or (isinstance(kind, tuple) and float in kind)
+    if wants_float and isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) and kind in (int, float):
         raise UsageError(f"Setting '{name}' must be {kind.__name__}, got {value!r}.")
     if kind is float and isinstance(value, int):
