@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PLUGINS := $(sort $(wildcard plugins/*/pyproject.toml))
 OUT ?= runs/digits-quick
+JOBS ?= 2
 
 .PHONY: run test bench venv clean
 
@@ -15,9 +16,11 @@ $(BIN)/.installed: pyproject.toml $(PLUGINS)
 
 venv: $(BIN)/.installed
 
-## The main job: train LeNet-5 on the embedded digits data, pruned to 70%, and print the summary.
+## The main job: the digits-quick matrix (every installed optimizer x none/magnitude/movement/state
+## x 50/70/90% on the embedded digits data), then its report. Rerunning resumes: finished runs are kept.
 run: venv
-	$(BIN)/prunekit run --out runs/lenet5-digits-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/prunekit matrix --example digits-quick --out $(OUT) --jobs $(JOBS); \
+	status=$$?; $(BIN)/prunekit report $(OUT) && exit $$status
 
 ## The test suite (unit tests of the core and of every plugin).
 test: venv

@@ -29,6 +29,7 @@ class Report:
     tables: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     runs: int = 0
+    best: list[str] = field(default_factory=list)
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
@@ -193,4 +194,4 @@ def build_report(directory: Path, formats: tuple[str, ...] = (), with_figures: b
     write_atomic(md, doc.markdown())
     write_atomic(html, doc.html())
     tables = _write_flat(directory, formats, flat_rows(loaded.runs, mem, primary))
-    return Report(md, html, written, tables, loaded.problems, len(loaded.runs))
+    return Report(md, html, written, tables, loaded.problems, len(loaded.runs), _best(groups, primary))

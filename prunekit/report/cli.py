@@ -22,6 +22,8 @@ def report(directory: Path, formats: tuple[str, ...], no_figures: bool) -> None:
 
     result = build_report(directory, tuple(dict.fromkeys(formats)), with_figures=not no_figures)
     click.echo(f"Report of {result.runs} runs: {result.markdown}, {result.html}")
+    for line in result.best:
+        click.echo(f"  {line}")
     for path in result.figures:
         click.echo(f"  figure {path}")
     for path in result.tables:
