@@ -109,3 +109,12 @@ def test_adamwprune_matches_plain_adamw_numerically():
             opt.step()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["bitter7", "bitter0", "bitter3", "fisher"])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_every_variant_passes_the_core_pruner_conformance_suite(variant, scope):
+    from prunekit.testing.pruner_conformance import check_pruner
+
+    achieved = check_pruner(state, {"variant": variant, "scope": scope, "eps": 1e-8})
+    assert set(achieved) == {0.5, 0.8}
