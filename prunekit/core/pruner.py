@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from prunekit.core.targets import Target
-from prunekit.core.threshold import select_masks
+from prunekit.core.threshold import apply_mask_, update_masks_
 
 #: Per-weight optimizer state names that a mask also zeroes.
 MASKED_OPTIMIZER_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
@@ -76,24 +76,19 @@ class MaskPruner(Pruner):
         """Importance of each weight of ``target`` (higher is kept)."""
         raise NotImplementedError
 
-    def _masked_score(self, index: int) -> torch.Tensor:
-        score = self.score(index, self.targets[index]).detach().to(torch.float32)
-        mask = self.masks[index]
-        if mask is not None:
-            score = score.masked_fill(~mask, float("-inf"))
-        return score
-
     @torch.no_grad()
     def update_masks(self, sparsity: float, step: int) -> None:
+        for i, target in enumerate(self.targets):
+            if self.masks[i] is None:
+                self.masks[i] = torch.ones_like(target.parameter, dtype=torch.bool)
         groups = (
             [list(range(len(self.targets)))]
             if self.scope == "global"
             else [[i] for i in range(len(self.targets))]
         )
         for indices in groups:
-            scorers = [lambda i=i: self._masked_score(i) for i in indices]
-            for i, keep in zip(indices, select_masks(scorers, sparsity)):
-                self.masks[i] = keep
+            scorers = [lambda i=i: self.score(i, self.targets[i]) for i in indices]
+            update_masks_(scorers, [self.masks[i] for i in indices], sparsity)
         self.zero_optimizer_state()
         self.enforce()
 
@@ -102,13 +97,13 @@ class MaskPruner(Pruner):
         for target, mask in zip(self.targets, self.masks):
             grad = target.parameter.grad
             if mask is not None and grad is not None:
-                grad.mul_(mask)
+                apply_mask_(grad, mask)
 
     @torch.no_grad()
     def enforce(self) -> None:
         for target, mask in zip(self.targets, self.masks):
             if mask is not None:
-                target.parameter.mul_(mask)
+                apply_mask_(target.parameter, mask)
 
     @torch.no_grad()
     def zero_optimizer_state(self) -> None:
@@ -126,7 +121,7 @@ class MaskPruner(Pruner):
             for key in MASKED_OPTIMIZER_STATE:
                 value = state.get(key)
                 if isinstance(value, torch.Tensor) and value.shape == mask.shape:
-                    value.mul_(mask)
+                    apply_mask_(value, mask)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {
@@ -140,4 +135,7 @@ class MaskPruner(Pruner):
         masks = state["masks"]
         if len(masks) != len(self.targets):
             raise ValueError("mask count does not match the prunable set")
-        self.masks = [None if m is None else m.to(torch.bool).clone() for m in masks]
+        self.masks = [
+            None if m is None else m.to(device=t.parameter.device, dtype=torch.bool).clone()
+            for t, m in zip(self.targets, masks)
+        ]

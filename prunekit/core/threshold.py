@@ -87,59 +87,137 @@ def threshold_for_sparsity(
     return kth_smallest(scores, min(k, numel))
 
 
-def select_masks(layer_scores: Sequence[Callable[[], torch.Tensor]], sparsity: float) -> list[torch.Tensor]:
-    """Boolean keep-masks that prune the ``round(sparsity * N)`` lowest scores over all layers.
+CHUNK = 1 << 18  # elements per in-place step: bounds every temporary to ~1 MiB
+_SIGN = -0x80000000
 
-    ``layer_scores[i]()`` returns layer i's scores (recomputed on each call).
-    The result equals ``score > kthvalue(cat(all scores), k)`` per layer, computed
-    with two score passes: pass one builds the 16-bit bucket histogram; pass two
-    writes each layer's mask for every score outside the k-th element's bucket and
-    keeps the (few) scores inside it, from which the exact threshold is chosen.
-    If that bucket holds more scores than the largest layer (a mass of ties), a
-    low-bits histogram and a third pass are used instead, so extra memory stays
-    of the order of the largest layer.
+
+def _chunks(n: int) -> Iterable[tuple[int, int]]:
+    for start in range(0, n, CHUNK):
+        yield start, min(start + CHUNK, n)
+
+
+def apply_mask_(tensor: torch.Tensor, mask: torch.Tensor) -> None:
+    """``tensor *= mask`` in place, chunk by chunk.
+
+    ``tensor.mul_(bool_mask)`` would first materialise the whole mask as floats.
     """
-    sizes: list[int] = []
-    high = torch.zeros(_BINS, dtype=torch.int64)
-    for fn in layer_scores:
-        keys = _ordered_keys(fn())
-        sizes.append(keys.numel())
-        high += _high_histogram(keys)
-    total = sum(sizes)
-    k = int(round(sparsity * total))
-    if k <= 0:
-        return [fn() > float("-inf") for fn in layer_scores]
-    bucket, rank = _pick(high, min(k, total))
-    prefix = bucket - 32768
-    store = int(high[bucket]) <= max(sizes)
+    flat, keep = tensor.view(-1), mask.view(-1)
+    for a, b in _chunks(flat.numel()):
+        flat[a:b].mul_(keep[a:b])
 
-    masks: list[torch.Tensor] = []
-    inside_index: list[torch.Tensor] = []
-    inside_low: list[torch.Tensor] = []
+
+class _Keys:
+    """Turns a layer's scores into unsigned-order int32 keys, in place, with pruned -> 0.
+
+    Unsigned-order keys: float bits with the non-sign bits of negatives flipped,
+    then the sign bit flipped, so that comparing them as unsigned 32-bit numbers
+    orders them like the floats; 0 is below every (non-NaN) score, so
+    multiplying by the keep-mask sends pruned positions to the bottom.
+    """
+
+    def __init__(self, largest: int, device: torch.device) -> None:
+        size = min(CHUNK, largest)
+        self.scratch = torch.empty(size, dtype=torch.int32, device=device)
+        self.flags = torch.empty(size, dtype=torch.bool, device=device)
+
+    def __call__(self, score: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        s = score.detach().to(torch.float32, copy=True).reshape(-1)  # owned: transformed in place
+        if s.numel() and torch.isnan(s.max()):
+            raise ValueError("pruning scores contain NaN")
+        bits = s.view(torch.int32)
+        flat_keep = keep.reshape(-1) if keep is not None else None
+        for a, b in _chunks(bits.numel()):
+            s[a:b].add_(0.0)  # -0.0 -> +0.0
+            chunk, t = bits[a:b], self.scratch[: b - a]
+            torch.bitwise_right_shift(chunk, 31, out=t)  # -1 for negatives, else 0
+            t.bitwise_and_(0x7FFFFFFF)
+            chunk.bitwise_xor_(t).bitwise_xor_(_SIGN)
+            if flat_keep is not None:
+                chunk.mul_(flat_keep[a:b])
+        return bits
+
+    def high(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Top 16 bits (0..65535) of a chunk of keys, in the scratch buffer."""
+        t = self.scratch[: chunk.numel()]
+        torch.bitwise_right_shift(chunk, 16, out=t)
+        return t.bitwise_and_(0xFFFF)
+
+
+def update_masks_(
+    scores: Sequence[Callable[[], torch.Tensor]],
+    masks: Sequence[torch.Tensor],
+    sparsity: float,
+) -> None:
+    """Prune the ``round(sparsity * N)`` lowest scores over all layers, in place; masks only grow.
+
+    ``scores[i]()`` returns layer i's scores (recomputed on each call, never
+    kept); ``masks[i]`` is its boolean keep-mask (all True before any pruning).
+    Already-pruned positions count as the lowest scores and stay pruned. The
+    result equals ``masked > kthvalue(cat(masked scores), k)`` per layer, where
+    pruned positions score -inf.
+
+    Two score passes: the first builds a histogram of the keys' top 16 bits;
+    the second writes every mask outside the k-th element's bucket and keeps
+    the few positions inside it, from which the exact threshold is chosen. If
+    that bucket holds more entries than the largest layer (a mass of ties), a
+    histogram of the low 16 bits and a third pass are used instead. Apart from
+    the masks, the only layer-sized temporary is one copy of a layer's scores.
+    """
+    out = list(masks)
+    sizes = [m.numel() for m in out]
+    total = sum(sizes)
+    k = min(int(round(sparsity * total)), total)
+    if k <= 0 or not total:
+        return
+    keys = _Keys(max(sizes), out[0].device)
+
+    def layer_keys(i: int) -> torch.Tensor:
+        return keys(scores[i](), out[i])
+
+    high = torch.zeros(_BINS, dtype=torch.int64)
+    for i in range(len(out)):
+        bits = layer_keys(i)
+        for a, b in _chunks(bits.numel()):
+            high += torch.bincount(keys.high(bits[a:b]), minlength=_BINS).cpu()
+    bucket, rank = _pick(high, k)
+    if bucket == 0:  # the k-th lowest is an already-pruned position: nothing more to prune
+        return
+
+    store = int(high[bucket]) <= max(sizes)
     low = torch.zeros(_BINS, dtype=torch.int64)
-    for fn in layer_scores:
-        score = fn()
-        keys = _ordered_keys(score, check_nan=False)
-        top = keys >> 16
-        masks.append((top > prefix).view(score.shape))
-        inside = top == prefix
-        if store:
-            index = inside.nonzero().squeeze(1)
-            inside_index.append(index)
-            inside_low.append(keys[index] & 0xFFFF)
-        else:
-            low += torch.bincount(keys[inside] & 0xFFFF, minlength=_BINS).cpu()
+    inside: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+    for i in range(len(out)):
+        bits = layer_keys(i)
+        mask = out[i].view(-1)
+        found = []
+        for a, b in _chunks(bits.numel()):
+            chunk = bits[a:b]
+            top = keys.high(chunk)
+            torch.ge(top, bucket, out=mask[a:b])  # inside the bucket: provisionally kept
+            in_bucket = keys.flags[: b - a]
+            torch.eq(top, bucket, out=in_bucket)
+            where = in_bucket.nonzero().squeeze(1)
+            if where.numel():
+                lows = chunk[where].bitwise_and_(0xFFFF)
+                low += torch.bincount(lows, minlength=_BINS).cpu()
+                if store:
+                    found.append((where.add_(a), lows))
+        inside.append(found)
+    low_bits, _ = _pick(low, rank)
 
     if store:
-        candidates = torch.cat(inside_low)
-        low_bits = int(candidates.kthvalue(rank).values)
-        for mask, index, bits in zip(masks, inside_index, inside_low):
-            mask.view(-1)[index] = bits > low_bits
-        return masks
-
-    low_bits, _ = _pick(low, rank)
-    threshold = (prefix << 16) | low_bits
-    for mask, fn in zip(masks, layer_scores):
-        keys = _ordered_keys(fn(), check_nan=False)
-        mask.view(-1).logical_or_(((keys >> 16) == prefix) & (keys > threshold))
-    return masks
+        for mask, found in zip(out, inside):
+            flat = mask.view(-1)
+            for where, lows in found:
+                flat[where] = lows > low_bits
+        return
+    threshold = ((bucket << 16) | low_bits) ^ (1 << 31)  # back to signed order, as int32
+    threshold -= (1 << 32) if threshold >= 1 << 31 else 0
+    for i, mask in enumerate(out):
+        flat = mask.view(-1)
+        bits = keys(scores[i](), mask)  # masks now hold True inside the bucket: old keep-mask there
+        for a, b in _chunks(bits.numel()):
+            in_bucket = keys.flags[: b - a]
+            torch.eq(keys.high(bits[a:b]), bucket, out=in_bucket)
+            above = bits[a:b].bitwise_xor_(_SIGN) > threshold
+            flat[a:b] &= ~in_bucket | above
