@@ -15,6 +15,8 @@ SCOPE_OPTION = Option("scope", str, "global", "one threshold over all layers, or
 class MagnitudePruner(MaskPruner):
     """Prune the smallest |w|; state is one boolean mask byte per prunable weight."""
 
+    fresh_scores = True  # |w| is a new tensor each time
+
     def score(self, index: int, target: Target) -> torch.Tensor:
         return target.parameter.detach().abs()
 

@@ -60,10 +60,15 @@ class Pruner:
 class MaskPruner(Pruner):
     """Boolean masks (one byte per prunable weight) over a per-layer score.
 
-    Subclasses implement :meth:`score`. ``scope="global"`` uses one exact
+    Subclasses implement :meth:`score`; one whose scores are always new
+    tensors that nothing else holds sets ``fresh_scores = True``, which lets
+    mask updates work in place in them (saving one layer-sized copy).
+    ``scope="global"`` uses one exact
     threshold over all layers, ``"layer"`` gives each layer the scheduled
     sparsity. Masks only grow: a pruned weight stays pruned.
     """
+
+    fresh_scores = False
 
     def __init__(self, targets: list[Target], scope: str = "global") -> None:
         super().__init__(targets)
@@ -88,7 +93,7 @@ class MaskPruner(Pruner):
         )
         for indices in groups:
             scorers = [lambda i=i: self.score(i, self.targets[i]) for i in indices]
-            update_masks_(scorers, [self.masks[i] for i in indices], sparsity)
+            update_masks_(scorers, [self.masks[i] for i in indices], sparsity, self.fresh_scores)
         self.zero_optimizer_state()
         self.enforce()
 

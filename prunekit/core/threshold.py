@@ -115,13 +115,14 @@ class _Keys:
     multiplying by the keep-mask sends pruned positions to the bottom.
     """
 
-    def __init__(self, largest: int, device: torch.device) -> None:
+    def __init__(self, largest: int, device: torch.device, copy: bool) -> None:
+        self.copy = copy
         size = min(CHUNK, largest)
         self.scratch = torch.empty(size, dtype=torch.int32, device=device)
         self.flags = torch.empty(size, dtype=torch.bool, device=device)
 
     def __call__(self, score: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-        s = score.detach().to(torch.float32, copy=True).reshape(-1)  # owned: transformed in place
+        s = score.detach().to(torch.float32, copy=self.copy or not score.is_contiguous()).reshape(-1)
         if s.numel() and torch.isnan(s.max()):
             raise ValueError("pruning scores contain NaN")
         bits = s.view(torch.int32)
@@ -147,6 +148,7 @@ def update_masks_(
     scores: Sequence[Callable[[], torch.Tensor]],
     masks: Sequence[torch.Tensor],
     sparsity: float,
+    fresh_scores: bool = False,
 ) -> None:
     """Prune the ``round(sparsity * N)`` lowest scores over all layers, in place; masks only grow.
 
@@ -154,7 +156,9 @@ def update_masks_(
     kept); ``masks[i]`` is its boolean keep-mask (all True before any pruning).
     Already-pruned positions count as the lowest scores and stay pruned. The
     result equals ``masked > kthvalue(cat(masked scores), k)`` per layer, where
-    pruned positions score -inf.
+    pruned positions score -inf. Keys are built in place in a copy of each
+    layer's scores, or in the scores themselves when ``fresh_scores`` says the
+    score functions return new tensors that nothing else holds.
 
     Two score passes: the first builds a histogram of the keys' top 16 bits;
     the second writes every mask outside the k-th element's bucket and keeps
@@ -169,7 +173,7 @@ def update_masks_(
     k = min(int(round(sparsity * total)), total)
     if k <= 0 or not total:
         return
-    keys = _Keys(max(sizes), out[0].device)
+    keys = _Keys(max(sizes), out[0].device, copy=not fresh_scores)
 
     def layer_keys(i: int) -> torch.Tensor:
         return keys(scores[i](), out[i])

@@ -33,6 +33,8 @@ class StatePruner(MaskPruner):
     score of that weight is ``|w|``.
     """
 
+    fresh_scores = True  # every variant returns a new tensor (see scores.py)
+
     def __init__(self, targets: list[Target], variant: str = DEFAULT_VARIANT, scope: str = "global", eps: float = 1e-8) -> None:
         super().__init__(targets, scope=scope)
         self.variant = variant

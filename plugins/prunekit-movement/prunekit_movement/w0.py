@@ -33,6 +33,8 @@ class MovementW0Pruner(MaskPruner):
             if self.initial[i] is None:
                 self.initial[i] = target.parameter.detach().to(torch.float32, copy=True)
 
+    fresh_scores = True  # W * (W - W0) is a new tensor each time
+
     def score(self, index: int, target: Target) -> torch.Tensor:
         if self.initial[index] is None:
             self.snapshot()
