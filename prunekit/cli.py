@@ -135,7 +135,12 @@ def print_summary(out: Path, s: dict) -> None:
             for key, fig in info["figures"].items()
             if key.endswith("_bytes")
         )
-        click.echo(f"  memory         {name} ({info['scope']}): {peaks or 'no byte figures'}; {info['samples']} samples, {info['errors']} errors")
+        exact = info.get("peak_rss_bytes") or info.get("peak_allocated_bytes")
+        exact_text = f"; exact peak {_mib(exact)}" if exact else ""
+        click.echo(
+            f"  memory         {name} ({info['scope']}): sampled {peaks or 'no byte figures'}{exact_text}; "
+            f"{info['samples']} samples, {info['errors']} errors"
+        )
     click.echo(f"  time           {s['wall_time_s']:.1f} s wall, {1000 * s['mean_step_time_s']:.2f} ms per training step")
     for warning in s["warnings"]:
         click.echo(f"  warning        {warning}")

@@ -157,3 +157,11 @@ def test_unwritable_and_occupied_out(tmp_path, run_cli):
     result = run_cli("run", "--out", occupied)
     assert result.code == 2 and "already exists and is not empty" in result.err
     assert (occupied / "summary.json").read_text() == "{}"
+
+
+def test_divergence_during_pruning_is_one_line_exit_1(tmp_path, run_cli):
+    out = tmp_path / "run"
+    result = run_cli("run", "--epochs", "1", "--optimizer", "sgd", "--lr", "1e6", "--warmup", "0", "--frequency", "5", "--out", out, "-q")
+    assert result.code == 1
+    assert result.err.startswith("Error: run failed: training loss became") and result.err.count("\n") == 1
+    assert not (out / "summary.json").exists()

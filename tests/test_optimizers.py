@@ -78,3 +78,30 @@ def test_spam_reset_warmup_does_not_compound_the_learning_rate():
     assert lrs[15] == pytest.approx(1e-3) and lrs[25] == pytest.approx(1e-3)
     assert lrs[11] == pytest.approx(lrs[21]) and lrs[11] < 1e-3
     assert torch.count_nonzero(opt.optimizer.state[net[0].weight]["exp_avg"]) > 0  # moments rebuilt after reset
+
+
+def test_adamwadv_max_grad_norm_zero_disables_clipping():
+    net = model()
+    opt = adamwadv(parameter_groups(net, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=1, max_grad_norm=0.0)
+    (net(torch.randn(8, 4)).sum() * 100).backward()
+    before = net[0].weight.grad.clone()
+    opt.process_gradients(1)
+    assert torch.equal(net[0].weight.grad, before) and before.abs().sum() > 0
+
+
+def test_spam_clip_leaves_gradients_alone_after_a_moment_reset():
+    net = model()
+    opt = adamwspam(parameter_groups(net, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=100,
+                    clip_theta=50.0, reset_interval=5, max_grad_norm=0.0)
+    for step in range(1, 6):
+        _step(opt, net, step=step)  # step 5 resets the moments: v == 0
+    opt.optimizer.zero_grad()
+    net(torch.randn(8, 4)).sum().backward()
+    before = net[0].weight.grad.clone()
+    opt.process_gradients(6)
+    assert torch.equal(net[0].weight.grad, before)
+
+
+def test_adam_family_uses_the_fused_kernel_on_cpu():
+    opt = adamw(parameter_groups(model(), 1e-4), lr=1e-3, weight_decay=1e-4, epochs=1, steps_per_epoch=1)
+    assert opt.defaults["fused"] is True

@@ -36,3 +36,11 @@ def test_parse_pairs():
     assert parse_pairs(["a=1", " b = two "], "--x") == {"a": "1", "b": "two"}
     with pytest.raises(UsageError, match="--x expects key=value, got 'novalue'"):
         parse_pairs(["novalue"], "--x")
+
+
+def test_exclusive_lower_bound():
+    eps = (Option("eps", float, 1e-8, above=0.0),)
+    assert resolve_options(eps, {"eps": "1e-6"}, "pruner 'x'") == {"eps": 1e-6}
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(UsageError, match="must be greater than 0.0"):
+            resolve_options(eps, {"eps": bad}, "pruner 'x'")

@@ -26,27 +26,40 @@ def cosine_per_epoch(optimizer: torch.optim.Optimizer, epochs: int, eta_min: flo
     return torch.optim.lr_scheduler.LambdaLR(optimizer, [factor(i) for i in range(len(base))])
 
 
+def fused_if_available(cls: type[torch.optim.Optimizer], param_groups, **kwargs) -> torch.optim.Optimizer:
+    """``cls(..., fused=True)`` where torch has a fused kernel for these parameters.
+
+    The same update, several times faster on CPU; the default multi-tensor path
+    also slows down markedly on the exact zeros pruning leaves in ``exp_avg_sq``.
+    """
+    try:
+        return cls(param_groups, fused=True, **kwargs)
+    except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
+        return cls(param_groups, **kwargs)
+
+
 def sgd(param_groups, *, lr, weight_decay, epochs, steps_per_epoch, momentum=0.9):
     return torch.optim.SGD(param_groups, lr=lr, momentum=momentum)
 
 
 def adam(param_groups, *, lr, weight_decay, epochs, steps_per_epoch):
-    return torch.optim.Adam(param_groups, lr=lr)
+    return fused_if_available(torch.optim.Adam, param_groups, lr=lr)
 
 
 def adamw(param_groups, *, lr, weight_decay, epochs, steps_per_epoch):
-    return torch.optim.AdamW(param_groups, lr=lr)
+    return fused_if_available(torch.optim.AdamW, param_groups, lr=lr)
 
 
 def adamwadv(param_groups, *, lr, weight_decay, epochs, steps_per_epoch, max_grad_norm=1.0, eta_min=1e-6):
-    opt = torch.optim.AdamW(param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
+    opt = fused_if_available(torch.optim.AdamW, param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
     return TrainingOptimizer(opt, cosine_per_epoch(opt, epochs, eta_min), max_grad_norm=max_grad_norm)
 
 
 class SpamOptimizer(TrainingOptimizer):
     """AdamW (AMSGrad, cosine) with SPAM-style gradient-spike handling.
 
-    Each step: optional per-element clip of ``|g|`` to ``sqrt(theta * (v + 1e-12))``;
+    Each step: optional per-element clip of ``|g|`` to ``sqrt(theta * (v + 1e-12))``
+    (where ``v`` > 0);
     the global gradient norm is compared with the previous ``history`` norms and,
     once ``min_history`` are known, a z-score above ``spike_z`` halves ``exp_avg``
     and scales ``exp_avg_sq`` by 0.9; then the norm is clipped. With
@@ -74,8 +87,8 @@ class SpamOptimizer(TrainingOptimizer):
         if self.clip_theta > 0:
             for p in params:
                 v = self.optimizer.state.get(p, {}).get("exp_avg_sq")
-                if v is not None:
-                    bound = torch.sqrt(self.clip_theta * (v + 1e-12))
+                if v is not None:  # where v is 0 (no history, or just reset) nothing is clipped
+                    bound = torch.sqrt(self.clip_theta * (v + 1e-12)).masked_fill_(v == 0, float("inf"))
                     p.grad.copy_(torch.maximum(torch.minimum(p.grad, bound), -bound))
         norm = float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm if self.max_grad_norm else float("inf")))
         if len(self.norms) >= self.min_history:
@@ -120,7 +133,7 @@ def adamwspam(
     spike_z=2.0, history=100, min_history=10, clip_theta=0.0, reset_interval=0, reset_warmup=0,
     max_grad_norm=1.0, eta_min=1e-6,
 ):
-    opt = torch.optim.AdamW(param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
+    opt = fused_if_available(torch.optim.AdamW, param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
     return SpamOptimizer(
         opt, cosine_per_epoch(opt, epochs, eta_min), max_grad_norm=max_grad_norm, spike_z=spike_z,
         history=history, min_history=min_history, clip_theta=clip_theta,

@@ -48,6 +48,7 @@ class TorchAllocatorSampler:
         self.device = device
         self.phase = "setup"
         self.phase_peaks: dict[str, int] = {}
+        self.overall_peak = 0
 
     def start(self) -> None:
         if self.device.type != "cuda" or not torch.cuda.is_available():
@@ -59,15 +60,17 @@ class TorchAllocatorSampler:
 
     def sample(self) -> dict[str, float]:
         d = self.device
+        self.overall_peak = max(self.overall_peak, torch.cuda.max_memory_allocated(d))
         return {
             "allocated_bytes": torch.cuda.memory_allocated(d),
             "reserved_bytes": torch.cuda.memory_reserved(d),
-            "max_allocated_bytes": torch.cuda.max_memory_allocated(d),
+            "max_allocated_bytes": self.overall_peak,  # since start, across phase resets
         }
 
     def _fold_peak(self) -> None:
         peak = torch.cuda.max_memory_allocated(self.device)
         self.phase_peaks[self.phase] = max(self.phase_peaks.get(self.phase, 0), peak)
+        self.overall_peak = max(self.overall_peak, peak)
 
     def phase_changed(self, phase: str) -> None:
         self._fold_peak()
@@ -79,7 +82,7 @@ class TorchAllocatorSampler:
             self._fold_peak()
 
     def summary(self) -> dict:
-        return {"phase_peak_allocated_bytes": dict(self.phase_peaks)}
+        return {"phase_peak_allocated_bytes": dict(self.phase_peaks), "peak_allocated_bytes": self.overall_peak}
 
 
 @hookimpl

@@ -42,8 +42,8 @@ class TrainingOptimizer:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def process_gradients(self, step: int) -> None:
-        """Clip the global gradient norm when ``max_grad_norm`` is set."""
-        if self.max_grad_norm is not None:
+        """Clip the global gradient norm when ``max_grad_norm`` is set (0 or None: off)."""
+        if self.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.parameters(), self.max_grad_norm)
 
     def step(self) -> None:

@@ -16,7 +16,8 @@ class Option:
     """One option a plugin accepts.
 
     ``type`` is ``int``, ``float``, ``str`` or ``bool``; ``choices`` restricts
-    the allowed values; ``minimum`` is an inclusive lower bound for numbers.
+    the allowed values; ``minimum`` is an inclusive and ``above`` an exclusive
+    lower bound for numbers.
     """
 
     name: str
@@ -25,6 +26,7 @@ class Option:
     help: str = ""
     choices: tuple | None = None
     minimum: float | None = None
+    above: float | None = None
 
     def convert(self, value: Any, owner: str) -> Any:
         """Return ``value`` converted to this option's type, or raise UsageError."""
@@ -54,8 +56,10 @@ class Option:
         if self.choices is not None and out not in self.choices:
             allowed = ", ".join(str(c) for c in self.choices)
             raise UsageError(f"{where} must be one of: {allowed}; got {value!r}.")
-        if self.minimum is not None and out < self.minimum:
+        if self.minimum is not None and not out >= self.minimum:
             raise UsageError(f"{where} must be at least {self.minimum}, got {value!r}.")
+        if self.above is not None and not out > self.above:
+            raise UsageError(f"{where} must be greater than {self.above}, got {value!r}.")
         return out
 
 

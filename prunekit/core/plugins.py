@@ -81,10 +81,14 @@ def build(extra: dict[str, object] | None = None) -> Plugins:
         dist = ep.dist.name if ep.dist else "unknown"
         version = ep.dist.version if ep.dist else "unknown"
         info = PluginInfo(ep.name, dist, version)
-        infos[ep.name] = info
-        if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
-            info.errors.append("a plugin with this name is already loaded")
+        if pm.has_plugin(ep.name) or pm.is_blocked(ep.name) or ep.name in infos:
+            first = infos.get(ep.name)
+            owner = f" by {first.distribution}" if first else ""
+            info.name = f"{ep.name} ({dist})"
+            info.errors.append(f"not loaded: a plugin named '{ep.name}' is already loaded{owner}")
+            infos[info.name] = info
             continue
+        infos[ep.name] = info
         try:
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken plugin must not take the others down

@@ -241,14 +241,6 @@ def run(
         warnings_list.append(message)
         warn(message)
 
-    samplers, skipped = start_samplers(resolved, plugins, device)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        for sampler in samplers.values():
-            sampler.stop()
-        raise UsageError(f"Cannot create --out {out}: {exc.strerror or exc}.") from None
-
     resolved_settings = c.to_dict() | {
         "out": str(out),
         "pruner": resolved.pruner.name,
@@ -260,18 +252,22 @@ def run(
         "warmup": schedule.warmup,
         "prune_end": schedule.end,
         "frequency": schedule.frequency,
-        "samplers": sorted(samplers),
     }
-    write_yaml(out / "config.yaml", resolved_settings)
-
+    samplers, skipped = start_samplers(resolved, plugins, device)
+    resolved_settings["samplers"] = sorted(samplers)
     sampling = SamplingThread(samplers, c.sample_interval, out / "timeline.jsonl")
     model, pruner, opt = built.model, built.pruner, built.optimizer
     step = 0
     updates = 0
     train_time = eval_time = 0.0
     history: list[dict] = []
-    sampling.start()
-    try:
+    try:  # from here on, samplers are always stopped (sampling.stop releases them)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"Cannot create --out {out}: {exc.strerror or exc}.") from None
+        write_yaml(out / "config.yaml", resolved_settings)
+        sampling.start()
         with open(out / "metrics.jsonl", "w", encoding="utf-8") as metrics_file:
             for epoch in range(1, c.epochs + 1):
                 sampling.set_phase("train")
@@ -303,6 +299,8 @@ def run(
                         opt.step()
                     opt.after_step(step)
                     if prunes and schedule.is_update_step(step):
+                        if not torch.isfinite(loss):  # scores of NaN weights are meaningless
+                            raise TrainingDiverged(f"training loss became {loss.item()} at step {step}")
                         sampling.set_phase("mask_update")
                         pruner.update_masks(schedule.sparsity_at(step), step)
                         updates += 1

@@ -16,7 +16,7 @@ def register_pruners(register) -> None:
         "state", state,
         description="prune by Adam's moments (default bitter7: |w|*(|v|+eps)^(1/4)); 1-byte masks, exact global threshold",
         options=OPTIONS,
-        requires=("exp_avg_sq",),
+        requires=("exp_avg", "exp_avg_sq"),
     )
 
 

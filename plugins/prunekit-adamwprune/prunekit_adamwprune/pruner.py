@@ -22,7 +22,7 @@ VARIANT_OPTION = Option(
     "bitter7 |w|*(|v|+eps)^(1/4); bitter0 |w*m|*|w|/(sqrt(v)+eps); bitter3 |w|*sqrt(|m|+eps); fisher w^2*v",
     choices=tuple(VARIANTS),
 )
-EPS_OPTION = Option("eps", float, 1e-8, "epsilon inside the score (must be > 0)", minimum=0.0)
+EPS_OPTION = Option("eps", float, 1e-8, "epsilon inside the score (must be > 0)", above=0.0)
 OPTIONS = (VARIANT_OPTION, SCOPE_OPTION, EPS_OPTION)
 
 

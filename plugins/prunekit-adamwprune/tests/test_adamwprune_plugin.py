@@ -23,7 +23,7 @@ def test_registered_by_this_distribution(registry):
     optimizer = registry.get("optimizers", "adamwprune")
     assert pruner.distribution == optimizer.distribution == "prunekit-adamwprune"
     assert pruner.factory is state and optimizer.factory is adamwprune
-    assert pruner.metadata["requires"] == ("exp_avg_sq",)
+    assert pruner.metadata["requires"] == ("exp_avg", "exp_avg_sq")
     assert optimizer.metadata["state"] == ("exp_avg", "exp_avg_sq")
     assert optimizer.metadata["default_pruner"] == "state"
     assert optimizer.metadata["lr"] == 1e-3

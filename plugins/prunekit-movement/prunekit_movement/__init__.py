@@ -17,6 +17,7 @@ __all__ = ["MovementPruner", "MovementW0Pruner", "movement", "movement_w0"]
 LR_SCORE_OPTION = Option(
     "lr_score", float, None,
     "score learning rate lr_S (> 0); default: the optimizer's current learning rate, following its schedule",
+    above=0.0,
 )
 
 

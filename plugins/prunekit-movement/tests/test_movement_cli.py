@@ -39,4 +39,4 @@ def test_a_bad_pruner_option_is_one_line_and_exit_status_2(tmp_path):
     result = _run("--pruner", "movement", "--pruner-opt", "lr_score=0", "--epochs", "1", "--out", str(tmp_path / "bad"))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == ["Error: Option 'lr_score' of pruner 'movement' must be a finite number > 0, got 0.0."]
+    assert lines == ["Error: Option 'lr_score' of pruner 'movement' must be greater than 0.0, got '0'."]

@@ -41,9 +41,9 @@ def test_options_resolve_from_strings():
 @pytest.mark.parametrize(
     "name, given, message",
     [
-        ("movement", {"lr_score": "0"}, "Option 'lr_score' of pruner 'movement' must be a finite number > 0, got 0.0."),
-        ("movement", {"lr_score": "-1e-3"}, "Option 'lr_score' of pruner 'movement' must be a finite number > 0"),
-        ("movement", {"lr_score": "nan"}, "must be a finite number > 0"),
+        ("movement", {"lr_score": "0"}, "Option 'lr_score' of pruner 'movement' must be greater than 0.0, got '0'."),
+        ("movement", {"lr_score": "-1e-3"}, "Option 'lr_score' of pruner 'movement' must be greater than 0.0"),
+        ("movement", {"lr_score": "nan"}, "must be greater than 0.0"),
         ("movement", {"lr_score": "fast"}, "Option 'lr_score' of pruner 'movement' must be float, got 'fast'."),
         ("movement", {"scope": "model"}, "Option 'scope' of pruner 'movement' must be one of: global, layer; got 'model'."),
         ("movement", {"lr": "1"}, "Unknown option 'lr' for pruner 'movement'. Valid options: lr_score, scope."),
