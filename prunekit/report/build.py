@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -146,12 +147,11 @@ def _write_flat(directory: Path, formats: tuple[str, ...], rows: list[dict]) -> 
     if "csv" in formats:
         path = directory / "report.csv"
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = path.with_name(".report.csv.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(path, text.getvalue())
         written.append(path)
     if "json" in formats:
         path = directory / "report.json"

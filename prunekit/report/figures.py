@@ -7,6 +7,8 @@ Hollow markers are runs or rows flagged for failing or missing their target.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +53,16 @@ def _grid(n: int, width: float = 5.2, height: float = 3.8, cols: int = 3):
 
 
 def _save(fig, path: Path) -> Path:
+    """Render to a temporary file beside ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=DPI, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
