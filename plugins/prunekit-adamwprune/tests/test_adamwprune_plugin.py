@@ -48,7 +48,7 @@ def test_defaults_resolve(registry):
     [
         ({"variant": "bitter9"}, "Option 'variant' of pruner 'state' must be one of: bitter7, bitter0, bitter3, fisher"),
         ({"scope": "model"}, "Option 'scope' of pruner 'state' must be one of: global, layer"),
-        ({"eps": "-1"}, "Option 'eps' of pruner 'state' must be at least 0.0"),
+        ({"eps": "-1"}, "Option 'eps' of pruner 'state' must be greater than 0.0"),
         ({"eps": "tiny"}, "must be float"),
         ({"varient": "bitter0"}, "Unknown option 'varient' for pruner 'state'. Valid options: variant, scope, eps"),
     ],
