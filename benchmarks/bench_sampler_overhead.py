@@ -29,8 +29,8 @@ def step_time(samplers: list[str], interval: float, workdir: Path, epochs: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--interval", type=float, default=0.1)
     args = parser.parse_args()
     with_sampler, without, samples = [], [], []
