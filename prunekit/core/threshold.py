@@ -5,9 +5,9 @@ original code concatenated all scores (4 bytes per weight, transient) and took
 ``kthvalue`` on a random 2% sample: nondeterministic and approximate. Here the
 k-th smallest value is found exactly by a two-pass radix select over an
 order-preserving integer view of the float32 scores: pass one counts the top 16
-bits per layer, pass two counts the low 16 bits inside the chosen bucket. Extra
-memory is a few tensors the size of the largest layer plus two 65,536-bin
-histograms; scores are recomputed per layer by the caller's function.
+bits per layer, pass two counts the low 16 bits inside the chosen bucket. Keys
+are built in place, chunk by chunk, in one copy of a layer's scores; scores are
+recomputed per layer by the caller's function.
 """
 
 from __future__ import annotations
@@ -19,21 +19,15 @@ import torch
 _BINS = 1 << 16
 
 
-def _ordered_keys(scores: torch.Tensor, check_nan: bool = True) -> torch.Tensor:
-    """int32 keys whose signed order equals the float order of ``scores``."""
-    s = scores.detach().to(torch.float32).reshape(-1) + 0.0  # -0.0 becomes +0.0
-    if check_nan and torch.isnan(s).any():
-        raise ValueError("pruning scores contain NaN")
-    bits = s.view(torch.int32)
-    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
-
-
-def _high_histogram(keys: torch.Tensor) -> torch.Tensor:
-    return torch.bincount((keys >> 16) + 32768, minlength=_BINS).cpu()
+def _signed_order(key: int) -> int:
+    """An unsigned-order key (see ``_Keys``) as the signed-order int32 key."""
+    signed = key ^ (1 << 31)
+    return signed - (1 << 32) if signed >= 1 << 31 else signed
 
 
 def _key_to_float(key: int) -> float:
-    bits = key ^ 0x7FFFFFFF if key < 0 else key
+    signed = _signed_order(key)
+    bits = signed ^ 0x7FFFFFFF if signed < 0 else signed
     return torch.tensor([bits], dtype=torch.int32).view(torch.float32).item()
 
 
@@ -53,25 +47,31 @@ def kth_smallest(scores: Callable[[], Iterable[torch.Tensor]], k: int) -> float:
     """
     if k < 1:
         raise ValueError("k must be at least 1")
+    keys: _Keys | None = None
     high = torch.zeros(_BINS, dtype=torch.int64)
     total = 0
-    for s in scores():
-        keys = _ordered_keys(s)
-        total += keys.numel()
-        high += _high_histogram(keys)
+    for score in scores():
+        keys = keys or _Keys(CHUNK, score.device, copy=True)
+        bits = keys(score, None)
+        total += bits.numel()
+        for a, b in _chunks(bits.numel()):
+            high += torch.bincount(keys.high(bits[a:b]), minlength=_BINS).cpu()
     if k > total:
         raise ValueError(f"k={k} exceeds the number of scores ({total})")
     bucket, rank = _pick(high, k)
 
     low = torch.zeros(_BINS, dtype=torch.int64)
-    prefix = bucket - 32768
-    for s in scores():
-        keys = _ordered_keys(s, check_nan=False)
-        inside = keys[(keys >> 16) == prefix]
-        if inside.numel():
-            low += torch.bincount(inside & 0xFFFF, minlength=_BINS).cpu()
+    for score in scores():
+        bits = keys(score, None)
+        for a, b in _chunks(bits.numel()):
+            chunk = bits[a:b]
+            in_bucket = keys.flags[: b - a]
+            torch.eq(keys.high(chunk), bucket, out=in_bucket)
+            inside = chunk[in_bucket]
+            if inside.numel():
+                low += torch.bincount(inside.bitwise_and_(0xFFFF), minlength=_BINS).cpu()
     low_bits, _ = _pick(low, rank)
-    return _key_to_float((prefix << 16) | low_bits)
+    return _key_to_float((bucket << 16) | low_bits)
 
 
 def threshold_for_sparsity(
@@ -215,8 +215,7 @@ def update_masks_(
             for where, lows in found:
                 flat[where] = lows > low_bits
         return
-    threshold = ((bucket << 16) | low_bits) ^ (1 << 31)  # back to signed order, as int32
-    threshold -= (1 << 32) if threshold >= 1 << 31 else 0
+    threshold = _signed_order((bucket << 16) | low_bits)
     for i, mask in enumerate(out):
         flat = mask.view(-1)
         bits = keys(scores[i](), mask)  # masks now hold True inside the bucket: old keep-mask there
