@@ -5,11 +5,8 @@ from __future__ import annotations
 import torch
 
 from prunekit import hookimpl
-from prunekit.core.options import Option
-from prunekit.core.pruner import MaskPruner, Pruner
+from prunekit.core.pruner import SCOPE_OPTION, MaskPruner, Pruner
 from prunekit.core.targets import Target
-
-SCOPE_OPTION = Option("scope", str, "global", "one threshold over all layers, or the same sparsity per layer", choices=("global", "layer"))
 
 
 class MagnitudePruner(MaskPruner):

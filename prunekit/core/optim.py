@@ -37,6 +37,16 @@ class TrainingOptimizer:
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.max_grad_norm = max_grad_norm
+        #: ``torch.amp.GradScaler`` under fp16 mixed precision (set by the core), else None.
+        self.scaler: torch.amp.GradScaler | None = None
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backward pass; under a GradScaler, scaled, then unscaled so gradients are true values."""
+        if self.scaler is None:
+            loss.backward()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
 
     def parameters(self) -> list[torch.Tensor]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -47,7 +57,12 @@ class TrainingOptimizer:
             torch.nn.utils.clip_grad_norm_(self.parameters(), self.max_grad_norm)
 
     def step(self) -> None:
-        self.optimizer.step()
+        """The optimizer step; a GradScaler skips it when gradients are not finite."""
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
 
     def after_step(self, step: int) -> None:
         """Called after every optimizer step."""

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import torch
 
+from prunekit.core.options import Option
 from prunekit.core.targets import Target
 from prunekit.core.threshold import apply_mask_, update_masks_
 
 #: Per-weight optimizer state names that a mask also zeroes.
 MASKED_OPTIMIZER_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+
+#: The ``scope`` option of every :class:`MaskPruner`; declare it in a mask pruner's options.
+SCOPE_OPTION = Option("scope", str, "global", "one threshold over all layers, or the same sparsity per layer", choices=("global", "layer"))
 
 
 class Pruner:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
+from prunekit.core import rundir
 from prunekit.core.config import RunConfig
 from prunekit.matrix import store
 from prunekit.matrix.expand import Plan, PlannedRun
@@ -94,19 +95,13 @@ class Outcome:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _read_metrics(path: Path) -> tuple[int, float | None]:
+def _read_metrics(run_dir: Path) -> tuple[int, float | None]:
     """Epochs completed so far and the latest test accuracy (complete lines only)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+    records = rundir.read_metrics(run_dir)
+    if not records:
         return 0, None
-    lines = [line for line in text.split("\n")[:-1] if line.strip()]
-    if not lines:
-        return 0, None
-    try:
-        return len(lines), float(json.loads(lines[-1])["test_accuracy"])
-    except (ValueError, KeyError, TypeError):
-        return len(lines), None
+    accuracy = records[-1].get("test_accuracy")
+    return len(records), float(accuracy) if isinstance(accuracy, (int, float)) else None
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -174,23 +169,22 @@ class Scheduler:
         child.log.close()
         run_dir = self.out / store.RUNS / child.run.id
         wall = time.monotonic() - child.started
-        summary_path = run_dir / store.SUMMARY
-        if returncode == 0 and summary_path.exists():
+        if returncode == 0 and rundir.state(run_dir) == rundir.FINISHED:
             detail = f"{wall:.1f} s"
             try:
-                s = json.loads(summary_path.read_text(encoding="utf-8"))
+                s = rundir.read_summary(run_dir)
                 detail = (
                     f"{s['final_test_accuracy']:.2f}% final test accuracy, sparsity {100 * s['achieved_sparsity']:.1f}% "
                     f"(target {100 * s['target_sparsity']:.0f}%{'' if s['target_reached'] else ', MISSED'}), {wall:.1f} s"
                 )
-            except (OSError, ValueError, KeyError, TypeError):
+            except rundir.Malformed:
                 pass
             self.outcome.finished.append(child.run.id)
             self.progress.finished(child.active, True, detail)
             return
         tail = _tail(child.log_path)
         reason, signal_name = failure_reason(returncode, tail)
-        epochs, _ = _read_metrics(run_dir / "metrics.jsonl")
+        epochs, _ = _read_metrics(run_dir)
         store.write_failure(self.out, child.run.id, {
             "status": "failed",
             "run_id": child.run.id,
@@ -210,7 +204,7 @@ class Scheduler:
     def _poll(self) -> list[int]:
         freed = []
         for slot, child in list(self.active.items()):
-            epoch, acc = _read_metrics(self.out / store.RUNS / child.run.id / "metrics.jsonl")
+            epoch, acc = _read_metrics(self.out / store.RUNS / child.run.id)
             child.active.epoch, child.active.accuracy = epoch, acc
             self.progress.update(child.active)
             returncode = child.proc.poll()

@@ -21,19 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from prunekit import __version__
+from prunekit.core import rundir
 from prunekit.core.files import write_json
 from prunekit.errors import UsageError
+from prunekit.core.rundir import FAILED, FINISHED, INTERRUPTED, LOGS, NEW, RUNS
+from prunekit.core.rundir import MATRIX as MATRIX_FILE
 from prunekit.matrix.expand import Plan
 
-MATRIX_FILE = "matrix.json"
 LOCK_FILE = "matrix.lock"
-RUNS = "runs"
-LOGS = "logs"
-SUMMARY = "summary.json"
-FAILURE = "failure.json"
 FORMAT = 1
 
-FINISHED, FAILED, INTERRUPTED, NEW = "finished", "failed", "interrupted", "new"
+__all__ = ["FAILED", "FINISHED", "INTERRUPTED", "NEW", "LOGS", "RUNS", "MATRIX_FILE"]
 
 
 def read_matrix_file(out: Path) -> dict[str, Any] | None:
@@ -76,14 +74,7 @@ def check_out(out: Path, plan: Plan) -> None:
 
 def run_state(out: Path, run_id: str) -> str:
     """finished, failed, interrupted (a directory without a result) or new."""
-    path = Path(out) / RUNS / run_id
-    if (path / SUMMARY).exists():
-        return FINISHED
-    if (path / FAILURE).exists():
-        return FAILED
-    if path.exists():
-        return INTERRUPTED
-    return NEW
+    return rundir.state(Path(out) / RUNS / run_id)
 
 
 class MatrixLock:
@@ -147,6 +138,4 @@ def clear_run(out: Path, run_id: str) -> None:
 
 
 def write_failure(out: Path, run_id: str, record: dict[str, Any]) -> None:
-    path = Path(out) / RUNS / run_id
-    path.mkdir(parents=True, exist_ok=True)
-    write_json(path / FAILURE, record)
+    rundir.write_failure(Path(out) / RUNS / run_id, record)

@@ -7,27 +7,17 @@ stops the report.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from prunekit.core import rundir
+from prunekit.core.rundir import Malformed
 
-SUMMARY, FAILURE, CONFIG, METRICS, TIMELINE, MATRIX = (
-    "summary.json", "failure.json", "config.yaml", "metrics.jsonl", "timeline.jsonl", "matrix.json",
-)
 #: Timeline samples kept per run for the figures.
 TIMELINE_POINTS = 5000
 #: Directories inside a folder of runs that are not runs.
-NOT_RUNS = ("figures", "logs")
-
-_NUMBER_KEYS = ("final_test_accuracy", "best_test_accuracy", "target_sparsity", "achieved_sparsity", "wall_time_s")
-_REQUIRED = (*_NUMBER_KEYS, "target_reached", "model", "dataset", "optimizer", "pruner", "seed", "ledger", "samplers")
-
-
-class Malformed(Exception):
-    """A run directory's file cannot be used."""
+NOT_RUNS = ("figures", rundir.LOGS)
 
 
 @dataclass
@@ -77,64 +67,12 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise Malformed(f"{path.name} is not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise Malformed(f"{path.name} cannot be read ({exc.strerror or exc})") from None
-
-
-def _read_jsonl(path: Path, notes: list[str], name: str, max_records: int | None = None) -> list[dict[str, Any]]:
-    """Complete JSON lines; a bad line is noted and skipped (the file may be cut short).
-
-    With ``max_records``, long files are thinned to about that many evenly spaced lines
-    (timelines of long runs; their exact peaks are in summary.json anyway).
-    """
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    stride = max(1, -(-len(lines) // max_records)) if max_records else 1
-    records = []
-    for number, line in enumerate(lines, 1):
-        if (number - 1) % stride or not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            notes.append(f"{name}: {path.name} line {number} is not valid JSON; skipped.")
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
-def _check_summary(summary: Any) -> dict[str, Any]:
-    if not isinstance(summary, dict):
-        raise Malformed("summary.json is not a JSON object")
-    missing = [k for k in _REQUIRED if k not in summary]
-    if missing:
-        raise Malformed(f"summary.json lacks {', '.join(missing)}")
-    bad = [k for k in _NUMBER_KEYS if not isinstance(summary[k], (int, float)) or isinstance(summary[k], bool)]
-    if bad:
-        raise Malformed(f"summary.json has non-numeric {', '.join(bad)}")
-    if not isinstance(summary["ledger"], dict) or not isinstance(summary["samplers"], dict):
-        raise Malformed("summary.json's ledger or samplers is not an object")
-    return summary
-
-
 def _config(path: Path, matrix_configs: dict[str, dict], summary: dict | None) -> dict[str, Any]:
     if path.name in matrix_configs:
         return dict(matrix_configs[path.name])
-    config_path = path / CONFIG
-    if config_path.exists():
-        try:
-            data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            raise Malformed("config.yaml is not valid YAML") from None
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in ("out", "quiet")}
+    data = rundir.read_config(path)
+    if data is not None:
+        return {k: v for k, v in data.items() if k not in ("out", "quiet")}
     if summary is not None:
         keys = ("model", "dataset", "optimizer", "pruner", "seed", "epochs", "batch_size")
         return {k: summary.get(k) for k in keys} | {"sparsity": summary["target_sparsity"]}
@@ -144,21 +82,20 @@ def _config(path: Path, matrix_configs: dict[str, dict], summary: dict | None) -
 def load_run(path: Path, matrix_configs: dict[str, dict], notes: list[str]) -> RunRecord:
     """One run directory; raises Malformed, or FileNotFoundError if it has no result yet."""
     name = path.name
-    if (path / SUMMARY).exists():
-        summary = _check_summary(_read_json(path / SUMMARY))
+    state = rundir.state(path)
+    if state == rundir.FINISHED:
+        summary = dict(rundir.read_summary(path))
         record = RunRecord(name, path, "completed", _config(path, matrix_configs, summary), summary=summary)
-        record.metrics = _read_jsonl(path / METRICS, notes, name)
-        record.timeline = _read_jsonl(path / TIMELINE, notes, name, TIMELINE_POINTS)
+        record.metrics = rundir.read_metrics(path, notes)
+        record.timeline = rundir.read_timeline(path, notes, TIMELINE_POINTS)
         return record
-    if (path / FAILURE).exists():
-        failure = _read_json(path / FAILURE)
-        if not isinstance(failure, dict):
-            raise Malformed("failure.json is not a JSON object")
+    if state == rundir.FAILED:
+        failure = rundir.read_failure(path)
         config = failure.get("config") if isinstance(failure.get("config"), dict) else None
         if config is None:
             config = _config(path, matrix_configs, None)
         record = RunRecord(name, path, "failed", config, failure=failure)
-        record.metrics = _read_jsonl(path / METRICS, notes, name)
+        record.metrics = rundir.read_metrics(path, notes)
         return record
     raise FileNotFoundError(name)
 
@@ -167,14 +104,14 @@ def run_dirs(directory: Path) -> tuple[list[Path], dict[str, Any] | None]:
     """The run directories under ``directory`` and the matrix record, if any."""
     directory = Path(directory)
     matrix = None
-    if (directory / MATRIX).exists():
+    if (directory / rundir.MATRIX).exists():
         try:
-            matrix = _read_json(directory / MATRIX)
+            matrix = rundir.read_json(directory / rundir.MATRIX)
         except Malformed:
             matrix = None
-    if (directory / "runs").is_dir():
-        base = directory / "runs"
-    elif (directory / SUMMARY).exists() or (directory / CONFIG).exists() or (directory / FAILURE).exists():
+    if (directory / rundir.RUNS).is_dir():
+        base = directory / rundir.RUNS
+    elif rundir.is_run_dir(directory):
         return [directory], matrix
     else:
         base = directory

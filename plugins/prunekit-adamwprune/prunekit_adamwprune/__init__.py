@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit import hookimpl
+from prunekit.api import hookimpl
 from prunekit_adamwprune.optimizer import STATE, adamwprune
 from prunekit_adamwprune.pruner import OPTIONS, StatePruner, state
 

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.builtin.pruners import SCOPE_OPTION
-from prunekit.core.options import Option
-from prunekit.core.pruner import MaskPruner
-from prunekit.core.targets import Target
-from prunekit.errors import UsageError
+from prunekit.api import MaskPruner, Option, SCOPE_OPTION, Target, UsageError
 from prunekit_adamwprune.scores import DEFAULT_VARIANT, VARIANTS
 
 VARIANT_OPTION = Option(

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import math
 
-from prunekit import hookimpl
-from prunekit.builtin.pruners import SCOPE_OPTION
-from prunekit.core.options import Option
-from prunekit.core.targets import Target
-from prunekit.errors import UsageError
+from prunekit.api import Option, SCOPE_OPTION, Target, UsageError, hookimpl
 from prunekit_movement.movement import MovementPruner
 from prunekit_movement.w0 import MovementW0Pruner
 

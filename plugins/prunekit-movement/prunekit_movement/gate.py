@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from prunekit.core.targets import Target
+from prunekit.api import Target
 
 
 class _StraightThroughMask(torch.autograd.Function):

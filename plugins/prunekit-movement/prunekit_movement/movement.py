@@ -32,9 +32,7 @@ from typing import Iterator
 
 import torch
 
-from prunekit.core.pruner import MASKED_OPTIMIZER_STATE, Pruner
-from prunekit.core.targets import Target
-from prunekit.core.threshold import threshold_for_sparsity
+from prunekit.api import MASKED_OPTIMIZER_STATE, Pruner, Target, threshold_for_sparsity
 from prunekit_movement.gate import MaskGate, install_gate
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.core.pruner import MaskPruner
-from prunekit.core.targets import Target
+from prunekit.api import MaskPruner, Target
 
 
 class MovementW0Pruner(MaskPruner):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit import hookimpl
+from prunekit.api import hookimpl
 from prunekit_nvidia_mem.sampler import NvidiaSampler
 
 __version__ = "0.1.0"

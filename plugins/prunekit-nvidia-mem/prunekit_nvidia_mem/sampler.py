@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from prunekit.core.sampling import SamplerUnavailable
+from prunekit.api import SamplerUnavailable
 
 INSTALL_HINT = "pip install nvidia-ml-py"
 

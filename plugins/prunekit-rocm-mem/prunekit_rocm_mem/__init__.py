@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit import hookimpl
+from prunekit.api import hookimpl
 from prunekit_rocm_mem.sampler import RocmSampler
 
 __version__ = "0.1.0"

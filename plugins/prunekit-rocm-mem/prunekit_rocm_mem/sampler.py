@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from prunekit.core.sampling import SamplerUnavailable
+from prunekit.api import SamplerUnavailable
 
 MiB = 1 << 20
 #: amdsmi_status_t codes the sampler treats specially.

@@ -1,0 +1,28 @@
+"""The ``adamwprune`` optimizer: AdamW with the seed's settings, paired with ``state``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+#: Per-weight state it keeps (what the ``state`` pruner reads).
+STATE = ("exp_avg", "exp_avg_sq")
+
+
+def adamwprune(
+    param_groups: list[dict[str, Any]], *, lr: float, weight_decay: float, epochs: int, steps_per_epoch: int
+) -> torch.optim.AdamW:
+    """AdamW, betas (0.9, 0.999), eps 1e-8, no AMSGrad.
+
+    Decoupled weight decay comes from the two parameter groups the core builds
+    (weights decay, biases and norm parameters do not). The fused kernel is
+    used where torch supports it for these parameters: the same update, about
+    5x faster on CPU, and unlike the default multi-tensor path its square root
+    does not slow down on the exact zeros that pruning leaves in ``exp_avg_sq``.
+    """
+    kwargs = dict(lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=False)
+    try:
+        return torch.optim.AdamW(param_groups, fused=True, **kwargs)
+    except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
+        return torch.optim.AdamW(param_groups, **kwargs)

@@ -1,0 +1,69 @@
+"""The ``state`` pruner: boolean masks scored from the optimizer's Adam moments.
+
+Everything else (exact memory-bounded global threshold, layer scope, masks that
+only grow, gradient masking, zeroing ``exp_avg``/``exp_avg_sq``/``max_exp_avg_sq``
+at pruned positions) is :class:`prunekit.core.pruner.MaskPruner`'s. The only
+state kept between steps is one ``torch.bool`` mask per prunable weight.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prunekit.builtin.pruners import SCOPE_OPTION
+from prunekit.core.options import Option
+from prunekit.core.pruner import MaskPruner
+from prunekit.core.targets import Target
+from prunekit.errors import UsageError
+from prunekit_adamwprune.scores import DEFAULT_VARIANT, VARIANTS
+
+VARIANT_OPTION = Option(
+    "variant", str, DEFAULT_VARIANT,
+    "bitter7 |w|*(|v|+eps)^(1/4); bitter0 |w*m|*|w|/(sqrt(v)+eps); bitter3 |w|*sqrt(|m|+eps); fisher w^2*v",
+    choices=tuple(VARIANTS),
+)
+EPS_OPTION = Option("eps", float, 1e-8, "epsilon inside the score (must be > 0)", above=0.0)
+OPTIONS = (VARIANT_OPTION, SCOPE_OPTION, EPS_OPTION)
+
+
+class StatePruner(MaskPruner):
+    """Prune the weights with the lowest score from ``w`` and Adam's ``m``/``v``.
+
+    Until the optimizer holds state for a weight (before its first step) the
+    score of that weight is ``|w|``.
+    """
+
+    fresh_scores = True  # every variant returns a new tensor (see scores.py)
+
+    def __init__(self, targets: list[Target], variant: str = DEFAULT_VARIANT, scope: str = "global", eps: float = 1e-8) -> None:
+        super().__init__(targets, scope=scope)
+        self.variant = variant
+        self.eps = eps
+        self._score, self._needs = VARIANTS[variant]
+
+    def score(self, index: int, target: Target) -> torch.Tensor:
+        w = target.parameter.detach()
+        state = self.optimizer.state.get(target.parameter) if self.optimizer is not None else None
+        if not state:
+            return w.abs()
+        found = {}
+        for key in self._needs:
+            value = state.get(key)
+            if not isinstance(value, torch.Tensor) or value.shape != w.shape:
+                raise UsageError(
+                    f"Pruner 'state' (variant {self.variant}) needs the optimizer's per-weight "
+                    f"'{key}' for {target.name}; this optimizer keeps: {', '.join(sorted(state)) or 'nothing'}."
+                )
+            found[key] = value.detach()
+        return self._score(w, found.get("exp_avg"), found.get("exp_avg_sq"), self.eps)
+
+
+def state(targets: list[Target], variant: str = DEFAULT_VARIANT, scope: str = "global", eps: float = 1e-8) -> StatePruner:
+    """Factory for ``--pruner state``; validates its options with one-line errors."""
+    if variant not in VARIANTS:
+        raise UsageError(f"Option 'variant' of pruner 'state' must be one of: {', '.join(VARIANTS)}; got {variant!r}.")
+    if scope not in SCOPE_OPTION.choices:
+        raise UsageError(f"Option 'scope' of pruner 'state' must be one of: {', '.join(SCOPE_OPTION.choices)}; got {scope!r}.")
+    if not eps > 0:
+        raise UsageError(f"Option 'eps' of pruner 'state' must be greater than 0, got {eps!r}.")
+    return StatePruner(targets, variant=variant, scope=scope, eps=eps)

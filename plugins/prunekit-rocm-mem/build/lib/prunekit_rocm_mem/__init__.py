@@ -1,0 +1,18 @@
+"""prunekit plugin: sampler ``rocm``, GPU memory as the AMD driver (amdsmi) sees it."""
+
+from __future__ import annotations
+
+from prunekit import hookimpl
+from prunekit_rocm_mem.sampler import RocmSampler
+
+__version__ = "0.1.0"
+__all__ = ["RocmSampler"]
+
+
+@hookimpl
+def register_samplers(register) -> None:
+    register(
+        "rocm", RocmSampler,
+        description="AMD GPU via amdsmi: VRAM used/total bytes, this process's VRAM, activity, power, temperature",
+        scope="device",
+    )

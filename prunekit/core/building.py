@@ -1,0 +1,171 @@
+"""Everything a run needs before its first step: device, seeds, run directory, schedule,
+data, model, pruner, optimizer and samplers."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import torch
+
+from prunekit.core.config import ResolvedRun, RunConfig
+from prunekit.core.data import make_loader
+from prunekit.core.optim import TrainingOptimizer, parameter_groups
+from prunekit.core.plugins import Plugins
+from prunekit.core.pruner import Pruner
+from prunekit.core.sampling import Sampler, SamplerUnavailable
+from prunekit.core.schedule import Schedule
+from prunekit.core.targets import Target, prunable_targets
+from prunekit.errors import UsageError
+
+WARMUP_FRACTION = 0.1
+END_FRACTION = 0.8
+UPDATES_ALONG_RAMP = 50
+
+Autocast = Callable[[], ContextManager[Any]]
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise UsageError(f"Device '{spec}' requested but no CUDA/ROCm GPU is available; use --device cpu or auto.")
+    device = torch.device(spec)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"Device '{spec}' does not exist; this machine has {torch.cuda.device_count()} GPU(s).")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed)
+    except ImportError:
+        pass
+
+
+def default_run_dir(resolved: ResolvedRun) -> Path:
+    c = resolved.config
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{c.model}-{c.dataset}-{resolved.optimizer.name}-{resolved.pruner.name}-s{round(c.sparsity * 100)}-seed{c.seed}-{stamp}"
+    return Path("runs") / name.replace(":", "_").replace("/", "_")
+
+
+def check_out_dir(path: Path) -> None:
+    """Fail early, with one line, if ``path`` cannot become a fresh run directory."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"Output directory {path} already exists and is not empty; choose another --out.")
+    parent = path.parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"Cannot write to --out {path}: {probe} is not a directory.")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        test = parent / f".prunekit-write-test-{time.time_ns()}"
+        test.mkdir()
+        test.rmdir()
+    except OSError as exc:
+        raise UsageError(f"Cannot write to --out {path}: {exc.strerror or exc}.") from None
+
+
+def make_schedule(config: RunConfig, total_steps: int) -> Schedule:
+    """The sparsity schedule, with defaults as fractions of the training steps."""
+    warmup = config.warmup if config.warmup is not None else round(WARMUP_FRACTION * total_steps)
+    end = config.prune_end if config.prune_end is not None else max(warmup + 1, round(END_FRACTION * total_steps))
+    if end <= warmup:
+        end = warmup + 1
+    frequency = config.frequency or max(1, round((end - warmup) / UPDATES_ALONG_RAMP))
+    return Schedule(config.schedule, config.sparsity, warmup, end, frequency)
+
+
+def autocast_factory(config: RunConfig, device: torch.device) -> tuple[Autocast, torch.amp.GradScaler | None]:
+    """The autocast context for forward passes and, under fp16, the GradScaler."""
+    if not config.amp:
+        return contextlib.nullcontext, None
+    if device.type != "cuda":
+        raise UsageError("--amp needs a CUDA/ROCm device; drop --amp or use --device cuda.")
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+
+
+@dataclass
+class Built:
+    """The objects of one run, built in the order the pruner protocol promises."""
+
+    splits: Any
+    model: torch.nn.Module
+    targets: list[Target]
+    pruner: Pruner
+    optimizer: TrainingOptimizer
+    train_loader: Any
+    test_loader: Any
+
+
+def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradScaler | None = None) -> Built:
+    """Data, model, pruner and optimizer, in the order the protocol promises."""
+    c = resolved.config
+    data_dir = Path(c.data_dir) if c.data_dir else None
+    splits = resolved.dataset.factory(data_dir, c.download, c.seed, **resolved.dataset_opts)
+    extra = {"name": c.model} if "*" in resolved.model.name else {}
+    model = resolved.model.factory(splits.num_classes, splits.in_channels, splits.image_size, **extra).to(device)
+    targets = prunable_targets(model)
+    pruner = resolved.pruner.factory(targets, **resolved.pruner_opts)
+    pin = device.type == "cuda"
+    train_loader = make_loader(splits.train, c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, pin_memory=pin)
+    test_loader = make_loader(splits.test, max(c.batch_size, 256), shuffle=False, seed=c.seed, workers=c.workers, pin_memory=pin)
+    meta = resolved.optimizer.metadata
+    weight_decay = c.weight_decay
+    if weight_decay is None:
+        weight_decay = meta["weight_decay"] if meta["weight_decay"] is not None else resolved.model.metadata["weight_decay"]
+    lr = c.lr if c.lr is not None else meta["lr"]
+    made = resolved.optimizer.factory(
+        parameter_groups(model, weight_decay),
+        lr=lr,
+        weight_decay=weight_decay,
+        epochs=c.epochs,
+        steps_per_epoch=len(train_loader),
+        **resolved.optimizer_opts,
+    )
+    optimizer = made if isinstance(made, TrainingOptimizer) else TrainingOptimizer(made)
+    optimizer.scaler = scaler
+    pruner.bind(optimizer.optimizer)
+    return Built(splits, model, targets, pruner, optimizer, train_loader, test_loader)
+
+
+def start_samplers(resolved: ResolvedRun, plugins: Plugins, device: torch.device) -> tuple[dict[str, Sampler], dict[str, str]]:
+    """Start the chosen samplers; ``auto`` adds every one that works here."""
+    chosen = {e.name: e for e in resolved.samplers}
+    skipped: dict[str, str] = {}
+    auto = "auto" in resolved.config.samplers
+    if auto:
+        for name, entry in plugins.registry.entries["samplers"].items():
+            chosen.setdefault(name, entry)
+    started: dict[str, Any] = {}
+    try:
+        for name, entry in chosen.items():
+            sampler = entry.factory(device)
+            try:
+                sampler.start()
+            except SamplerUnavailable as exc:
+                if auto and entry not in resolved.samplers:
+                    skipped[name] = str(exc)
+                    continue
+                raise UsageError(str(exc)) from None
+            started[name] = sampler
+    except BaseException:
+        for sampler in started.values():
+            sampler.stop()
+        raise
+    return started, skipped

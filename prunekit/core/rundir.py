@@ -1,0 +1,232 @@
+"""The run directory: its file names, the summary schema, and the one reader and writer.
+
+Every module that writes or reads a run directory (the runner, the matrix, the
+report) goes through this one. A run directory holds:
+
+- ``config.yaml``: the resolved settings (written before training);
+- ``metrics.jsonl``: one line per epoch, appended as epochs finish;
+- ``timeline.jsonl``: memory samples, appended as they are taken;
+- ``failure.json``: why a run failed (written instead of a summary);
+- ``summary.json``: written atomically, last. A run directory without it is incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any, TypedDict
+
+import yaml
+
+from prunekit.core.files import append_jsonl, write_json, write_yaml
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+TIMELINE = "timeline.jsonl"
+SUMMARY = "summary.json"
+FAILURE = "failure.json"
+
+#: A matrix directory: ``matrix.json`` (the spec and its runs), ``runs/<id>/`` (one run
+#: directory each) and ``logs/<id>.log`` (each child's output).
+MATRIX = "matrix.json"
+RUNS = "runs"
+LOGS = "logs"
+
+#: Version of the ``summary.json`` schema; bumped when a key changes meaning or goes away.
+SCHEMA_VERSION = 1
+
+FINISHED, FAILED, INTERRUPTED, NEW = "finished", "failed", "interrupted", "new"
+
+
+class Schedule(TypedDict):
+    kind: str
+    warmup: int
+    end: int
+    frequency: int
+    mask_updates: int
+
+
+class ParameterCounts(TypedDict):
+    total: int
+    prunable: int
+
+
+class Summary(TypedDict):
+    """``summary.json``: accuracies in percent, sparsities as fractions, memory in bytes."""
+
+    schema_version: int
+    status: str
+    run_dir: str
+    model: str
+    dataset: str
+    dataset_options: dict[str, Any]
+    optimizer: str
+    optimizer_options: dict[str, Any]
+    lr: float
+    weight_decay: float
+    pruner: str
+    pruner_options: dict[str, Any]
+    schedule: Schedule
+    seed: int
+    epochs: int
+    batch_size: int
+    steps: int
+    amp: bool
+    final_test_accuracy: float
+    best_test_accuracy: float
+    best_epoch: int
+    final_train_loss: float
+    final_test_loss: float
+    target_sparsity: float
+    achieved_sparsity: float
+    achieved_sparsity_all_parameters: float
+    sparsity_counts: dict[str, Any]
+    target_reached: bool
+    parameter_counts: ParameterCounts
+    wall_time_s: float
+    train_time_s: float
+    eval_time_s: float
+    mean_step_time_s: float
+    ledger: dict[str, Any]
+    samplers: dict[str, Any]
+    samplers_skipped: dict[str, str]
+    warnings: list[str]
+    environment: dict[str, Any]
+    prunekit_version: str
+
+
+#: Keys a report needs, and those of them that must be numbers.
+NUMBER_KEYS = ("final_test_accuracy", "best_test_accuracy", "target_sparsity", "achieved_sparsity", "wall_time_s")
+REQUIRED_KEYS = (*NUMBER_KEYS, "target_reached", "model", "dataset", "optimizer", "pruner", "seed", "ledger", "samplers")
+
+
+class Malformed(Exception):
+    """A run directory's file exists but cannot be used."""
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_config(run_dir: Path, settings: dict[str, Any]) -> None:
+    write_yaml(Path(run_dir) / CONFIG, settings)
+
+
+def open_metrics(run_dir: Path) -> IO[str]:
+    """The metrics file, opened for appending one line per epoch with :func:`append_record`."""
+    return open(Path(run_dir) / METRICS, "w", encoding="utf-8")
+
+
+def append_record(handle: IO[str], record: dict[str, Any]) -> None:
+    append_jsonl(handle, record)
+
+
+def write_summary(run_dir: Path, summary: Summary) -> None:
+    """Atomically, last: from now on the run counts as finished."""
+    write_json(Path(run_dir) / SUMMARY, summary)
+
+
+def write_failure(run_dir: Path, record: dict[str, Any]) -> None:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / FAILURE, record)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; Malformed (naming the file) if it cannot be read or parsed."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise Malformed(f"{Path(path).name} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise Malformed(f"{Path(path).name} cannot be read ({exc.strerror or exc})") from None
+
+
+def check_summary(summary: Any) -> Summary:
+    """``summary`` if it has what a report needs, else Malformed saying what is wrong."""
+    if not isinstance(summary, dict):
+        raise Malformed(f"{SUMMARY} is not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in summary]
+    if missing:
+        raise Malformed(f"{SUMMARY} lacks {', '.join(missing)}")
+    bad = [k for k in NUMBER_KEYS if not isinstance(summary[k], (int, float)) or isinstance(summary[k], bool)]
+    if bad:
+        raise Malformed(f"{SUMMARY} has non-numeric {', '.join(bad)}")
+    if not isinstance(summary["ledger"], dict) or not isinstance(summary["samplers"], dict):
+        raise Malformed(f"{SUMMARY}'s ledger or samplers is not an object")
+    return summary  # type: ignore[return-value]
+
+
+def read_summary(run_dir: Path) -> Summary:
+    return check_summary(read_json(Path(run_dir) / SUMMARY))
+
+
+def read_failure(run_dir: Path) -> dict[str, Any]:
+    failure = read_json(Path(run_dir) / FAILURE)
+    if not isinstance(failure, dict):
+        raise Malformed(f"{FAILURE} is not a JSON object")
+    return failure
+
+
+def read_config(run_dir: Path) -> dict[str, Any] | None:
+    """The resolved settings, ``None`` if there is no config file; Malformed if unreadable."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise Malformed(f"{CONFIG} is not valid YAML") from None
+    return data if isinstance(data, dict) else None
+
+
+def read_jsonl(path: Path, notes: list[str] | None = None, max_records: int | None = None) -> list[dict[str, Any]]:
+    """Complete JSON lines of ``path``; a bad line is noted and skipped (the file may be cut short).
+
+    With ``max_records``, long files are thinned to about that many evenly spaced lines.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    stride = max(1, -(-len(lines) // max_records)) if max_records else 1
+    records = []
+    for number, line in enumerate(lines, 1):
+        if (number - 1) % stride or not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if notes is not None:
+                notes.append(f"{path.parent.name}: {path.name} line {number} is not valid JSON; skipped.")
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def read_metrics(run_dir: Path, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    return read_jsonl(Path(run_dir) / METRICS, notes)
+
+
+def read_timeline(run_dir: Path, notes: list[str] | None = None, max_records: int | None = None) -> list[dict[str, Any]]:
+    return read_jsonl(Path(run_dir) / TIMELINE, notes, max_records)
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` holds any file a run writes."""
+    return any((Path(path) / name).exists() for name in (SUMMARY, FAILURE, CONFIG))
+
+
+def state(run_dir: Path) -> str:
+    """finished (a summary), failed (a failure record), interrupted (neither) or new (no directory)."""
+    run_dir = Path(run_dir)
+    if (run_dir / SUMMARY).exists():
+        return FINISHED
+    if (run_dir / FAILURE).exists():
+        return FAILED
+    if run_dir.exists():
+        return INTERRUPTED
+    return NEW

@@ -1,0 +1,96 @@
+"""The run's summary: what ran, what it achieved, and what it kept in memory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prunekit import __version__
+from prunekit.core.building import Built
+from prunekit.core.config import ResolvedRun
+from prunekit.core.environment import describe_environment
+from prunekit.core.ledger import memory_ledger
+from prunekit.core.plugins import Plugins
+from prunekit.core.rundir import SCHEMA_VERSION, Summary
+from prunekit.core.schedule import Schedule
+from prunekit.core.targets import measure_sparsity
+from prunekit.core.training import Progress
+
+TARGET_TOLERANCE = 0.005  # achieved sparsity within 0.5 percentage point counts as reached
+
+
+def build_summary(
+    *,
+    out: Path,
+    resolved: ResolvedRun,
+    settings: dict[str, Any],
+    built: Built,
+    schedule: Schedule,
+    prunes: bool,
+    progress: Progress,
+    samplers: dict[str, Any],
+    samplers_skipped: dict[str, str],
+    warnings: list[str],
+    plugins: Plugins,
+    device: torch.device,
+    started_at: float,
+) -> Summary:
+    """The ``summary.json`` record of a completed run (see :class:`prunekit.core.rundir.Summary`)."""
+    c = resolved.config
+    history = progress.history
+    sparsity = measure_sparsity(built.model, built.targets)
+    ledger = memory_ledger(built.model, built.optimizer.optimizer, built.pruner.state_tensors(), built.targets)
+    target = c.sparsity if prunes else 0.0
+    best = max(history, key=lambda r: r["test_accuracy"])
+    steps = progress.step
+    plugin_versions = {i.distribution: i.version for i in plugins.infos.values() if i.distribution != "prunekit"}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "completed",
+        "run_dir": str(out),
+        "model": c.model,
+        "dataset": c.dataset,
+        "dataset_options": resolved.dataset_opts,
+        "optimizer": resolved.optimizer.name,
+        "optimizer_options": resolved.optimizer_opts,
+        "lr": settings["lr"],
+        "weight_decay": settings["weight_decay"],
+        "pruner": resolved.pruner.name,
+        "pruner_options": resolved.pruner_opts,
+        "schedule": {
+            "kind": schedule.kind,
+            "warmup": schedule.warmup,
+            "end": schedule.end,
+            "frequency": schedule.frequency,
+            "mask_updates": progress.mask_updates,
+        },
+        "seed": c.seed,
+        "epochs": c.epochs,
+        "batch_size": c.batch_size,
+        "steps": steps,
+        "amp": c.amp,
+        "final_test_accuracy": history[-1]["test_accuracy"],
+        "best_test_accuracy": best["test_accuracy"],
+        "best_epoch": best["epoch"],
+        "final_train_loss": history[-1]["train_loss"],
+        "final_test_loss": history[-1]["test_loss"],
+        "target_sparsity": target,
+        "achieved_sparsity": sparsity["prunable"],
+        "achieved_sparsity_all_parameters": sparsity["all"],
+        "sparsity_counts": sparsity,
+        "target_reached": abs(sparsity["prunable"] - target) <= TARGET_TOLERANCE,
+        "parameter_counts": {"total": ledger["parameter_count"], "prunable": ledger["prunable_weights"]},
+        "wall_time_s": time.perf_counter() - started_at,
+        "train_time_s": progress.train_time,
+        "eval_time_s": progress.eval_time,
+        "mean_step_time_s": progress.train_time / steps if steps else 0.0,
+        "ledger": ledger,
+        "samplers": samplers,
+        "samplers_skipped": samplers_skipped,
+        "warnings": warnings,
+        "environment": describe_environment(device, plugin_versions),
+        "prunekit_version": __version__,
+    }
