@@ -26,9 +26,10 @@ run: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
-## Performance figures (JSON), each measured against a baseline in the same run.
+## Performance figures (JSON), each measured against a baseline in the same run; printed and
+## written to runs/bench/<time>-<commit>[-quick].json. QUICK=1: a short subset (minutes, not an hour).
 bench: venv
-	$(BIN)/python benchmarks/run.py
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -28,6 +28,8 @@ from prunekit.core.config import RunConfig
 from prunekit.core.optim import parameter_groups
 from prunekit.core.runner import run
 
+from _quick import parse_args
+
 CASES = {
     "lenet5_digits": dict(model="lenet5", dataset="digits", batch_size=32, epochs=3, dataset_opts={}),
     "resnet18_synthetic32": dict(
@@ -82,7 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cases", nargs="*", default=list(CASES))
-    args = parser.parse_args()
+    args = parse_args(parser, quick={"repeats": 1, "cases": ["lenet5_digits"]})
     results = {"threads": torch.get_num_threads(), "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases:

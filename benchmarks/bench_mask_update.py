@@ -44,6 +44,8 @@ import subprocess
 import sys
 import time
 
+from _quick import parse_args
+
 MIB = 1 << 20
 
 
@@ -243,7 +245,7 @@ def main() -> None:
     parser.add_argument("--allocator", choices=(*ALLOCATORS, "both"), default="both", help="glibc settings of the workers")
     parser.add_argument("--patch", help="also measure prunekit with PATCH.install() applied (a proposed core change)")
     parser.add_argument("--worker", choices=("prunekit", "reference", "exact"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, quick={"repeats": 1, "allocator": "mmap128k"})
     if args.worker == "exact":
         print(json.dumps(check_exact(args.sparsity, args.seed, args.patch)))
         return

@@ -29,6 +29,8 @@ from prunekit.core.pruner import Pruner
 from prunekit.core.targets import prunable_targets
 from prunekit_movement import movement
 
+from _quick import parse_args
+
 
 def _step(model, optimizer, pruner, inputs, labels, step: int) -> float:
     start = time.perf_counter()
@@ -46,7 +48,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per pruner first")
     parser.add_argument("--updates", type=int, default=3, help="timed mask updates")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = parser.parse_args()
+    args = parse_args(parser, quick={"rounds": 6, "updates": 1})
     if args.threads:
         torch.set_num_threads(args.threads)
 

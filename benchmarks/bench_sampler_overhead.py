@@ -16,6 +16,8 @@ from pathlib import Path
 from prunekit.core.config import RunConfig
 from prunekit.core.runner import run
 
+from _quick import parse_args
+
 
 def step_time(samplers: list[str], interval: float, workdir: Path, epochs: int) -> tuple[float, int]:
     config = RunConfig(
@@ -32,7 +34,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--interval", type=float, default=0.1)
-    args = parser.parse_args()
+    args = parse_args(parser, quick={"repeats": 3, "epochs": 3})
     with_sampler, without, samples = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         step_time([], args.interval, Path(tmp), 1)  # warm-up

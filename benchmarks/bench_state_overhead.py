@@ -23,6 +23,8 @@ import json
 import statistics
 import time
 
+from _quick import parse_args
+
 
 def _make(seed: int, pruner_name: str, optimizer: str = "adamwprune"):
     import torch
@@ -59,7 +61,7 @@ def main() -> None:
     parser.add_argument("--optimizer", choices=("adamwprune", "adamw"), default="adamwprune",
                         help="adamwprune (fused AdamW) or the built-in adamw (torch's default multi-tensor path)")
     parser.add_argument("--patch", help="apply PATCH.install() first (to measure a proposed core change)")
-    args = parser.parse_args()
+    args = parse_args(parser, quick={"steps": 50})
     if args.patch:
         import importlib.util
 
