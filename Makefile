@@ -7,7 +7,7 @@ PLUGINS := $(sort $(wildcard plugins/*/pyproject.toml))
 OUT ?= runs/digits-quick
 JOBS ?= 2
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench venv clean format
 
 $(BIN)/.installed: pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,21 @@ run: venv
 	$(BIN)/prunekit matrix --example digits-quick --out $(OUT) --jobs $(JOBS); \
 	status=$$?; $(BIN)/prunekit report $(OUT) && exit $$status
 
-## The test suite (unit tests of the core and of every plugin).
+## The test suite (lint, format check, unit tests of the core and of every plugin).
 test: venv
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m pytest -q
 
 ## Performance figures (JSON), each measured against a baseline in the same run; printed and
 ## written to runs/bench/<time>-<commit>[-quick].json. QUICK=1: a short subset (minutes, not an hour).
 bench: venv
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
+
+## Lint fixes and formatting (ruff, settings in pyproject.toml).
+format: venv
+	$(BIN)/python -m ruff check --fix .
+	$(BIN)/python -m ruff format .
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

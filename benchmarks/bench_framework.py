@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _quick import parse_args
 
 from prunekit.builtin.datasets import digits, synthetic
 from prunekit.builtin.models import lenet5, resnet18
@@ -28,12 +29,13 @@ from prunekit.core.config import RunConfig
 from prunekit.core.optim import parameter_groups
 from prunekit.core.runner import run
 
-from _quick import parse_args
-
 CASES = {
     "lenet5_digits": dict(model="lenet5", dataset="digits", batch_size=32, epochs=3, dataset_opts={}),
     "resnet18_synthetic32": dict(
-        model="resnet18", dataset="synthetic", batch_size=32, epochs=1,
+        model="resnet18",
+        dataset="synthetic",
+        batch_size=32,
+        epochs=1,
         dataset_opts={"train_size": 32 * 50, "test_size": 32},
     ),
 }
@@ -71,10 +73,19 @@ def plain_loop(case: dict, seed: int) -> float:
 
 def prunekit_step(case: dict, pruner: str, seed: int, workdir: Path) -> float:
     config = RunConfig(
-        model=case["model"], dataset=case["dataset"], dataset_opts=dict(case["dataset_opts"]),
-        optimizer="adamw", pruner=pruner, epochs=case["epochs"], batch_size=case["batch_size"],
-        seed=seed, device="cpu", out=str(workdir / f"{case['model']}-{pruner}-{time.time_ns()}"), quiet=True,
-        frequency=50, sparsity=0.7,
+        model=case["model"],
+        dataset=case["dataset"],
+        dataset_opts=dict(case["dataset_opts"]),
+        optimizer="adamw",
+        pruner=pruner,
+        epochs=case["epochs"],
+        batch_size=case["batch_size"],
+        seed=seed,
+        device="cpu",
+        out=str(workdir / f"{case['model']}-{pruner}-{time.time_ns()}"),
+        quiet=True,
+        frequency=50,
+        sparsity=0.7,
     )
     summary = run(config, warn=lambda message: None)[1]
     return summary["mean_step_time_s"]

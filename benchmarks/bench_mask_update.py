@@ -152,6 +152,7 @@ def worker(method: str, sparsity: float, seed: int, threads: int, patch: str | N
         def update(s: float):
             def run():
                 holder["masks"] = _reference_update(targets, opt, s, seed)
+
             return run
     else:
         from prunekit_adamwprune.pruner import StatePruner
@@ -241,7 +242,12 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.7, help="target of the second (measured) update")
     parser.add_argument("--repeats", type=int, default=3, help="fresh subprocesses per arm and allocator (interleaved)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in the workers (0: torch's default); 1 keeps timings stable on a shared machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads in the workers (0: torch's default); 1 keeps timings stable on a shared machine",
+    )
     parser.add_argument("--allocator", choices=(*ALLOCATORS, "both"), default="both", help="glibc settings of the workers")
     parser.add_argument("--patch", help="also measure prunekit with PATCH.install() applied (a proposed core change)")
     parser.add_argument("--worker", choices=("prunekit", "reference", "exact"), help=argparse.SUPPRESS)
@@ -282,7 +288,7 @@ def main() -> None:
     for allocator in allocators:
         by_arm = runs[allocator]
 
-        def med(arm: str, phase: str, key: str) -> float:
+        def med(arm: str, phase: str, key: str, by_arm: dict = by_arm) -> float:
             return statistics.median(run[phase][key] for run in by_arm[arm])
 
         section: dict = {"env": ALLOCATORS[allocator]}

@@ -22,14 +22,13 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _quick import parse_args
 
 from prunekit.builtin.models import resnet18
 from prunekit.core.optim import parameter_groups
 from prunekit.core.pruner import Pruner
 from prunekit.core.targets import prunable_targets
 from prunekit_movement import movement
-
-from _quick import parse_args
 
 
 def _step(model, optimizer, pruner, inputs, labels, step: int) -> float:
@@ -94,23 +93,28 @@ def main() -> None:
     prunable = sum(t.numel() for t in targets)
     median = {k: statistics.median(v) for k, v in times.items()}
     paired = [m / n for m, n in zip(times["movement"], times["none"])]
-    print(json.dumps({
-        "benchmark": "movement_overhead",
-        "model": "resnet18 (CIFAR stem, 10 classes)",
-        "input": [32, 3, 32, 32],
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
-        "optimizer": "adamw",
-        "rounds": args.rounds,
-        "sparsity_during_timing": round(zeros / prunable, 6),
-        "prunable_weights": prunable,
-        "median_step_s": {k: round(v, 5) for k, v in median.items()},
-        "ratio_movement_over_none": round(median["movement"] / median["none"], 4),
-        "median_paired_ratio": round(statistics.median(paired), 4),
-        "mask_update_s": round(statistics.median(update_seconds), 5),
-        "mask_update_over_none_step": round(statistics.median(update_seconds) / median["none"], 4),
-        "step_times_s": {k: [round(t, 5) for t in v] for k, v in times.items()},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "movement_overhead",
+                "model": "resnet18 (CIFAR stem, 10 classes)",
+                "input": [32, 3, 32, 32],
+                "device": "cpu",
+                "threads": torch.get_num_threads(),
+                "optimizer": "adamw",
+                "rounds": args.rounds,
+                "sparsity_during_timing": round(zeros / prunable, 6),
+                "prunable_weights": prunable,
+                "median_step_s": {k: round(v, 5) for k, v in median.items()},
+                "ratio_movement_over_none": round(median["movement"] / median["none"], 4),
+                "median_paired_ratio": round(statistics.median(paired), 4),
+                "mask_update_s": round(statistics.median(update_seconds), 5),
+                "mask_update_over_none_step": round(statistics.median(update_seconds) / median["none"], 4),
+                "step_times_s": {k: [round(t, 5) for t in v] for k, v in times.items()},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

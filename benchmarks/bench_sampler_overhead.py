@@ -13,16 +13,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from _quick import parse_args
+
 from prunekit.core.config import RunConfig
 from prunekit.core.runner import run
-
-from _quick import parse_args
 
 
 def step_time(samplers: list[str], interval: float, workdir: Path, epochs: int) -> tuple[float, int]:
     config = RunConfig(
-        pruner="none", epochs=epochs, samplers=samplers, sample_interval=interval, device="cpu",
-        out=str(workdir / f"run-{time.time_ns()}"), quiet=True,
+        pruner="none",
+        epochs=epochs,
+        samplers=samplers,
+        sample_interval=interval,
+        device="cpu",
+        out=str(workdir / f"run-{time.time_ns()}"),
+        quiet=True,
     )
     summary = run(config)[1]
     samples = sum(s["samples"] for s in summary["samplers"].values())
@@ -44,15 +49,19 @@ def main() -> None:
             samples.append(n)
             without.append(step_time([], args.interval, Path(tmp), args.epochs)[0])
     a, b = statistics.median(with_sampler), statistics.median(without)
-    print(json.dumps({
-        "job": f"lenet5/digits, pruner none, {args.epochs} epochs",
-        "interval_s": args.interval,
-        "samples_per_run_median": statistics.median(samples),
-        "step_ms_with_process_sampler": round(1000 * a, 4),
-        "step_ms_without_sampler": round(1000 * b, 4),
-        "ratio": round(a / b, 4),
-        "goal": "<= 1.01",
-    }))
+    print(
+        json.dumps(
+            {
+                "job": f"lenet5/digits, pruner none, {args.epochs} epochs",
+                "interval_s": args.interval,
+                "samples_per_run_median": statistics.median(samples),
+                "step_ms_with_process_sampler": round(1000 * a, 4),
+                "step_ms_without_sampler": round(1000 * b, 4),
+                "ratio": round(a / b, 4),
+                "goal": "<= 1.01",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

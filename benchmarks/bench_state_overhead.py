@@ -58,8 +58,12 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps per model first")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--optimizer", choices=("adamwprune", "adamw"), default="adamwprune",
-                        help="adamwprune (fused AdamW) or the built-in adamw (torch's default multi-tensor path)")
+    parser.add_argument(
+        "--optimizer",
+        choices=("adamwprune", "adamw"),
+        default="adamwprune",
+        help="adamwprune (fused AdamW) or the built-in adamw (torch's default multi-tensor path)",
+    )
     parser.add_argument("--patch", help="apply PATCH.install() first (to measure a proposed core change)")
     args = parse_args(parser, quick={"steps": 50})
     if args.patch:
@@ -123,30 +127,38 @@ def main() -> None:
     model, pruner, _ = arms["state"]
     zeros = sum(int((t.weight == 0).sum()) for t in pruner.targets)
     prunable = sum(t.numel() for t in pruner.targets)
-    print(json.dumps({
-        "benchmark": "training-step overhead, pruner state vs none, ResNet-18 CIFAR shapes, CPU",
-        "batch_size": args.batch_size,
-        "frequency": args.frequency,
-        "timed_steps_per_arm": args.steps,
-        "threads": torch.get_num_threads(),
-        "optimizer": args.optimizer,
-        "patch": args.patch,
-        "prunable_weights": prunable,
-        "final_sparsity": zeros / prunable,
-        "none_step_s_mean": total["none"] / args.steps,
-        "state_step_s_mean": total["state"] / args.steps,
-        "none_step_s_median": statistics.median(times["none"]),
-        "state_step_s_median": statistics.median(times["state"]),
-        "amortised_step_time_ratio": round(ratio, 4),
-        "goal_ratio_le_1_05": ratio <= 1.05,
-        "state_pruner_calls": {
-            "per_step_masking_ms_per_step": 1e3 * pruner_time["per_step_masking_s"] / args.steps,
-            "mask_update_ms_each": 1e3 * pruner_time["mask_updates_s"] / max(1, pruner_time["mask_update_count"]),
-            "mask_updates": pruner_time["mask_update_count"],
-            "amortised_ms_per_step": 1e3 * (pruner_time["per_step_masking_s"] + pruner_time["mask_updates_s"]) / args.steps,
-            "share_of_state_step_time": (pruner_time["per_step_masking_s"] + pruner_time["mask_updates_s"]) / total["state"],
-        },
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "training-step overhead, pruner state vs none, ResNet-18 CIFAR shapes, CPU",
+                "batch_size": args.batch_size,
+                "frequency": args.frequency,
+                "timed_steps_per_arm": args.steps,
+                "threads": torch.get_num_threads(),
+                "optimizer": args.optimizer,
+                "patch": args.patch,
+                "prunable_weights": prunable,
+                "final_sparsity": zeros / prunable,
+                "none_step_s_mean": total["none"] / args.steps,
+                "state_step_s_mean": total["state"] / args.steps,
+                "none_step_s_median": statistics.median(times["none"]),
+                "state_step_s_median": statistics.median(times["state"]),
+                "amortised_step_time_ratio": round(ratio, 4),
+                "goal_ratio_le_1_05": ratio <= 1.05,
+                "state_pruner_calls": {
+                    "per_step_masking_ms_per_step": 1e3 * pruner_time["per_step_masking_s"] / args.steps,
+                    "mask_update_ms_each": 1e3 * pruner_time["mask_updates_s"] / max(1, pruner_time["mask_update_count"]),
+                    "mask_updates": pruner_time["mask_update_count"],
+                    "amortised_ms_per_step": 1e3
+                    * (pruner_time["per_step_masking_s"] + pruner_time["mask_updates_s"])
+                    / args.steps,
+                    "share_of_state_step_time": (pruner_time["per_step_masking_s"] + pruner_time["mask_updates_s"])
+                    / total["state"],
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -34,19 +34,40 @@ def cli() -> None:
 
 # Options of `prunekit run`, mapped to RunConfig fields.
 _RUN_FIELDS = {
-    "model": "model", "dataset": "dataset", "data_dir": "data_dir", "download": "download",
-    "dataset_opt": "dataset_opts", "optimizer": "optimizer", "optimizer_opt": "optimizer_opts",
-    "lr": "lr", "weight_decay": "weight_decay", "pruner": "pruner", "pruner_opt": "pruner_opts",
-    "sparsity": "sparsity", "schedule": "schedule", "warmup": "warmup", "prune_end": "prune_end",
-    "frequency": "frequency", "epochs": "epochs", "batch_size": "batch_size", "sampler": "samplers",
-    "sample_interval": "sample_interval", "device": "device", "seed": "seed", "amp": "amp",
-    "workers": "workers", "out": "out", "quiet": "quiet",
+    "model": "model",
+    "dataset": "dataset",
+    "data_dir": "data_dir",
+    "download": "download",
+    "dataset_opt": "dataset_opts",
+    "optimizer": "optimizer",
+    "optimizer_opt": "optimizer_opts",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "pruner": "pruner",
+    "pruner_opt": "pruner_opts",
+    "sparsity": "sparsity",
+    "schedule": "schedule",
+    "warmup": "warmup",
+    "prune_end": "prune_end",
+    "frequency": "frequency",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "sampler": "samplers",
+    "sample_interval": "sample_interval",
+    "device": "device",
+    "seed": "seed",
+    "amp": "amp",
+    "workers": "workers",
+    "out": "out",
+    "quiet": "quiet",
 }
 _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-opt", "pruner_opt": "--pruner-opt"}
 
 
 @cli.command()
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML file of settings; options given here override it.")
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="YAML file of settings; options given here override it."
+)
 @click.option("--model", default="lenet5", show_default=True, help="Model name (prunekit list models).")
 @click.option("--dataset", default="digits", show_default=True, help="Dataset name (prunekit list datasets).")
 @click.option("--data-dir", default=None, help="Directory holding the dataset (mnist, cifar10, cifar100, imagenet).")
@@ -65,20 +86,26 @@ _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-o
 @click.option("--frequency", type=int, default=None, help="Steps between mask updates [default: 50 updates on the ramp].")
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--sampler", multiple=True, help="Memory sampler (repeatable; 'auto' = every one that works here) [default: process].")
+@click.option(
+    "--sampler", multiple=True, help="Memory sampler (repeatable; 'auto' = every one that works here) [default: process]."
+)
 @click.option("--sample-interval", type=float, default=0.5, show_default=True, help="Seconds between memory samples.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--amp", is_flag=True, help="Mixed precision on CUDA (bf16 where supported, else fp16).")
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes for on-disk datasets.")
-@click.option("--out", default=None, help="Run directory to create [default: runs/<model>-<dataset>-<optimizer>-<pruner>-s<sparsity>-seed<seed>-<time>].")
+@click.option(
+    "--out",
+    default=None,
+    help="Run directory to create [default: runs/<model>-<dataset>-<optimizer>-<pruner>-s<sparsity>-seed<seed>-<time>].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
 @click.pass_context
 def run(ctx: click.Context, config_file: Path | None, **options) -> None:
     """Train one model with one optimizer and pruner; write a run directory."""
     config = build_config(ctx, config_file, options)
-    from prunekit.core.runner import TrainingDiverged, run as run_training  # heavy: torch
-
+    from prunekit.core.runner import TrainingDiverged  # heavy: torch
+    from prunekit.core.runner import run as run_training
     from prunekit.progress import RunProgress
 
     with RunProgress(config.epochs, quiet=config.quiet) as progress:
@@ -118,8 +145,12 @@ def print_summary(out: Path, s: dict) -> None:
     ledger = s["ledger"]
     reached = "reached" if s["target_reached"] else "NOT reached"
     click.echo(f"Run complete: {out}")
-    click.echo(f"  model          {s['model']} on {s['dataset']}, {s['optimizer']} + {s['pruner']}, {s['epochs']} epochs, seed {s['seed']}")
-    click.echo(f"  test accuracy  {s['final_test_accuracy']:.2f}% final, {s['best_test_accuracy']:.2f}% best (epoch {s['best_epoch']})")
+    click.echo(
+        f"  model          {s['model']} on {s['dataset']}, {s['optimizer']} + {s['pruner']}, {s['epochs']} epochs, seed {s['seed']}"
+    )
+    click.echo(
+        f"  test accuracy  {s['final_test_accuracy']:.2f}% final, {s['best_test_accuracy']:.2f}% best (epoch {s['best_epoch']})"
+    )
     click.echo(
         f"  sparsity       {100 * s['achieved_sparsity']:.2f}% of prunable weights (target {100 * s['target_sparsity']:.2f}%, {reached}); "
         f"{100 * s['achieved_sparsity_all_parameters']:.2f}% of all parameters"

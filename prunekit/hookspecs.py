@@ -12,7 +12,7 @@ accept and return is documented per hook below and in the README's
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

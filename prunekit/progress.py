@@ -16,14 +16,19 @@ class RunProgress:
         self.task = None
         self.last = ""
 
-    def __enter__(self) -> "RunProgress":
+    def __enter__(self) -> RunProgress:
         if not self.quiet and self.stream.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(
-                TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[status]}"), console=Console(file=self.stream), transient=True,
+                TextColumn("[bold]training"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[status]}"),
+                console=Console(file=self.stream),
+                transient=True,
             )
             self.bar.start()
             self.task = self.bar.add_task("train", total=None, status="")

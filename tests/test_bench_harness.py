@@ -23,9 +23,7 @@ def test_last_json_object_compact_indented_and_surrounded_by_logs():
 
 def test_run_one_reads_indented_json_and_reports_failures(tmp_path):
     good = tmp_path / "bench_good.py"
-    good.write_text(
-        "import json, sys\nprint('log line')\nprint(json.dumps({'ratio': 1.0, 'args': sys.argv[1:]}, indent=2))\n"
-    )
+    good.write_text("import json, sys\nprint('log line')\nprint(json.dumps({'ratio': 1.0, 'args': sys.argv[1:]}, indent=2))\n")
     result = bench_run.run_one(good, ["--quick"], timeout=60)
     assert result["ratio"] == 1.0 and result["args"] == ["--quick"]
     assert "benchmark_wall_s" in result and len(result["load_average_before_after"]) == 2

@@ -161,7 +161,9 @@ def test_unwritable_and_occupied_out(tmp_path, run_cli):
 
 def test_divergence_during_pruning_is_one_line_exit_1(tmp_path, run_cli):
     out = tmp_path / "run"
-    result = run_cli("run", "--epochs", "1", "--optimizer", "sgd", "--lr", "1e6", "--warmup", "0", "--frequency", "5", "--out", out, "-q")
+    result = run_cli(
+        "run", "--epochs", "1", "--optimizer", "sgd", "--lr", "1e6", "--warmup", "0", "--frequency", "5", "--out", out, "-q"
+    )
     assert result.code == 1
     assert result.err.startswith("Error: run failed: training loss became") and result.err.count("\n") == 1
     assert not (out / "summary.json").exists()

@@ -22,7 +22,7 @@ BOOT = textwrap.dedent("""
 """)
 
 # Magnitude pruning that sleeps each step, so a test can reliably catch a run mid-way.
-SLOW = '''
+SLOW = """
 import time
 
 from prunekit import hookimpl
@@ -40,7 +40,7 @@ class Slow(MaskPruner):
 @hookimpl
 def register_pruners(register):
     register("toy-slow", lambda targets: Slow(targets), description="magnitude, 50 ms per step")
-'''
+"""
 
 SPEC = """
 name: resume
@@ -68,13 +68,22 @@ def setup(tmp_path, sparsities):
 
 def start(spec, out, env, log):
     handle = open(log, "w")
-    return subprocess.Popen([sys.executable, "-c", BOOT, "matrix", str(spec), "--out", str(out), "--jobs", "1", "--threads", "1"],
-                            stdout=handle, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", BOOT, "matrix", str(spec), "--out", str(out), "--jobs", "1", "--threads", "1"],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
 
 
 def finish(spec, out, env):
-    return subprocess.run([sys.executable, "-c", BOOT, "matrix", str(spec), "--out", str(out), "--jobs", "1", "--threads", "1"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", BOOT, "matrix", str(spec), "--out", str(out), "--jobs", "1", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def wait_for(condition, proc, timeout=180):

@@ -88,37 +88,52 @@ def test_cross_product_minus_incompatible_pairs_with_dense_once_per_optimizer(re
 
 
 def test_dense_runs_ignore_sparsity_and_schedule_axes(registry):
-    plan = plan_of("""
+    plan = plan_of(
+        """
         optimizers: [adamw]
         pruners: [none, {name: magnitude, options: {scope: layer}}]
         sparsities: [0.5, 0.9]
         schedules: [gmp, cubic]
         settings: {warmup: 3, frequency: 2}
-    """, registry)
+    """,
+        registry,
+    )
     dense = [r.config for r in plan.runs if r.config.pruner == "none"]
     assert len(dense) == 1 and len(plan.runs) == 1 + 4
-    assert (dense[0].sparsity, dense[0].schedule, dense[0].warmup, dense[0].frequency, dense[0].pruner_opts) == (0.0, "gmp", None, None, {})
+    assert (dense[0].sparsity, dense[0].schedule, dense[0].warmup, dense[0].frequency, dense[0].pruner_opts) == (
+        0.0,
+        "gmp",
+        None,
+        None,
+        {},
+    )
     pruned = {(r.config.sparsity, r.config.schedule, r.config.warmup, r.config.pruner_opts["scope"]) for r in plan.runs[1:]}
     assert pruned == {(s, k, 3, "layer") for s in (0.5, 0.9) for k in ("gmp", "cubic")}
 
 
 def test_incompatibility_comes_from_metadata_not_names(registry):
     """An optimizer that keeps exp_avg_sq is paired with the pruner; one that does not is skipped."""
-    plan = plan_of("""
+    plan = plan_of(
+        """
         optimizers: [adam, adamwadv, sgd]
         pruners: [toy-adam]
         sparsities: [0.5]
-    """, registry)
+    """,
+        registry,
+    )
     assert sorted(r.config.optimizer for r in plan.runs) == ["adam", "adamwadv"]
     assert [s.what for s in plan.skipped] == ["optimizer 'sgd' + pruner 'toy-adam'"]
 
 
 def test_all_optimizers_come_from_the_registry_and_explicit_entries_keep_settings(registry):
-    plan = plan_of("""
+    plan = plan_of(
+        """
         optimizers: [{name: sgd, lr: 0.1, options: {momentum: 0.8}}, all]
         pruners: [magnitude]
         sparsities: [0.5]
-    """, registry)
+    """,
+        registry,
+    )
     assert plan.optimizers == ["sgd"] + [n for n in registry.names("optimizers") if n != "sgd"]
     by_name = {r.config.optimizer: r.config for r in plan.runs}
     assert sorted(by_name) == registry.names("optimizers")
@@ -132,11 +147,14 @@ def test_default_pruner_is_resolved_and_recorded(registry):
 
 
 def test_optional_missing_pruner_is_skipped_but_a_plain_unknown_one_is_an_error(registry):
-    plan = plan_of("""
+    plan = plan_of(
+        """
         optimizers: [adamw]
         pruners: [magnitude, {name: not-installed-here, optional: true}]
         sparsities: [0.5]
-    """, registry)
+    """,
+        registry,
+    )
     assert [r.config.pruner for r in plan.runs] == ["magnitude"]
     assert [(s.what, s.reason) for s in plan.skipped] == [("pruner 'not-installed-here'", "not installed")]
     message = problems_of("optimizers: [adamw]\npruners: [magnitude, not-installed-here]\n", registry)
@@ -144,28 +162,40 @@ def test_optional_missing_pruner_is_skipped_but_a_plain_unknown_one_is_an_error(
 
 
 def test_every_unknown_name_is_listed_at_once(registry):
-    message = problems_of("""
+    message = problems_of(
+        """
         models: [lenet5, nosuchmodel]
         datasets: [nosuchdata]
         optimizers: [adamw, nosuchopt]
         pruners: [nosuchpruner]
         samplers: [[nosuchsampler, process, othersampler]]
-    """, registry)
+    """,
+        registry,
+    )
     assert message.startswith("Matrix spec test.yaml has 6 problems:")
     assert "Unknown sampler 'othersampler'" in message
-    for name in ("model 'nosuchmodel'", "dataset 'nosuchdata'", "optimizer 'nosuchopt'", "pruner 'nosuchpruner'", "sampler 'nosuchsampler'"):
+    for name in (
+        "model 'nosuchmodel'",
+        "dataset 'nosuchdata'",
+        "optimizer 'nosuchopt'",
+        "pruner 'nosuchpruner'",
+        "sampler 'nosuchsampler'",
+    ):
         assert f"Unknown {name}" in message
     assert "\n" not in message
 
 
 def test_unknown_keys_bad_values_and_options_are_listed_at_once(registry):
-    message = problems_of("""
+    message = problems_of(
+        """
         lr: 0.1
         colour: blue
         sparsities: [0.5, high]
         pruners: [{name: magnitude, opts: {}}]
         settings: {out: /tmp/x, frobnicate: 1, batch_size: many}
-    """, registry)
+    """,
+        registry,
+    )
     assert "has 7 problems" in message
     assert "Unknown key 'lr' (a setting: put it under 'settings:')" in message
     assert "Unknown key 'colour'" in message
@@ -177,10 +207,13 @@ def test_unknown_keys_bad_values_and_options_are_listed_at_once(registry):
 
 
 def test_values_the_runner_would_refuse_are_found_before_anything_runs(registry):
-    message = problems_of("""
+    message = problems_of(
+        """
         pruners: [{name: magnitude, options: {scope: diagonal}}]
         sparsities: [0.5, 1.5]
-    """, registry)
+    """,
+        registry,
+    )
     assert "Sparsity must be in [0, 1), got 1.5" in message
     assert "Option 'scope' of pruner 'magnitude' must be one of: global, layer" in message
 
@@ -209,16 +242,23 @@ def test_spec_hash_ignores_name_and_key_spelling_but_not_the_grid():
     assert a.spec_hash == b.spec_hash != c.spec_hash
 
 
-HASH_SCRIPT = "from prunekit.core.config import RunConfig; from prunekit.matrix.hashing import run_id; print(run_id(RunConfig(**%s)))"
+HASH_SCRIPT = (
+    "from prunekit.core.config import RunConfig; from prunekit.matrix.hashing import run_id; print(run_id(RunConfig(**%s)))"
+)
 
 
-@pytest.mark.parametrize("fields", [
-    {"optimizer": "sgd", "pruner": "magnitude", "sparsity": 0.7, "pruner_opts": {"scope": "layer"}},
-    {"model": "timm:resnet34", "dataset": "cifar10", "pruner": "none", "sparsity": 0.0, "samplers": ["process", "torch"]},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"optimizer": "sgd", "pruner": "magnitude", "sparsity": 0.7, "pruner_opts": {"scope": "layer"}},
+        {"model": "timm:resnet34", "dataset": "cifar10", "pruner": "none", "sparsity": 0.0, "samplers": ["process", "torch"]},
+    ],
+)
 def test_run_id_is_stable_across_processes(fields):
     here = run_id(RunConfig(**fields))
-    there = subprocess.run([sys.executable, "-c", HASH_SCRIPT % repr(fields)], capture_output=True, text=True, check=True).stdout.strip()
+    there = subprocess.run(
+        [sys.executable, "-c", HASH_SCRIPT % repr(fields)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert here == there
     assert "/" not in here and ":" not in here
 
@@ -228,8 +268,10 @@ def test_run_id_changes_with_any_setting_but_not_with_out_or_quiet():
     assert run_id(base) == run_id(RunConfig(pruner="magnitude", out="/elsewhere", quiet=True))
     assert run_id(base).startswith("lenet5-digits-adamw-magnitude-s70-seed0-")
     variants = [
-        RunConfig(pruner="magnitude", seed=1), RunConfig(pruner="magnitude", lr=0.01),
-        RunConfig(pruner="magnitude", pruner_opts={"scope": "layer"}), RunConfig(pruner="magnitude", epochs=21),
+        RunConfig(pruner="magnitude", seed=1),
+        RunConfig(pruner="magnitude", lr=0.01),
+        RunConfig(pruner="magnitude", pruner_opts={"scope": "layer"}),
+        RunConfig(pruner="magnitude", epochs=21),
         RunConfig(pruner="magnitude", samplers=["process", "torch"]),
     ]
     hashes = {config_hash(base)} | {config_hash(v) for v in variants}
@@ -237,6 +279,7 @@ def test_run_id_changes_with_any_setting_but_not_with_out_or_quiet():
 
 
 # ---- the command's bad-input paths: exit 2, one line, nothing written ----
+
 
 def listing(path):
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else None
@@ -313,6 +356,7 @@ def test_set_overrides_are_yaml_values_and_checked(tmp_path, run_cli):
 
 
 # ---- shipped examples ----
+
 
 @pytest.mark.parametrize("name", ["digits-quick", "lenet5-mnist", "resnet18-cifar10", "resnet50-imagenet"])
 def test_examples_parse_and_expand_with_whatever_is_installed(name, run_cli):

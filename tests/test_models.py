@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from prunekit.builtin.models import LeNet5, lenet5, resnet18, resnet50, timm_model
+from prunekit.builtin.models import lenet5, resnet18, resnet50, timm_model
 from prunekit.core.targets import prunable_targets
 from prunekit.errors import UsageError
 
@@ -15,7 +15,11 @@ def test_lenet5_matches_the_seed():
     assert count(model) == 61_750
     targets = prunable_targets(model)
     assert [t.name for t in targets] == [
-        "features.0.weight", "features.4.weight", "classifier.1.weight", "classifier.3.weight", "classifier.5.weight",
+        "features.0.weight",
+        "features.4.weight",
+        "classifier.1.weight",
+        "classifier.3.weight",
+        "classifier.5.weight",
     ]
     assert sum(t.numel() for t in targets) == 61_470
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)

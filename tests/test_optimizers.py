@@ -68,7 +68,9 @@ def test_spam_spike_scales_moments():
 
 def test_spam_reset_warmup_does_not_compound_the_learning_rate():
     net = model()
-    opt = adamwspam(parameter_groups(net, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=100, reset_interval=10, reset_warmup=4)
+    opt = adamwspam(
+        parameter_groups(net, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=100, reset_interval=10, reset_warmup=4
+    )
     lrs = {}
     for step in range(1, 26):
         _step(opt, net, step=step)
@@ -91,8 +93,16 @@ def test_adamwadv_max_grad_norm_zero_disables_clipping():
 
 def test_spam_clip_leaves_gradients_alone_after_a_moment_reset():
     net = model()
-    opt = adamwspam(parameter_groups(net, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=100,
-                    clip_theta=50.0, reset_interval=5, max_grad_norm=0.0)
+    opt = adamwspam(
+        parameter_groups(net, 0.0),
+        lr=1e-3,
+        weight_decay=0.0,
+        epochs=1,
+        steps_per_epoch=100,
+        clip_theta=50.0,
+        reset_interval=5,
+        max_grad_norm=0.0,
+    )
     for step in range(1, 6):
         _step(opt, net, step=step)  # step 5 resets the moments: v == 0
     opt.optimizer.zero_grad()

@@ -81,14 +81,17 @@ def test_misspelled_hook_disables_only_that_plugin():
 def test_unknown_names_list_what_is_available_and_what_to_install(monkeypatch):
     real = importlib.metadata.entry_points
     monkeypatch.setattr(  # a machine with only the core installed
-        importlib.metadata, "entry_points",
+        importlib.metadata,
+        "entry_points",
         lambda **kw: importlib.metadata.EntryPoints([]) if kw.get("group") == "prunekit" else real(**kw),
     )
     registry = plugins.reset().registry
     with pytest.raises(UsageError) as info:
         registry.get("samplers", "rocm")
     assert str(info.value) == "Unknown sampler 'rocm'. Available: process, torch. Install prunekit-rocm-mem."
-    with pytest.raises(UsageError, match=r"^Unknown pruner 'state'\. Available: magnitude, none\. Install prunekit-adamwprune\.$"):
+    with pytest.raises(
+        UsageError, match=r"^Unknown pruner 'state'\. Available: magnitude, none\. Install prunekit-adamwprune\.$"
+    ):
         registry.get("pruners", "state")
     with pytest.raises(UsageError, match=r"^Unknown model 'vgg'\. Available: .*lenet5.*\.$"):
         registry.get("models", "vgg")

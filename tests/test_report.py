@@ -25,30 +25,60 @@ PRUNER_STATE = {"none": 0, "magnitude": 1, "state": 1}
 
 def config_of(optimizer, pruner, target, seed, epochs=3):
     return {
-        "model": "lenet5", "dataset": "digits", "optimizer": optimizer, "optimizer_opts": {}, "lr": None,
-        "pruner": pruner, "pruner_opts": {}, "sparsity": target, "epochs": epochs, "batch_size": 32, "seed": seed,
+        "model": "lenet5",
+        "dataset": "digits",
+        "optimizer": optimizer,
+        "optimizer_opts": {},
+        "lr": None,
+        "pruner": pruner,
+        "pruner_opts": {},
+        "sparsity": target,
+        "epochs": epochs,
+        "batch_size": 32,
+        "seed": seed,
     }
 
 
 def summary_of(optimizer, pruner, target, seed, final, achieved, peak_mib, mean_mib, samplers=None):
     opt_bpw, pruner_bpw = OPTIMIZER_STATE[optimizer], PRUNER_STATE[pruner]
     return {
-        "status": "completed", "model": "lenet5", "dataset": "digits", "optimizer": optimizer, "pruner": pruner,
-        "pruner_options": {}, "seed": seed, "epochs": 3, "final_test_accuracy": final, "best_test_accuracy": final + 0.5,
-        "best_epoch": 2, "target_sparsity": target, "achieved_sparsity": achieved,
-        "target_reached": abs(achieved - target) <= 0.005, "wall_time_s": 10.0 + seed,
+        "status": "completed",
+        "model": "lenet5",
+        "dataset": "digits",
+        "optimizer": optimizer,
+        "pruner": pruner,
+        "pruner_options": {},
+        "seed": seed,
+        "epochs": 3,
+        "final_test_accuracy": final,
+        "best_test_accuracy": final + 0.5,
+        "best_epoch": 2,
+        "target_sparsity": target,
+        "achieved_sparsity": achieved,
+        "target_reached": abs(achieved - target) <= 0.005,
+        "wall_time_s": 10.0 + seed,
         "parameter_counts": {"total": 61_750, "prunable": PRUNABLE},
         "ledger": {
-            "parameters": 247_000, "gradients": 247_000, "optimizer_state": opt_bpw * 61_750,
-            "pruner_state": pruner_bpw * PRUNABLE, "prunable_weights": PRUNABLE,
+            "parameters": 247_000,
+            "gradients": 247_000,
+            "optimizer_state": opt_bpw * 61_750,
+            "pruner_state": pruner_bpw * PRUNABLE,
+            "prunable_weights": PRUNABLE,
             "pruner_state_bytes_per_prunable_weight": float(pruner_bpw),
             "per_prunable_weight": {
                 "a.weight": {"parameter": 4 * 60_000, "optimizer_state": opt_bpw * 60_000, "pruner_state": pruner_bpw * 60_000},
                 "b.weight": {"parameter": 4 * 1_470, "optimizer_state": opt_bpw * 1_470, "pruner_state": pruner_bpw * 1_470},
             },
         },
-        "samplers": samplers or {"process": {"scope": "process", "samples": 3, "errors": 0,
-                                             "figures": {"rss_bytes": {"peak": peak_mib * MiB, "mean": mean_mib * MiB}}}},
+        "samplers": samplers
+        or {
+            "process": {
+                "scope": "process",
+                "samples": 3,
+                "errors": 0,
+                "figures": {"rss_bytes": {"peak": peak_mib * MiB, "mean": mean_mib * MiB}},
+            }
+        },
         "warnings": [],
     }
 
@@ -58,14 +88,31 @@ def write_run(runs, name, optimizer, pruner, target, seed, final, achieved=None,
     d = runs / name
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump(config_of(optimizer, pruner, target, seed) | {"out": str(d), "lr": lr}))
-    (d / "metrics.jsonl").write_text("".join(
-        json.dumps({"epoch": e, "test_accuracy": final - 10 * (3 - e), "sparsity": achieved * e / 3}) + "\n" for e in (1, 2, 3)
-    ))
-    (d / "timeline.jsonl").write_text("".join(
-        json.dumps({"t": 0.5 * i, "sampler": "process", "scope": "process", "phase": "train", "step": i,
-                    "figures": {"rss_bytes": (mean + (peak - mean) * i / 3) * MiB}}) + "\n" for i in range(4)
-    ))
-    (d / "summary.json").write_text(json.dumps(summary_of(optimizer, pruner, target, seed, final, achieved, peak, mean, samplers)))
+    (d / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps({"epoch": e, "test_accuracy": final - 10 * (3 - e), "sparsity": achieved * e / 3}) + "\n"
+            for e in (1, 2, 3)
+        )
+    )
+    (d / "timeline.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "t": 0.5 * i,
+                    "sampler": "process",
+                    "scope": "process",
+                    "phase": "train",
+                    "step": i,
+                    "figures": {"rss_bytes": (mean + (peak - mean) * i / 3) * MiB},
+                }
+            )
+            + "\n"
+            for i in range(4)
+        )
+    )
+    (d / "summary.json").write_text(
+        json.dumps(summary_of(optimizer, pruner, target, seed, final, achieved, peak, mean, samplers))
+    )
     return config_of(optimizer, pruner, target, seed) | {"lr": lr}
 
 
@@ -84,10 +131,16 @@ def matrix_dir(tmp_path):
     }
     failed = config_of("sgd", "magnitude", 0.7, 1)
     (runs / "sgd-mag-70-s1").mkdir()
-    (runs / "sgd-mag-70-s1" / "failure.json").write_text(json.dumps({
-        "status": "failed", "reason": "training diverged (NaN/inf loss): training loss became nan in epoch 2",
-        "returncode": 1, "config": failed,
-    }))
+    (runs / "sgd-mag-70-s1" / "failure.json").write_text(
+        json.dumps(
+            {
+                "status": "failed",
+                "reason": "training diverged (NaN/inf loss): training loss became nan in epoch 2",
+                "returncode": 1,
+                "config": failed,
+            }
+        )
+    )
     listed["sgd-mag-70-s1"] = failed
     (runs / "interrupted").mkdir()
     (runs / "interrupted" / "config.yaml").write_text(yaml.safe_dump(config_of("adam", "magnitude", 0.9, 0)))
@@ -97,11 +150,22 @@ def matrix_dir(tmp_path):
     (runs / "truncated").mkdir()
     (runs / "truncated" / "summary.json").write_text(json.dumps({"model": "lenet5", "final_test_accuracy": 1.0}))
     listed["never-started"] = config_of("adam", "magnitude", 0.5, 0)
-    (root / "matrix.json").write_text(json.dumps({
-        "name": "fixture", "spec_hash": "x" * 16,
-        "runs": [{"id": k, "config": v} for k, v in listed.items()],
-        "skipped": [{"what": "optimizer 'sgd' + pruner 'state'", "reason": "pruner 'state' needs optimizer state exp_avg_sq, which optimizer 'sgd' does not keep", "runs": 1}],
-    }))
+    (root / "matrix.json").write_text(
+        json.dumps(
+            {
+                "name": "fixture",
+                "spec_hash": "x" * 16,
+                "runs": [{"id": k, "config": v} for k, v in listed.items()],
+                "skipped": [
+                    {
+                        "what": "optimizer 'sgd' + pruner 'state'",
+                        "reason": "pruner 'state' needs optimizer state exp_avg_sq, which optimizer 'sgd' does not keep",
+                        "runs": 1,
+                    }
+                ],
+            }
+        )
+    )
     return root
 
 
@@ -153,7 +217,9 @@ def test_table_contents_flags_and_rankings(matrix_dir, run_cli):
     assert sgd["optimizer state B/weight"] == "4.00"
     assert [r["rank"] for r in rows] == ["1", "2", "—", "—"]  # ranked rows first, flagged ones after
     dense = t["lenet5 on digits, dense (no pruning)"]
-    assert [(r["optimizer"], r["pruner"], r["target"], r["pruner state B/weight"]) for r in dense] == [("adamw", "none", "0%", "0.00")]
+    assert [(r["optimizer"], r["pruner"], r["target"], r["pruner state B/weight"]) for r in dense] == [
+        ("adamw", "none", "0%", "0.00")
+    ]
 
     best = md.split("## Best (flagged rows excluded)")[1].split("##")[0]
     assert "70% target sparsity: best accuracy adamw + magnitude, 91.00 ± 1.41% final" in best
@@ -218,8 +284,13 @@ def test_flat_csv_and_json_exports(matrix_dir, run_cli):
 def test_memory_figure_preference_allocator_over_process_when_every_run_has_it(tmp_path):
     both = {
         "process": {"scope": "process", "figures": {"rss_bytes": {"peak": 900.0 * MiB, "mean": 800.0 * MiB}}},
-        "torch": {"scope": "allocator", "figures": {"reserved_bytes": {"peak": 60.0 * MiB, "mean": 50.0 * MiB},
-                                                     "allocated_bytes": {"peak": 40.0 * MiB, "mean": 30.0 * MiB}}},
+        "torch": {
+            "scope": "allocator",
+            "figures": {
+                "reserved_bytes": {"peak": 60.0 * MiB, "mean": 50.0 * MiB},
+                "allocated_bytes": {"peak": 40.0 * MiB, "mean": 30.0 * MiB},
+            },
+        },
     }
     write_run(tmp_path, "a", "adamw", "magnitude", 0.7, 0, 90.0, samplers=both)
     loaded = load(tmp_path)
@@ -251,7 +322,9 @@ def test_settings_column_only_for_fields_that_split_a_method(tmp_path, run_cli):
     assert run_cli("report", tmp_path, "--no-figures").code == 0
     rows = tables((tmp_path / "report.md").read_text())["lenet5 on digits, 50% target sparsity"]
     assert [(r["optimizer"], r["settings"], r["final acc %"]) for r in rows] == [
-        ("adamw", "lr=default", "85.00"), ("sgd", "lr=0.1", "80.00"), ("adamw", "lr=0.01", "70.00"),
+        ("adamw", "lr=default", "85.00"),
+        ("sgd", "lr=0.1", "80.00"),
+        ("adamw", "lr=0.01", "70.00"),
     ]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -47,9 +47,7 @@ def fake_nvidia(monkeypatch: pytest.MonkeyPatch) -> None:
 def fake_rocm(monkeypatch: pytest.MonkeyPatch) -> None:
     gpus = [
         fake_amdsmi.FakeAmdGpu(bdf="0000:03:00.0"),
-        fake_amdsmi.FakeAmdGpu(
-            bdf="0000:83:00.0", processes=[fake_amdsmi.FakeAmdProcess(os.getpid(), 900 * fake_amdsmi.MiB)]
-        ),
+        fake_amdsmi.FakeAmdGpu(bdf="0000:83:00.0", processes=[fake_amdsmi.FakeAmdProcess(os.getpid(), 900 * fake_amdsmi.MiB)]),
     ]
     smi = fake_amdsmi.FakeAmdSmi(gpus)
     monkeypatch.setitem(sys.modules, "amdsmi", smi.module)

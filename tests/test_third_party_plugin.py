@@ -43,9 +43,27 @@ def test_third_party_pruner_end_to_end(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(site))
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "prunekit.cli", "run", "--pruner", "toy-positional", "--pruner-opt", "scope=layer",
-         "--epochs", "1", "--sparsity", "0.5", "--out", str(out), "--quiet"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "prunekit.cli",
+            "run",
+            "--pruner",
+            "toy-positional",
+            "--pruner-opt",
+            "scope=layer",
+            "--epochs",
+            "1",
+            "--sparsity",
+            "0.5",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -56,5 +74,10 @@ def test_third_party_pruner_end_to_end(tmp_path):
         [sys.executable, "-m", "prunekit.cli", "plugins", "--json"], env=env, capture_output=True, text=True, timeout=120
     )
     toy = [p for p in json.loads(plugins.stdout) if p["name"] == "toy"][0]
-    assert toy == {"name": "toy", "distribution": "prunekit-toy", "version": "0.3.1",
-                   "registered": {"pruners": ["toy-positional"]}, "errors": []}
+    assert toy == {
+        "name": "toy",
+        "distribution": "prunekit-toy",
+        "version": "0.3.1",
+        "registered": {"pruners": ["toy-positional"]},
+        "errors": [],
+    }

@@ -12,10 +12,10 @@ def reference(layers, k):
 def test_equals_concatenate_and_kthvalue(seed):
     g = torch.Generator().manual_seed(seed)
     layers = [torch.randn(int(torch.randint(1, 3000, (1,), generator=g)), generator=g) * 10.0 ** (i - 2) for i in range(5)]
-    layers[0][:100] = 0.0          # ties at zero
-    layers[1][:20] = -0.0          # negative zero
+    layers[0][:100] = 0.0  # ties at zero
+    layers[1][:20] = -0.0  # negative zero
     layers[2][:5] = float("-inf")  # already-pruned positions
-    layers[3] = layers[3].abs()    # non-negative layer
+    layers[3] = layers[3].abs()  # non-negative layer
     n = sum(t.numel() for t in layers)
     for k in (1, 2, n // 7, n // 2, n - 1, n):
         assert kth_smallest(lambda: iter(layers), k) == reference(layers, k)

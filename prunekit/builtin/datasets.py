@@ -97,7 +97,12 @@ def _cifar(name: str, cls_name: str, norm, folder: str, num_classes: int, data_d
 
     root = _need_dir(name, data_dir, download)
     train_tf = transforms.Compose(
-        [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(*norm)]
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(*norm),
+        ]
     )
     test_tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(*norm)])
     train, test = _torchvision_set(getattr(datasets, cls_name), name, root, download, train_tf, test_tf, f"{root}/{folder}/")

@@ -68,7 +68,9 @@ class SpamOptimizer(TrainingOptimizer):
     scheduled rate, so it never compounds).
     """
 
-    def __init__(self, optimizer, scheduler, *, max_grad_norm, spike_z, history, min_history, clip_theta, reset_interval, reset_warmup):
+    def __init__(
+        self, optimizer, scheduler, *, max_grad_norm, spike_z, history, min_history, clip_theta, reset_interval, reset_warmup
+    ):
         super().__init__(optimizer, scheduler, max_grad_norm=max_grad_norm)
         self.spike_z = spike_z
         self.norms: deque[float] = deque(maxlen=history)
@@ -129,15 +131,32 @@ class SpamOptimizer(TrainingOptimizer):
 
 
 def adamwspam(
-    param_groups, *, lr, weight_decay, epochs, steps_per_epoch,
-    spike_z=2.0, history=100, min_history=10, clip_theta=0.0, reset_interval=0, reset_warmup=0,
-    max_grad_norm=1.0, eta_min=1e-6,
+    param_groups,
+    *,
+    lr,
+    weight_decay,
+    epochs,
+    steps_per_epoch,
+    spike_z=2.0,
+    history=100,
+    min_history=10,
+    clip_theta=0.0,
+    reset_interval=0,
+    reset_warmup=0,
+    max_grad_norm=1.0,
+    eta_min=1e-6,
 ):
     opt = fused_if_available(torch.optim.AdamW, param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
     return SpamOptimizer(
-        opt, cosine_per_epoch(opt, epochs, eta_min), max_grad_norm=max_grad_norm, spike_z=spike_z,
-        history=history, min_history=min_history, clip_theta=clip_theta,
-        reset_interval=reset_interval, reset_warmup=reset_warmup,
+        opt,
+        cosine_per_epoch(opt, epochs, eta_min),
+        max_grad_norm=max_grad_norm,
+        spike_z=spike_z,
+        history=history,
+        min_history=min_history,
+        clip_theta=clip_theta,
+        reset_interval=reset_interval,
+        reset_warmup=reset_warmup,
     )
 
 
@@ -157,12 +176,29 @@ SPAM_OPTIONS = ADV_OPTIONS + (
 
 @hookimpl
 def register_optimizers(register):
-    register("sgd", sgd, description="SGD, momentum 0.9, weight decay on weights only",
-             options=(Option("momentum", float, 0.9, "momentum", minimum=0.0),),
-             lr=0.05, state=("momentum_buffer",))
+    register(
+        "sgd",
+        sgd,
+        description="SGD, momentum 0.9, weight decay on weights only",
+        options=(Option("momentum", float, 0.9, "momentum", minimum=0.0),),
+        lr=0.05,
+        state=("momentum_buffer",),
+    )
     register("adam", adam, description="Adam, no weight decay", lr=1e-3, state=ADAM_STATE, weight_decay=0.0)
     register("adamw", adamw, description="AdamW, decoupled weight decay on weights only", lr=1e-3, state=ADAM_STATE)
-    register("adamwadv", adamwadv, description="AdamW + AMSGrad, per-epoch cosine to 1e-6, grad-norm clip 1.0",
-             options=ADV_OPTIONS, lr=1e-3, state=AMSGRAD_STATE)
-    register("adamwspam", adamwspam, description="adamwadv + SPAM gradient-spike handling",
-             options=SPAM_OPTIONS, lr=1e-3, state=AMSGRAD_STATE)
+    register(
+        "adamwadv",
+        adamwadv,
+        description="AdamW + AMSGrad, per-epoch cosine to 1e-6, grad-norm clip 1.0",
+        options=ADV_OPTIONS,
+        lr=1e-3,
+        state=AMSGRAD_STATE,
+    )
+    register(
+        "adamwspam",
+        adamwspam,
+        description="adamwadv + SPAM gradient-spike handling",
+        options=SPAM_OPTIONS,
+        lr=1e-3,
+        state=AMSGRAD_STATE,
+    )

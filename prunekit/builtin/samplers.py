@@ -88,4 +88,6 @@ class TorchAllocatorSampler:
 @hookimpl
 def register_samplers(register):
     register("process", ProcessSampler, description="resident memory of this process (psutil)", scope="process")
-    register("torch", TorchAllocatorSampler, description="PyTorch CUDA/ROCm allocator bytes and per-phase peaks", scope="allocator")
+    register(
+        "torch", TorchAllocatorSampler, description="PyTorch CUDA/ROCm allocator bytes and per-phase peaks", scope="allocator"
+    )

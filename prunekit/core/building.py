@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import torch
 
@@ -26,7 +28,7 @@ WARMUP_FRACTION = 0.1
 END_FRACTION = 0.8
 UPDATES_ALONG_RAMP = 50
 
-Autocast = Callable[[], ContextManager[Any]]
+Autocast = Callable[[], AbstractContextManager[Any]]
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -56,7 +58,9 @@ def seed_everything(seed: int) -> None:
 def default_run_dir(resolved: ResolvedRun) -> Path:
     c = resolved.config
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = f"{c.model}-{c.dataset}-{resolved.optimizer.name}-{resolved.pruner.name}-s{round(c.sparsity * 100)}-seed{c.seed}-{stamp}"
+    name = (
+        f"{c.model}-{c.dataset}-{resolved.optimizer.name}-{resolved.pruner.name}-s{round(c.sparsity * 100)}-seed{c.seed}-{stamp}"
+    )
     return Path("runs") / name.replace(":", "_").replace("/", "_")
 
 

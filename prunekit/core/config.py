@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from prunekit.core.registry import Entry, Registry
 from prunekit.core.options import resolve_options
+from prunekit.core.registry import Entry, Registry
 from prunekit.core.schedule import SCHEDULES
 from prunekit.errors import UsageError
 
@@ -96,13 +96,32 @@ def _check_type(name: str, value: Any, kind: type | tuple) -> Any:
 def config_from_mapping(data: dict[str, Any]) -> RunConfig:
     """Build a RunConfig from a mapping, checking each value's type."""
     types = {
-        "model": str, "dataset": str, "data_dir": (str, type(None)), "download": bool,
-        "dataset_opts": dict, "optimizer": str, "optimizer_opts": dict, "lr": (float, int, type(None)),
-        "weight_decay": (float, int, type(None)), "pruner": (str, type(None)), "pruner_opts": dict,
-        "sparsity": float, "schedule": str, "warmup": (int, type(None)), "prune_end": (int, type(None)),
-        "frequency": (int, type(None)), "epochs": int, "batch_size": int, "samplers": list,
-        "sample_interval": float, "device": str, "seed": int, "amp": bool, "workers": int,
-        "out": (str, type(None)), "quiet": bool,
+        "model": str,
+        "dataset": str,
+        "data_dir": (str, type(None)),
+        "download": bool,
+        "dataset_opts": dict,
+        "optimizer": str,
+        "optimizer_opts": dict,
+        "lr": (float, int, type(None)),
+        "weight_decay": (float, int, type(None)),
+        "pruner": (str, type(None)),
+        "pruner_opts": dict,
+        "sparsity": float,
+        "schedule": str,
+        "warmup": (int, type(None)),
+        "prune_end": (int, type(None)),
+        "frequency": (int, type(None)),
+        "epochs": int,
+        "batch_size": int,
+        "samplers": list,
+        "sample_interval": float,
+        "device": str,
+        "seed": int,
+        "amp": bool,
+        "workers": int,
+        "out": (str, type(None)),
+        "quiet": bool,
     }
     clean = {}
     for key, value in data.items():
@@ -178,7 +197,8 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
     missing = [s for s in pruner.metadata["requires"] if s not in optimizer.metadata["state"]]
     if missing:
         able = [
-            name for name, e in registry.entries["optimizers"].items()
+            name
+            for name, e in registry.entries["optimizers"].items()
             if all(s in e.metadata["state"] for s in pruner.metadata["requires"])
         ]
         raise UsageError(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -46,9 +46,7 @@ class TensorBatches:
                 yield self.inputs[index], self.labels[index]
 
 
-def make_loader(
-    dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, pin_memory: bool = False
-):
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, pin_memory: bool = False):
     """A TensorBatches for tensor data, otherwise a seeded DataLoader."""
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
         return TensorBatches(dataset, batch_size, shuffle, seed)

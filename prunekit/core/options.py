@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from prunekit.errors import UsageError
 
@@ -74,16 +75,11 @@ def parse_pairs(pairs: Iterable[str], flag: str) -> dict[str, str]:
     return out
 
 
-def resolve_options(
-    declared: Sequence[Option], given: Mapping[str, Any], owner: str
-) -> dict[str, Any]:
+def resolve_options(declared: Sequence[Option], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
     """Return every declared option with its default or converted given value."""
     by_name = {o.name: o for o in declared}
     unknown = sorted(set(given) - set(by_name))
     if unknown:
         valid = ", ".join(by_name) or "none"
         raise UsageError(f"Unknown option '{unknown[0]}' for {owner}. Valid options: {valid}.")
-    return {
-        name: opt.convert(given[name], owner) if name in given else opt.default
-        for name, opt in by_name.items()
-    }
+    return {name: opt.convert(given[name], owner) if name in given else opt.default for name, opt in by_name.items()}

@@ -114,9 +114,7 @@ def build(extra: dict[str, object] | None = None) -> Plugins:
             info = infos[impl.plugin_name]
             info.registered.setdefault(kind, [])
             before = set(registry.entries[kind])
-            register = make_register(
-                registry, kind, info.name, info.distribution, info.version, info.errors.append
-            )
+            register = make_register(registry, kind, info.name, info.distribution, info.version, info.errors.append)
             try:
                 impl.function(register=register)
             except Exception as exc:  # a broken hook must not take the others down

@@ -27,7 +27,9 @@ from prunekit.core.threshold import apply_mask_, update_masks_
 MASKED_OPTIMIZER_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
 #: The ``scope`` option of every :class:`MaskPruner`; declare it in a mask pruner's options.
-SCOPE_OPTION = Option("scope", str, "global", "one threshold over all layers, or the same sparsity per layer", choices=("global", "layer"))
+SCOPE_OPTION = Option(
+    "scope", str, "global", "one threshold over all layers, or the same sparsity per layer", choices=("global", "layer")
+)
 
 
 class Pruner:
@@ -90,11 +92,7 @@ class MaskPruner(Pruner):
         for i, target in enumerate(self.targets):
             if self.masks[i] is None:
                 self.masks[i] = torch.ones_like(target.parameter, dtype=torch.bool)
-        groups = (
-            [list(range(len(self.targets)))]
-            if self.scope == "global"
-            else [[i] for i in range(len(self.targets))]
-        )
+        groups = [list(range(len(self.targets)))] if self.scope == "global" else [[i] for i in range(len(self.targets))]
         for indices in groups:
             scorers = [lambda i=i: self.score(i, self.targets[i]) for i in indices]
             update_masks_(scorers, [self.masks[i] for i in indices], sparsity, self.fresh_scores)
@@ -133,9 +131,7 @@ class MaskPruner(Pruner):
                     apply_mask_(value, mask)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {
-            f"mask:{t.name}": m for t, m in zip(self.targets, self.masks) if m is not None
-        }
+        return {f"mask:{t.name}": m for t, m in zip(self.targets, self.masks) if m is not None}
 
     def state_dict(self) -> dict:
         return {"masks": [None if m is None else m.clone() for m in self.masks]}
@@ -145,6 +141,5 @@ class MaskPruner(Pruner):
         if len(masks) != len(self.targets):
             raise ValueError("mask count does not match the prunable set")
         self.masks = [
-            None if m is None else m.to(device=t.parameter.device, dtype=torch.bool).clone()
-            for t, m in zip(self.targets, masks)
+            None if m is None else m.to(device=t.parameter.device, dtype=torch.bool).clone() for t, m in zip(self.targets, masks)
         ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from prunekit.core.options import Option
 from prunekit.errors import UsageError
@@ -106,9 +107,7 @@ class Registry:
         for pattern, entry in entries.items():  # wildcard families such as "timm:*"
             if "*" in pattern and fnmatch.fnmatchcase(name, pattern):
                 return entry
-        message = (
-            f"Unknown {_SINGULAR[kind]} '{name}'. Available: {', '.join(self.names(kind)) or 'none'}."
-        )
+        message = f"Unknown {_SINGULAR[kind]} '{name}'. Available: {', '.join(self.names(kind)) or 'none'}."
         package = BUNDLED.get((kind, name))
         if package:
             message += f" Install {package}."
@@ -154,9 +153,7 @@ def make_register(
             if key in merged:
                 merged[key] = tuple(merged[key])
         try:
-            registry.add(
-                Entry(kind, name, factory, description, tuple(options), merged, plugin, distribution, version)
-            )
+            registry.add(Entry(kind, name, factory, description, tuple(options), merged, plugin, distribution, version))
         except RegistrationError as exc:
             on_error(str(exc))
 

@@ -164,10 +164,7 @@ class SamplingThread:
         out: dict[str, Any] = {}
         for name, sampler in self.samplers.items():
             stats = self._stats[name]
-            figures = {
-                key: {"peak": stats.peak[key], "mean": stats.total[key] / stats.count[key]}
-                for key in sorted(stats.peak)
-            }
+            figures = {key: {"peak": stats.peak[key], "mean": stats.total[key] / stats.count[key]} for key in sorted(stats.peak)}
             entry: dict[str, Any] = {
                 "scope": sampler.scope,
                 "samples": stats.samples,

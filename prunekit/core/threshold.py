@@ -12,7 +12,7 @@ recomputed per layer by the caller's function.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -74,9 +74,7 @@ def kth_smallest(scores: Callable[[], Iterable[torch.Tensor]], k: int) -> float:
     return _key_to_float((bucket << 16) | low_bits)
 
 
-def threshold_for_sparsity(
-    scores: Callable[[], Iterable[torch.Tensor]], numel: int, sparsity: float
-) -> float:
+def threshold_for_sparsity(scores: Callable[[], Iterable[torch.Tensor]], numel: int, sparsity: float) -> float:
     """Threshold such that ``score > threshold`` keeps ``1 - sparsity`` (up to ties).
 
     Returns ``-inf`` when nothing is to be pruned.

@@ -14,5 +14,13 @@ from prunekit.matrix.hashing import config_hash, run_id
 from prunekit.matrix.spec import MatrixSpec, load_spec, parse_spec
 
 __all__ = [
-    "MatrixSpec", "Plan", "PlannedRun", "Skipped", "config_hash", "expand", "load_spec", "parse_spec", "run_id",
+    "MatrixSpec",
+    "Plan",
+    "PlannedRun",
+    "Skipped",
+    "config_hash",
+    "expand",
+    "load_spec",
+    "parse_spec",
+    "run_id",
 ]

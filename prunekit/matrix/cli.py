@@ -55,17 +55,51 @@ def _echo_skipped(plan) -> None:
 
 @click.command()
 @click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(path_type=Path))
-@click.option("--example", metavar="NAME", help="Use a spec shipped with prunekit (digits-quick, lenet5-mnist, resnet18-cifar10, resnet50-imagenet).")
+@click.option(
+    "--example",
+    metavar="NAME",
+    help="Use a spec shipped with prunekit (digits-quick, lenet5-mnist, resnet18-cifar10, resnet50-imagenet).",
+)
 @click.option("--print", "print_spec", is_flag=True, help="Print the spec's YAML and exit.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Matrix directory [default: runs/<spec name>]. Rerun with the same --out to resume.")
-@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at once: CPU processes with threads split fairly, or one per visible GPU.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Matrix directory [default: runs/<spec name>]. Rerun with the same --out to resume.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Runs at once: CPU processes with threads split fairly, or one per visible GPU.",
+)
 @click.option("--threads", type=int, default=None, help="Torch threads per run [default: CPU cores // jobs].")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Override a setting for every run (YAML value, e.g. data_dir=/data); replaces that field's axis.")
-@click.option("--keep-failed", is_flag=True, help="Do not redo runs that failed before (default: failed and interrupted runs are redone).")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a setting for every run (YAML value, e.g. data_dir=/data); replaces that field's axis.",
+)
+@click.option(
+    "--keep-failed", is_flag=True, help="Do not redo runs that failed before (default: failed and interrupted runs are redone)."
+)
 @click.option("--dry-run", is_flag=True, help="Check the spec and list the runs and their states; write nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
-def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: Path | None, jobs: int,
-           threads: int | None, settings: tuple[str, ...], keep_failed: bool, dry_run: bool, quiet: bool) -> None:
+def matrix(
+    spec_path: Path | None,
+    example: str | None,
+    print_spec: bool,
+    out: Path | None,
+    jobs: int,
+    threads: int | None,
+    settings: tuple[str, ...],
+    keep_failed: bool,
+    dry_run: bool,
+    quiet: bool,
+) -> None:
     """Run every combination of a YAML SPEC's axes, each run in its own child process.
 
     Finished runs (those with summary.json) are skipped when the same command is run

@@ -83,7 +83,9 @@ def _check_name(registry: Registry, kind: str, name: str, optional: bool, proble
         return False
 
 
-def _axis_values(spec: MatrixSpec, registry: Registry, problems: list[str], skipped: dict) -> tuple[dict[str, list[Any]], list[str]]:
+def _axis_values(
+    spec: MatrixSpec, registry: Registry, problems: list[str], skipped: dict
+) -> tuple[dict[str, list[Any]], list[str]]:
     """Axis values with unknown optional names removed and ``all`` expanded."""
     values: dict[str, list[Any]] = {}
     for axis, items in spec.axes.items():

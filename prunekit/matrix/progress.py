@@ -38,7 +38,7 @@ class MatrixProgress:
     def _counts(self) -> str:
         return f"{self.done} done, {self.failed} failed, {self.remaining} remaining"
 
-    def __enter__(self) -> "MatrixProgress":
+    def __enter__(self) -> MatrixProgress:
         if not self.quiet and self.stream.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -47,9 +47,12 @@ class MatrixProgress:
             # status first and the run id last, so a narrow terminal truncates the id, not the numbers
             self.bar = Progress(
                 TextColumn("{task.fields[status]}", table_column=Column(width=34, no_wrap=True)),
-                BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+                BarColumn(bar_width=20),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
                 TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
-                console=Console(file=self.stream), expand=True,
+                console=Console(file=self.stream),
+                expand=True,
             )
             self.bar.start()
             self.overall = self.bar.add_task("matrix", total=self.total, completed=self.done, status=self._counts())

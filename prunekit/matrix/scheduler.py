@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from prunekit.core import rundir
 from prunekit.core.config import RunConfig
@@ -69,7 +70,9 @@ def make_slots(jobs: int, configs: list[RunConfig], threads: int | None = None) 
         capped = f" (--jobs {jobs} capped at {len(devices)} visible GPUs)" if jobs > n else ""
         return Slots(envs, f"{n} job(s), one per GPU ({', '.join(devices[:n])}), {threads} CPU thread(s) each{capped}")
     threads = threads or max(1, cores // jobs)
-    return Slots([_thread_env(threads) for _ in range(jobs)], f"{jobs} job(s) on CPU, {threads} torch thread(s) each ({cores} cores)")
+    return Slots(
+        [_thread_env(threads) for _ in range(jobs)], f"{jobs} job(s) on CPU, {threads} torch thread(s) each ({cores} cores)"
+    )
 
 
 def _thread_env(threads: int) -> dict[str, str]:
@@ -118,7 +121,7 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
 
 def failure_reason(returncode: int, tail: list[str]) -> tuple[str, str | None]:
     """A one-line reason and the signal name, if a signal ended the child."""
-    marked = [line[len(FAILURE_MARK):] for line in tail if line.startswith(FAILURE_MARK)]
+    marked = [line[len(FAILURE_MARK) :] for line in tail if line.startswith(FAILURE_MARK)]
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
@@ -137,8 +140,15 @@ def failure_reason(returncode: int, tail: list[str]) -> tuple[str, str | None]:
 class Scheduler:
     """Executes the unfinished runs of a plan in ``out``."""
 
-    def __init__(self, out: Path, plan: Plan, slots: Slots, progress: MatrixProgress,
-                 python: str = sys.executable, on_start: Callable[[Child], None] | None = None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        plan: Plan,
+        slots: Slots,
+        progress: MatrixProgress,
+        python: str = sys.executable,
+        on_start: Callable[[Child], None] | None = None,
+    ) -> None:
         self.out = Path(out)
         self.plan = plan
         self.slots = slots
@@ -157,7 +167,11 @@ class Scheduler:
         env = os.environ | self.slots.envs[slot] | {"PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             [self.python, "-m", "prunekit.matrix.worker", str(os.getpid()), json.dumps(config)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         child = Child(run, proc, log, log_path, time.monotonic(), Active(run.id, run.config.epochs))
         self.progress.started(child.active)
@@ -185,19 +199,23 @@ class Scheduler:
         tail = _tail(child.log_path)
         reason, signal_name = failure_reason(returncode, tail)
         epochs, _ = _read_metrics(run_dir)
-        store.write_failure(self.out, child.run.id, {
-            "status": "failed",
-            "run_id": child.run.id,
-            "reason": reason,
-            "returncode": returncode,
-            "signal": signal_name,
-            "epochs_completed": epochs,
-            "wall_time_s": wall,
-            "log": str(Path(store.LOGS) / child.log_path.name),
-            "log_tail": tail,
-            "config": child.run.describe()["config"],
-            "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
+        store.write_failure(
+            self.out,
+            child.run.id,
+            {
+                "status": "failed",
+                "run_id": child.run.id,
+                "reason": reason,
+                "returncode": returncode,
+                "signal": signal_name,
+                "epochs_completed": epochs,
+                "wall_time_s": wall,
+                "log": str(Path(store.LOGS) / child.log_path.name),
+                "log_tail": tail,
+                "config": child.run.describe()["config"],
+                "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
         self.outcome.failed[child.run.id] = reason
         self.progress.finished(child.active, False, reason)
 

@@ -55,6 +55,7 @@ _Loader.add_implicit_resolver(
 def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
+
 #: Axis key -> the RunConfig field it sets.
 AXES: dict[str, str] = {
     "models": "model",
@@ -173,9 +174,7 @@ def _parse_choice(axis: str, value: Any, problems: _Problems) -> Choice | str | 
         value = {_canon(k): v for k, v in value.items()}
         unknown = sorted(set(value) - set(ENTRY_KEYS[axis]))
         if unknown:
-            problems.add(
-                f"Unknown key '{unknown[0]}' in an entry of '{axis}'. Valid: {', '.join(ENTRY_KEYS[axis])}."
-            )
+            problems.add(f"Unknown key '{unknown[0]}' in an entry of '{axis}'. Valid: {', '.join(ENTRY_KEYS[axis])}.")
             return None
         name = value.get("name")
         if not isinstance(name, str) or not name:
@@ -246,7 +245,9 @@ def _dedup(values: list[Any]) -> list[Any]:
     return list(seen.values())
 
 
-def parse_spec(data: Any, where: str = "spec", default_name: str = "matrix", overrides: dict[str, Any] | None = None) -> MatrixSpec:
+def parse_spec(
+    data: Any, where: str = "spec", default_name: str = "matrix", overrides: dict[str, Any] | None = None
+) -> MatrixSpec:
     """Check a parsed YAML spec; every problem is reported at once as a UsageError.
 
     ``overrides`` are settings given on the command line; they replace the spec's.
@@ -259,7 +260,7 @@ def parse_spec(data: Any, where: str = "spec", default_name: str = "matrix", ove
     data = {_canon(k): v for k, v in data.items()}
     for key in data:
         if key not in TOP_KEYS:
-            hint = f" (a setting: put it under 'settings:')" if key in FIELD_NAMES else ""
+            hint = " (a setting: put it under 'settings:')" if key in FIELD_NAMES else ""
             problems.add(f"Unknown key '{key}'{hint}. Valid keys: {', '.join(TOP_KEYS)}.")
 
     name = data.get("name", default_name)

@@ -23,9 +23,9 @@ from typing import Any
 from prunekit import __version__
 from prunekit.core import rundir
 from prunekit.core.files import write_json
-from prunekit.errors import UsageError
 from prunekit.core.rundir import FAILED, FINISHED, INTERRUPTED, LOGS, NEW, RUNS
 from prunekit.core.rundir import MATRIX as MATRIX_FILE
+from prunekit.errors import UsageError
 from prunekit.matrix.expand import Plan
 
 LOCK_FILE = "matrix.lock"
@@ -84,7 +84,7 @@ class MatrixLock:
         self.path = Path(out) / LOCK_FILE
         self.handle = None
 
-    def __enter__(self) -> "MatrixLock":
+    def __enter__(self) -> MatrixLock:
         self.handle = open(self.path, "a+", encoding="utf-8")
         try:
             import fcntl
@@ -94,7 +94,9 @@ class MatrixLock:
             fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self.handle.close()
-            raise UsageError(f"{self.path.parent} is in use by another prunekit matrix process; wait for it or stop it.") from None
+            raise UsageError(
+                f"{self.path.parent} is in use by another prunekit matrix process; wait for it or stop it."
+            ) from None
         self.handle.seek(0)
         self.handle.truncate()
         self.handle.write(f"{os.getpid()}\n")

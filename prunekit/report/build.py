@@ -95,7 +95,8 @@ def _best(groups: dict[GroupKey, list[Row]], primary: MemoryFigure | None) -> li
 def _explanations(primary: MemoryFigure | None) -> list[str]:
     per = (
         f"final test accuracy divided by (peak {primary.label} in MiB / 100), per run, then averaged"
-        if primary else "not computed: no memory figure was measured by every completed run"
+        if primary
+        else "not computed: no memory figure was measured by every completed run"
     )
     return [
         "rank: by mean final accuracy within the table (equal accuracy, equal rank); flagged rows (a run failed or missed its target sparsity) are not ranked.",
@@ -108,17 +109,24 @@ def _explanations(primary: MemoryFigure | None) -> list[str]:
     ]
 
 
-def build_document(loaded: Loaded, groups: dict[GroupKey, list[Row]], figures: list[MemoryFigure],
-                   primary: MemoryFigure | None, images: list[tuple[str, str]]) -> Document:
+def build_document(
+    loaded: Loaded,
+    groups: dict[GroupKey, list[Row]],
+    figures: list[MemoryFigure],
+    primary: MemoryFigure | None,
+    images: list[tuple[str, str]],
+) -> Document:
     name = (loaded.matrix or {}).get("name") or loaded.root.resolve().name
     completed = sum(r.completed for r in loaded.runs)
     failed = len(loaded.runs) - completed
     doc = Document(f"prunekit report: {name}")
-    doc.add(Paragraph(
-        f"{len(loaded.runs)} runs under {loaded.root}: {completed} completed, {failed} failed"
-        + (f"; {len(loaded.problems)} left out (see Problems)" if loaded.problems else "")
-        + f". Written by prunekit {__version__} on {time.strftime('%Y-%m-%d %H:%M')}."
-    ))
+    doc.add(
+        Paragraph(
+            f"{len(loaded.runs)} runs under {loaded.root}: {completed} completed, {failed} failed"
+            + (f"; {len(loaded.problems)} left out (see Problems)" if loaded.problems else "")
+            + f". Written by prunekit {__version__} on {time.strftime('%Y-%m-%d %H:%M')}."
+        )
+    )
     doc.add(Bullets(_explanations(primary)))
     for group, rows in groups.items():
         doc.add(Heading(1, group.title))
@@ -132,10 +140,15 @@ def build_document(loaded: Loaded, groups: dict[GroupKey, list[Row]], figures: l
     skipped = (loaded.matrix or {}).get("skipped") or []
     if skipped:
         doc.add(Heading(1, "Skipped by the matrix"))
-        doc.add(Bullets([
-            f"{s.get('what')}: {s.get('reason')}" + (f" ({s.get('runs')} runs)" if s.get("runs") else "")
-            for s in skipped if isinstance(s, dict)
-        ]))
+        doc.add(
+            Bullets(
+                [
+                    f"{s.get('what')}: {s.get('reason')}" + (f" ({s.get('runs')} runs)" if s.get("runs") else "")
+                    for s in skipped
+                    if isinstance(s, dict)
+                ]
+            )
+        )
     if loaded.problems or loaded.notes:
         doc.add(Heading(1, "Problems"))
         doc.add(Bullets([f"{p.name}: {p.reason}" for p in loaded.problems] + loaded.notes))

@@ -9,8 +9,13 @@ import click
 
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--format", "formats", type=click.Choice(["csv", "json"]), multiple=True,
-              help="Also write the flat per-run table as report.csv or report.json (repeatable).")
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["csv", "json"]),
+    multiple=True,
+    help="Also write the flat per-run table as report.csv or report.json (repeatable).",
+)
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures.")
 def report(directory: Path, formats: tuple[str, ...], no_figures: bool) -> None:
     """Write DIR/report.md, DIR/report.html and DIR/figures/*.png from the runs in DIR.

@@ -79,15 +79,17 @@ class Document:
             elif isinstance(b, Table):
                 head = "".join(f"<th>{e(h)}</th>" for h in b.headers)
                 rows = "".join(
-                    "<tr>" + "".join(
-                        f"<td class=\"num\">{e(str(c))}</td>" if i in b.right else f"<td>{e(str(c))}</td>"
+                    "<tr>"
+                    + "".join(
+                        f'<td class="num">{e(str(c))}</td>' if i in b.right else f"<td>{e(str(c))}</td>"
                         for i, c in enumerate(row)
-                    ) + "</tr>"
+                    )
+                    + "</tr>"
                     for row in b.rows
                 )
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             elif isinstance(b, Image):
-                body.append(f"<figure><img src=\"{e(b.path)}\" alt=\"{e(b.alt)}\"><figcaption>{e(b.alt)}</figcaption></figure>")
+                body.append(f'<figure><img src="{e(b.path)}" alt="{e(b.alt)}"><figcaption>{e(b.alt)}</figcaption></figure>')
         style = (
             "body{font-family:system-ui,sans-serif;margin:2em;max-width:110em;color:#222}"
             "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
@@ -96,7 +98,6 @@ class Document:
             "img{max-width:100%}figure{margin:1em 0}figcaption{color:#666;font-size:0.9em}"
         )
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{e(self.title)}</title><style>{style}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n"
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{e(self.title)}</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
         )

@@ -96,13 +96,25 @@ def accuracy_vs_sparsity(groups: dict[GroupKey, list[Row]], path: Path) -> Path 
             ys = [p.final().mean for p in points]
             errs = [p.final().std or 0.0 for p in points]
             color = style.colors[optimizer]
-            ax.errorbar(xs, ys, yerr=errs, color=color, marker=style.markers[pruner], linestyle=style.lines[pruner],
-                        capsize=2, markersize=5, linewidth=1.3, alpha=0.9)
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=errs,
+                color=color,
+                marker=style.markers[pruner],
+                linestyle=style.lines[pruner],
+                capsize=2,
+                markersize=5,
+                linewidth=1.3,
+                alpha=0.9,
+            )
             flagged = [(x, y) for x, y, p in zip(xs, ys, points) if p.flagged]
             if flagged:
                 ax.scatter(*zip(*flagged), s=90, facecolors="none", edgecolors="red", linewidths=1.2, zorder=5)
         for (optimizer, _), r in dense.items():  # the dense point, in the "none" marker, on top of the lines
-            ax.scatter([0], [r.final().mean], color=style.colors[optimizer], marker=style.markers.get("none", "o"), s=42, zorder=4)
+            ax.scatter(
+                [0], [r.final().mean], color=style.colors[optimizer], marker=style.markers.get("none", "o"), s=42, zorder=4
+            )
         ax.set_title(f"{model} on {dataset}")
         ax.set_xlabel("target sparsity (%)")
         ax.set_ylabel("final test accuracy (%)")
@@ -130,9 +142,16 @@ def accuracy_per_epoch(groups: dict[GroupKey, list[Row]], path: Path) -> Path | 
             if not per_epoch:
                 continue
             epochs = sorted(per_epoch)
-            ax.plot(epochs, [sum(per_epoch[e]) / len(per_epoch[e]) for e in epochs], color=style.colors[r.optimizer],
-                    linestyle=style.lines[r.pruner], marker=style.markers[r.pruner], markersize=3, linewidth=1.2,
-                    alpha=0.5 if r.flagged else 0.9)
+            ax.plot(
+                epochs,
+                [sum(per_epoch[e]) / len(per_epoch[e]) for e in epochs],
+                color=style.colors[r.optimizer],
+                linestyle=style.lines[r.pruner],
+                marker=style.markers[r.pruner],
+                markersize=3,
+                linewidth=1.2,
+                alpha=0.5 if r.flagged else 0.9,
+            )
         ax.set_title(group.title, fontsize="medium")
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%)")
@@ -200,8 +219,15 @@ def memory_vs_accuracy(groups: dict[GroupKey, list[Row]], fig_key: MemoryFigure 
                     continue
                 hollow = r.flagged or not run.summary["target_reached"]
                 color = style.colors[r.optimizer]
-                ax.scatter([values[0] / MiB], [run.summary["final_test_accuracy"]], marker=style.markers[r.pruner],
-                           s=36, facecolors="none" if hollow else color, edgecolors=color, linewidths=1.2)
+                ax.scatter(
+                    [values[0] / MiB],
+                    [run.summary["final_test_accuracy"]],
+                    marker=style.markers[r.pruner],
+                    s=36,
+                    facecolors="none" if hollow else color,
+                    edgecolors=color,
+                    linewidths=1.2,
+                )
         ax.set_title(f"{model} on {dataset}")
         ax.set_xlabel(f"peak {fig_key.label} (MiB)")
         ax.set_ylabel("final test accuracy (%)")
@@ -211,7 +237,12 @@ def memory_vs_accuracy(groups: dict[GroupKey, list[Row]], fig_key: MemoryFigure 
     return _save(fig, path)
 
 
-LEDGER_PARTS = (("parameters", "parameters"), ("gradients", "gradients"), ("optimizer_state", "optimizer state"), ("pruner_state", "pruner state"))
+LEDGER_PARTS = (
+    ("parameters", "parameters"),
+    ("gradients", "gradients"),
+    ("optimizer_state", "optimizer state"),
+    ("pruner_state", "pruner state"),
+)
 
 
 def ledger_bars(groups: dict[GroupKey, list[Row]], path: Path) -> Path | None:
@@ -259,4 +290,3 @@ def ledger_bars(groups: dict[GroupKey, list[Row]], path: Path) -> Path | None:
 
 def _mean(values: Any) -> float:
     return sum(values) / len(values) if values else 0.0
-

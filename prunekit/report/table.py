@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from prunekit.report.load import RunRecord
 
@@ -136,7 +137,9 @@ def varying_fields(runs: list[RunRecord]) -> list[str]:
     """
     buckets: dict[str, list[RunRecord]] = {}
     for r in runs:
-        key = _canonical([r.get("model"), r.get("dataset"), r.config.get("optimizer"), r.config.get("pruner"), r.config.get("pruner_opts")])
+        key = _canonical(
+            [r.get("model"), r.get("dataset"), r.config.get("optimizer"), r.config.get("pruner"), r.config.get("pruner_opts")]
+        )
         buckets.setdefault(key, []).append(r)
     keys = sorted({k for r in runs for k in r.config} - _NOT_METHOD)
     return [k for k in keys if any(len({_canonical(r.config.get(k)) for r in b}) > 1 for b in buckets.values())]

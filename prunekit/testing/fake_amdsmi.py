@@ -31,10 +31,11 @@ import importlib.abc
 import importlib.machinery
 import sys
 import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -129,7 +130,7 @@ class AmdSmiLibraryException(AmdSmiException):
         self.set_err_info()
 
     def __str__(self):
-        return "Error code:\n\t{err_code} | {err_info}".format(err_code=self.err_code, err_info=self.err_info)
+        return f"Error code:\n\t{self.err_code} | {self.err_info}"
 
     def get_error_info(self, detailed=True):
         return self.err_info if detailed else str(self.err_info).split(" - ")[0]
@@ -158,9 +159,7 @@ class AmdSmiParameterException(AmdSmiException):
         self.actualType = type(receivedValue)
         self.expectedType = expectedType
         self.err_msg = msg or (
-            "Invalid parameter:\n"
-            + "Actual type: {}\n".format(self.actualType)
-            + "Expected type: {}".format(self.expectedType)
+            "Invalid parameter:\n" + f"Actual type: {self.actualType}\n" + f"Expected type: {self.expectedType}"
         )
 
     def __str__(self):
@@ -183,7 +182,7 @@ class AmdSmiBdfFormatException(AmdSmiException):
         self.bdf = bdf
 
     def __str__(self):
-        return "Wrong BDF format: {}.".format(self.bdf)
+        return f"Wrong BDF format: {self.bdf}."
 
 
 _EXCEPTIONS = (
@@ -245,7 +244,7 @@ def parse_bdf(bdf: str) -> tuple[int, int, int]:
 class ProcessorHandle:
     """Stands in for ``amdsmi_wrapper.amdsmi_processor_handle``."""
 
-    def __init__(self, owner: "FakeAmdSmi", index: int) -> None:
+    def __init__(self, owner: FakeAmdSmi, index: int) -> None:
         self.owner = owner
         self.index = index
 

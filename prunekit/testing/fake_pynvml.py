@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import string
 import types
+from collections.abc import Callable
 from ctypes import Structure, c_char, c_uint, c_ulonglong
 from dataclasses import dataclass, field
 from functools import wraps
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 NVML_SUCCESS = 0
 #: Every NVML_ERROR_* constant of nvidia-ml-py 13.615.71, with its value.

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.api import MaskPruner, Option, SCOPE_OPTION, Target, UsageError
+from prunekit.api import SCOPE_OPTION, MaskPruner, Option, Target, UsageError
 from prunekit_adamwprune.scores import DEFAULT_VARIANT, VARIANTS
 
 VARIANT_OPTION = Option(
-    "variant", str, DEFAULT_VARIANT,
+    "variant",
+    str,
+    DEFAULT_VARIANT,
     "bitter7 |w|*(|v|+eps)^(1/4); bitter0 |w*m|*|w|/(sqrt(v)+eps); bitter3 |w|*sqrt(|m|+eps); fisher w^2*v",
     choices=tuple(VARIANTS),
 )

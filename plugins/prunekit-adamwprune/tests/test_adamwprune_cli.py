@@ -20,7 +20,9 @@ def prunekit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_adamwprune_defaults_to_state_and_reaches_target(tmp_path):
     out = tmp_path / "run"
-    done = prunekit("run", "--optimizer", "adamwprune", "--epochs", "1", "--sparsity", "0.6", "-q", "--out", str(out), cwd=tmp_path)
+    done = prunekit(
+        "run", "--optimizer", "adamwprune", "--epochs", "1", "--sparsity", "0.6", "-q", "--out", str(out), cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["optimizer"], summary["pruner"]) == ("adamwprune", "state")
@@ -41,7 +43,9 @@ def test_state_with_an_optimizer_without_adam_moments_exits_2(tmp_path):
 
 @pytest.mark.parametrize("opt, word", [("variant=bitter9", "variant"), ("scope=model", "scope"), ("eps=0", "eps")])
 def test_bad_pruner_option_exits_2_with_one_line(tmp_path, opt, word):
-    done = prunekit("run", "--optimizer", "adamwprune", "--pruner-opt", opt, "--epochs", "1", "--out", str(tmp_path / "r"), cwd=tmp_path)
+    done = prunekit(
+        "run", "--optimizer", "adamwprune", "--pruner-opt", opt, "--epochs", "1", "--out", str(tmp_path / "r"), cwd=tmp_path
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and word in lines[0] and "Traceback" not in done.stderr, done.stderr

@@ -117,11 +117,16 @@ def test_nothing_but_masks_persists(trained):
     pruner.update_masks(0.5, 1)
     mask_ids = {id(m) for m in pruner.masks}
     held = [
-        name for name, value in vars(pruner).items()
+        name
+        for name, value in vars(pruner).items()
         if isinstance(value, torch.Tensor)
-        or (isinstance(value, (list, tuple, dict)) and any(
-            isinstance(v, torch.Tensor) and id(v) not in mask_ids
-            for v in (value.values() if isinstance(value, dict) else value)))
+        or (
+            isinstance(value, (list, tuple, dict))
+            and any(
+                isinstance(v, torch.Tensor) and id(v) not in mask_ids
+                for v in (value.values() if isinstance(value, dict) else value)
+            )
+        )
     ]
     assert held == []
     assert set(pruner.state_tensors()) == {f"mask:{t.name}" for t in targets}

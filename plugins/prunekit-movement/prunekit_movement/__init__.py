@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 
-from prunekit.api import Option, SCOPE_OPTION, Target, UsageError, hookimpl
+from prunekit.api import SCOPE_OPTION, Option, Target, UsageError, hookimpl
 from prunekit_movement.movement import MovementPruner
 from prunekit_movement.w0 import MovementW0Pruner
 
 __all__ = ["MovementPruner", "MovementW0Pruner", "movement", "movement_w0"]
 
 LR_SCORE_OPTION = Option(
-    "lr_score", float, None,
+    "lr_score",
+    float,
+    None,
     "score learning rate lr_S (> 0); default: the optimizer's current learning rate, following its schedule",
     above=0.0,
 )
@@ -39,12 +41,14 @@ def movement_w0(targets: list[Target], scope: str = "global") -> MovementW0Prune
 @hookimpl
 def register_pruners(register):
     register(
-        "movement", movement,
+        "movement",
+        movement,
         description="Sanh et al. 2020 hard movement: S -= lr_S*grad*W each step, top-k masks, pruned weights can return; 5 B/weight",
         options=(LR_SCORE_OPTION, SCOPE_OPTION),
     )
     register(
-        "movement-w0", movement_w0,
+        "movement-w0",
+        movement_w0,
         description="original AdamWPrune proxy W*(W-W0), masks only grow; 5 B/weight (fp32 W0 + bool mask)",
         options=(SCOPE_OPTION,),
     )

@@ -54,6 +54,5 @@ class MovementW0Pruner(MaskPruner):
         if len(initial) != len(self.targets):
             raise ValueError("initial-weight count does not match the prunable set")
         self.initial = [
-            None if w is None else w.to(t.parameter.device, torch.float32).clone()
-            for t, w in zip(self.targets, initial)
+            None if w is None else w.to(t.parameter.device, torch.float32).clone() for t, w in zip(self.targets, initial)
         ]

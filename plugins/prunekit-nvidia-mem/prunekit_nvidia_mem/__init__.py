@@ -12,7 +12,8 @@ __all__ = ["NvidiaSampler"]
 @hookimpl
 def register_samplers(register) -> None:
     register(
-        "nvidia", NvidiaSampler,
+        "nvidia",
+        NvidiaSampler,
         description="NVIDIA GPU via NVML: device used/total bytes, this process's bytes, utilisation, power, temperature",
         scope="device",
     )

@@ -73,16 +73,20 @@ def test_every_error_code_maps_to_the_same_class_name():
     assert not issubclass(fake.NVMLLibraryMismatchError, fake.NVMLError)
 
 
-@pytest.mark.parametrize(
-    "structure", ["c_nvmlMemory_t", "c_nvmlMemory_v2_t", "c_nvmlUtilization_t", "c_nvmlProcessInfo_v2_t"]
-)
+@pytest.mark.parametrize("structure", ["c_nvmlMemory_t", "c_nvmlMemory_v2_t", "c_nvmlUtilization_t", "c_nvmlProcessInfo_v2_t"])
 def test_result_structures_have_the_real_fields(structure):
     assert getattr(fake, structure)._fields_ == getattr(real, structure)._fields_
 
 
 def test_error_messages_match_for_the_codes_the_plugin_reports():
-    for name in ("NVMLError_NotSupported", "NVMLError_GpuIsLost", "NVMLError_LibraryNotFound",
-                 "NVMLError_DriverNotLoaded", "NVMLError_NoPermission", "NVMLError_FunctionNotFound"):
+    for name in (
+        "NVMLError_NotSupported",
+        "NVMLError_GpuIsLost",
+        "NVMLError_LibraryNotFound",
+        "NVMLError_DriverNotLoaded",
+        "NVMLError_NoPermission",
+        "NVMLError_FunctionNotFound",
+    ):
         assert str(getattr(fake, name)()) == str(getattr(real, name)())
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import prunekit_nvidia_mem.sampler as nvmod
-from prunekit.core.sampling import SamplerUnavailable, SamplingThread
+from prunekit.core.sampling import SamplingThread
 from prunekit.testing import fake_pynvml as fake
 from prunekit.testing.fake_pynvml import FakeGpu, FakeNvml, FakeProcess, GiB, MiB
 from prunekit.testing.sampler_conformance import check_sampler, check_unavailable
@@ -22,11 +22,22 @@ ME = os.getpid()
 
 def two_gpus() -> list[FakeGpu]:
     return [
-        FakeGpu(pci_bus_id="00000000:01:00.0", uuid="GPU-aaaaaaaa-0000-0000-0000-000000000001",
-                total=80 * GiB, reserved=500 * MiB, used=1 * GiB, processes=[FakeProcess(4242, 900 * MiB)]),
-        FakeGpu(pci_bus_id="00000000:41:00.0", uuid="GPU-bbbbbbbb-0000-0000-0000-000000000002",
-                total=40 * GiB, reserved=300 * MiB, used=7 * GiB + 123,
-                processes=[FakeProcess(4242, 1 * GiB), FakeProcess(ME, 3 * GiB + 4096)]),
+        FakeGpu(
+            pci_bus_id="00000000:01:00.0",
+            uuid="GPU-aaaaaaaa-0000-0000-0000-000000000001",
+            total=80 * GiB,
+            reserved=500 * MiB,
+            used=1 * GiB,
+            processes=[FakeProcess(4242, 900 * MiB)],
+        ),
+        FakeGpu(
+            pci_bus_id="00000000:41:00.0",
+            uuid="GPU-bbbbbbbb-0000-0000-0000-000000000002",
+            total=40 * GiB,
+            reserved=300 * MiB,
+            used=7 * GiB + 123,
+            processes=[FakeProcess(4242, 1 * GiB), FakeProcess(ME, 3 * GiB + 4096)],
+        ),
     ]
 
 

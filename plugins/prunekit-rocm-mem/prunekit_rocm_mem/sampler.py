@@ -234,9 +234,7 @@ class RocmSampler:
         pid = os.getpid()
         mine = [info for info in infos if info.get("pid") == pid]
         if not mine:
-            self._process_note = (
-                f"unavailable: pid {pid} is not in amdsmi's process list (in a container it may list host pids)"
-            )
+            self._process_note = f"unavailable: pid {pid} is not in amdsmi's process list (in a container it may list host pids)"
             return None
         vram = [_number(info.get("memory_usage", {}).get("vram_mem")) for info in mine]
         if any(v is None for v in vram):

@@ -22,10 +22,13 @@ ME = os.getpid()
 
 def two_gpus() -> list[FakeAmdGpu]:
     return [
-        FakeAmdGpu(bdf="0000:03:00.0", vram_total=64 * GiB, vram_used=2 * GiB,
-                   processes=[FakeAmdProcess(4242, 1 * GiB)]),
-        FakeAmdGpu(bdf="0000:c3:00.0", vram_total=192 * GiB, vram_used=9 * GiB + 5 * MiB + 17,
-                   processes=[FakeAmdProcess(4242, 2 * GiB), FakeAmdProcess(ME, 5 * GiB + 4096, gtt=8 * MiB)]),
+        FakeAmdGpu(bdf="0000:03:00.0", vram_total=64 * GiB, vram_used=2 * GiB, processes=[FakeAmdProcess(4242, 1 * GiB)]),
+        FakeAmdGpu(
+            bdf="0000:c3:00.0",
+            vram_total=192 * GiB,
+            vram_used=9 * GiB + 5 * MiB + 17,
+            processes=[FakeAmdProcess(4242, 2 * GiB), FakeAmdProcess(ME, 5 * GiB + 4096, gtt=8 * MiB)],
+        ),
     ]
 
 

@@ -13,7 +13,8 @@ __all__ = ["StatePruner", "adamwprune", "state"]
 @hookimpl
 def register_pruners(register) -> None:
     register(
-        "state", state,
+        "state",
+        state,
         description="prune by Adam's moments (default bitter7: |w|*(|v|+eps)^(1/4)); 1-byte masks, exact global threshold",
         options=OPTIONS,
         requires=("exp_avg", "exp_avg_sq"),
@@ -23,7 +24,10 @@ def register_pruners(register) -> None:
 @hookimpl
 def register_optimizers(register) -> None:
     register(
-        "adamwprune", adamwprune,
+        "adamwprune",
+        adamwprune,
         description="AdamW (betas 0.9/0.999, eps 1e-8, decoupled decay on weights only); default pruner: state",
-        lr=1e-3, state=STATE, default_pruner="state",
+        lr=1e-3,
+        state=STATE,
+        default_pruner="state",
     )

@@ -18,7 +18,9 @@ from prunekit.errors import UsageError
 from prunekit_adamwprune.scores import DEFAULT_VARIANT, VARIANTS
 
 VARIANT_OPTION = Option(
-    "variant", str, DEFAULT_VARIANT,
+    "variant",
+    str,
+    DEFAULT_VARIANT,
     "bitter7 |w|*(|v|+eps)^(1/4); bitter0 |w*m|*|w|/(sqrt(v)+eps); bitter3 |w|*sqrt(|m|+eps); fisher w^2*v",
     choices=tuple(VARIANTS),
 )

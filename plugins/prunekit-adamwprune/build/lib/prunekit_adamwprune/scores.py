@@ -7,7 +7,7 @@ mask update never holds more than a couple of layer-sized temporaries.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

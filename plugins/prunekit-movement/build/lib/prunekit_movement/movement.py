@@ -28,7 +28,7 @@ per prunable weight. The dense ``W`` is the model's own parameter.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

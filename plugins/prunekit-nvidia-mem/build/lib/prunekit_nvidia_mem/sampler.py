@@ -170,9 +170,7 @@ class NvidiaSampler:
         power = self._optional("power", lambda: nvml.nvmlDeviceGetPowerUsage(handle))
         if power is not None:
             figures["power_watts"] = power / 1000.0  # NVML reports milliwatts
-        temp = self._optional(
-            "temperature", lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
-        )
+        temp = self._optional("temperature", lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
         if temp is not None:
             figures["temperature_c"] = temp
         return figures

@@ -12,7 +12,8 @@ __all__ = ["RocmSampler"]
 @hookimpl
 def register_samplers(register) -> None:
     register(
-        "rocm", RocmSampler,
+        "rocm",
+        RocmSampler,
         description="AMD GPU via amdsmi: VRAM used/total bytes, this process's VRAM, activity, power, temperature",
         scope="device",
     )
