@@ -16,6 +16,8 @@ from prunekit.core.pruner import MASKED_OPTIMIZER_STATE, SCOPE_OPTION, MaskPrune
 from prunekit.core.sampling import SCOPES, Sampler, SamplerUnavailable
 from prunekit.core.targets import Target
 from prunekit.core.threshold import threshold_for_sparsity
+from prunekit.core.tracking import STATUSES as RUN_STATUSES
+from prunekit.core.tracking import RunEnd, RunStart, Tracker
 from prunekit.errors import UsageError
 from prunekit.hookspecs import Register
 
@@ -35,4 +37,8 @@ __all__ = [
     "Sampler",
     "SamplerUnavailable",
     "SCOPES",
+    "Tracker",
+    "RunStart",
+    "RunEnd",
+    "RUN_STATUSES",
 ]

@@ -60,6 +60,8 @@ _RUN_FIELDS = {
     "workers": "workers",
     "out": "out",
     "quiet": "quiet",
+    "tracker": "trackers",
+    "tracker_opt": "tracker_opts",
 }
 _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-opt", "pruner_opt": "--pruner-opt"}
 
@@ -94,6 +96,13 @@ _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-o
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--amp", is_flag=True, help="Mixed precision on CUDA (bf16 where supported, else fp16).")
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes for on-disk datasets.")
+@click.option("--tracker", multiple=True, help="Experiment tracker to send the run to (repeatable; prunekit list trackers).")
+@click.option(
+    "--tracker-opt",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="Option of a tracker, e.g. mlflow.experiment=lenet (repeatable).",
+)
 @click.option(
     "--out",
     default=None,
@@ -127,14 +136,30 @@ def build_config(ctx: click.Context, config_file: Path | None, options: dict) ->
             if value:
                 data[field] = {**data.get(field, {}), **parse_pairs(value, _PAIR_OPTIONS[param])}
             continue
-        if param == "sampler":
+        if param in ("sampler", "tracker"):
             if value:
                 data[field] = list(value)
+            continue
+        if param == "tracker_opt":
+            for name, opts in parse_tracker_pairs(value).items():
+                data.setdefault(field, {})
+                data[field][name] = {**data[field].get(name, {}), **opts}
             continue
         if source == click.core.ParameterSource.COMMANDLINE or field not in data:
             if source == click.core.ParameterSource.COMMANDLINE or value is not None:
                 data[field] = value
     return config_from_mapping(data)
+
+
+def parse_tracker_pairs(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """``NAME.key=value`` strings -> {NAME: {key: value}}; a malformed one raises UsageError."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in parse_pairs(pairs, "--tracker-opt").items():
+        name, dot, option = key.partition(".")
+        if not dot or not name or not option:
+            raise UsageError(f"--tracker-opt expects NAME.key=value (e.g. mlflow.experiment=lenet), got {key}={value!r}.")
+        out.setdefault(name, {})[option] = value
+    return out
 
 
 def _mib(value: float) -> str:
@@ -173,6 +198,9 @@ def print_summary(out: Path, s: dict) -> None:
             f"{info['samples']} samples, {info['errors']} errors"
         )
     click.echo(f"  time           {s['wall_time_s']:.1f} s wall, {1000 * s['mean_step_time_s']:.2f} ms per training step")
+    for name, t in s.get("trackers", {}).items():
+        problems = f"{t['errors']} errors, {t['dropped']} dropped" + (f" (first: {t['first_error']})" if t["first_error"] else "")
+        click.echo(f"  tracker        {name}: {t['delivered']} events delivered, {problems}")
     for warning in s["warnings"]:
         click.echo(f"  warning        {warning}")
 
@@ -198,7 +226,7 @@ def plugins(as_json: bool) -> None:
 @click.argument("kind", type=click.Choice(KINDS))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(kind: str, as_json: bool) -> None:
-    """Registered models, datasets, optimizers, pruners or samplers."""
+    """Registered models, datasets, optimizers, pruners, samplers or trackers."""
     from prunekit.core.plugins import get_registry
 
     entries = [e for _, e in sorted(get_registry().entries[kind].items())]

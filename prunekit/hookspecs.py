@@ -72,3 +72,16 @@ def register_samplers(register: Register) -> None:
     ``factory(device: torch.device) -> prunekit.core.sampling.Sampler``.
     Metadata: ``scope`` (``"process"``, ``"device"`` or ``"allocator"``).
     """
+
+
+@hookspec
+def register_trackers(register: Register) -> None:
+    """Register experiment trackers (views of a run in TensorBoard, MLflow...).
+
+    ``factory(**options) -> prunekit.core.tracking.Tracker``, called on the
+    tracker's own worker thread, never the training thread. Metadata:
+    ``credentials`` (names of the environment variables holding the tool's
+    secrets; their values are redacted from everything prunekit writes).
+    Credentials are never options: read them from the tool's usual
+    environment variables or config files.
+    """

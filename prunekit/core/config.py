@@ -11,6 +11,7 @@ import yaml
 from prunekit.core.options import resolve_options
 from prunekit.core.registry import Entry, Registry
 from prunekit.core.schedule import SCHEDULES
+from prunekit.core.tracking import COMMON_OPTIONS
 from prunekit.errors import UsageError
 
 DEFAULT_PRUNER = "magnitude"
@@ -46,12 +47,17 @@ class RunConfig:
     workers: int = 0
     out: str | None = None
     quiet: bool = False
+    trackers: list[str] = field(default_factory=list)
+    tracker_opts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    group: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
+#: Fields that watch a run without changing what it computes (not part of run ids or spec hashes).
+TRACKING_FIELDS = ("trackers", "tracker_opts", "group")
 
 
 def load_yaml_config(path: Path) -> dict[str, Any]:
@@ -122,6 +128,9 @@ def config_from_mapping(data: dict[str, Any]) -> RunConfig:
         "workers": int,
         "out": (str, type(None)),
         "quiet": bool,
+        "trackers": list,
+        "tracker_opts": dict,
+        "group": (str, type(None)),
     }
     clean = {}
     for key, value in data.items():
@@ -130,6 +139,11 @@ def config_from_mapping(data: dict[str, Any]) -> RunConfig:
         if key == "data_dir" and isinstance(value, Path):
             value = str(value)
         clean[key] = _check_type(key, value, types[key])
+    if not all(isinstance(name, str) for name in clean.get("trackers", [])):
+        raise UsageError(f"Setting 'trackers' must be a list of tracker names, got {clean['trackers']!r}.")
+    for name, opts in clean.get("tracker_opts", {}).items():
+        if not isinstance(opts, dict):
+            raise UsageError(f"Setting 'tracker_opts' maps tracker names to options, got {name}: {opts!r}.")
     for key in ("lr", "weight_decay"):
         if isinstance(clean.get(key), int):
             clean[key] = float(clean[key])
@@ -149,6 +163,8 @@ class ResolvedRun:
     dataset_opts: dict[str, Any]
     optimizer_opts: dict[str, Any]
     pruner_opts: dict[str, Any]
+    trackers: list[Entry] = field(default_factory=list)
+    tracker_opts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
@@ -194,6 +210,9 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         if name != "auto":
             samplers.append(registry.get("samplers", name))
 
+    trackers = [registry.get("trackers", name) for name in dict.fromkeys(c.trackers)]
+    tracker_opts = resolve_tracker_options(trackers, c.tracker_opts)
+
     missing = [s for s in pruner.metadata["requires"] if s not in optimizer.metadata["state"]]
     if missing:
         able = [
@@ -215,4 +234,21 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         dataset_opts=resolve_options(dataset.options, c.dataset_opts, f"dataset '{dataset.name}'"),
         optimizer_opts=resolve_options(optimizer.options, c.optimizer_opts, f"optimizer '{optimizer.name}'"),
         pruner_opts=resolve_options(pruner.options, c.pruner_opts, f"pruner '{pruner.name}'"),
+        trackers=trackers,
+        tracker_opts=tracker_opts,
     )
+
+
+def resolve_tracker_options(trackers: list[Entry], given: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each chosen tracker's options (its declared ones plus the core's ``finish_timeout_s``)."""
+    chosen = {e.name for e in trackers}
+    stray = sorted(set(given) - chosen)
+    if stray:
+        raise UsageError(
+            f"Options given for tracker '{stray[0]}', which is not enabled; add --tracker {stray[0]} "
+            f"(enabled: {', '.join(sorted(chosen)) or 'none'})."
+        )
+    return {
+        e.name: resolve_options((*e.options, *COMMON_OPTIONS), given.get(e.name, {}), f"tracker '{e.name}'")
+        for e in trackers
+    }

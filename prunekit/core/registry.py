@@ -10,7 +10,7 @@ from typing import Any
 from prunekit.core.options import Option
 from prunekit.errors import UsageError
 
-KINDS = ("models", "datasets", "optimizers", "pruners", "samplers")
+KINDS = ("models", "datasets", "optimizers", "pruners", "samplers", "trackers")
 
 #: Metadata keys each kind of registration accepts, with their defaults.
 METADATA: dict[str, dict[str, Any]] = {
@@ -19,6 +19,7 @@ METADATA: dict[str, dict[str, Any]] = {
     "optimizers": {"lr": 1e-3, "weight_decay": None, "state": (), "default_pruner": None},
     "pruners": {"requires": ()},
     "samplers": {"scope": "process"},
+    "trackers": {"credentials": ()},
 }
 
 #: Names provided by the bundled plugins, so an unknown name can say what to install.
@@ -29,6 +30,9 @@ BUNDLED = {
     ("pruners", "movement-w0"): "prunekit-movement",
     ("samplers", "nvidia"): "prunekit-nvidia-mem",
     ("samplers", "rocm"): "prunekit-rocm-mem",
+    ("trackers", "tensorboard"): "prunekit-tensorboard",
+    ("trackers", "mlflow"): "prunekit-mlflow",
+    ("trackers", "wandb"): "prunekit-wandb",
 }
 
 _SINGULAR = {k: k[:-1] for k in KINDS}
@@ -149,7 +153,7 @@ def make_register(
             on_error(f"{what}: options must be prunekit.core.options.Option instances")
             return
         merged = {**allowed, **metadata}
-        for key in ("state", "requires"):
+        for key in ("state", "requires", "credentials"):
             if key in merged:
                 merged[key] = tuple(merged[key])
         try:

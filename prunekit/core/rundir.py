@@ -7,6 +7,8 @@ report) goes through this one. A run directory holds:
 - ``metrics.jsonl``: one line per epoch, appended as epochs finish;
 - ``timeline.jsonl``: memory samples, appended as they are taken;
 - ``failure.json``: why a run failed (written instead of a summary);
+- ``trackers.json``: what each experiment tracker asked to keep for a resumed run
+  (e.g. the MLflow run id), only when trackers are enabled;
 - ``summary.json``: written atomically, last. A run directory without it is incomplete.
 """
 
@@ -25,6 +27,7 @@ METRICS = "metrics.jsonl"
 TIMELINE = "timeline.jsonl"
 SUMMARY = "summary.json"
 FAILURE = "failure.json"
+TRACKERS = "trackers.json"
 
 #: A matrix directory: ``matrix.json`` (the spec and its runs), ``runs/<id>/`` (one run
 #: directory each) and ``logs/<id>.log`` (each child's output).
@@ -93,6 +96,7 @@ class Summary(TypedDict):
     warnings: list[str]
     environment: dict[str, Any]
     prunekit_version: str
+    trackers: dict[str, Any]
 
 
 #: Keys a report needs, and those of them that must be numbers.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prunekit.core import rundir
+from prunekit.core import rundir, run_trackers
 from prunekit.core.building import (
     autocast_factory,
     build,
@@ -90,7 +90,11 @@ def run(
     }
     samplers, skipped = start_samplers(resolved, plugins, device)
     settings["samplers"] = sorted(samplers)
-    sampling = SamplingThread(samplers, c.sample_interval, out / rundir.TIMELINE)
+    redact = run_trackers.redactor(plugins.registry)
+    settings = redact(settings)  # credentials never reach config.yaml, trackers or the summary
+    trackers = run_trackers.open_trackers(resolved, out, redact, warn)
+    on_sample = trackers.memory if trackers.workers else None
+    sampling = SamplingThread(samplers, c.sample_interval, out / rundir.TIMELINE, on_sample=on_sample)
     progress = Progress()
     try:  # from here on, samplers are always stopped (sampling.stop releases them)
         try:
@@ -98,6 +102,7 @@ def run(
         except OSError as exc:
             raise UsageError(f"Cannot create --out {out}: {exc.strerror or exc}.") from None
         rundir.write_config(out, settings)
+        run_trackers.begin(trackers, out, settings, c.group)
         sampling.start()
         with rundir.open_metrics(out) as metrics_file:
             for epoch in range(1, c.epochs + 1):
@@ -123,10 +128,16 @@ def run(
                 }
                 rundir.append_record(metrics_file, record)
                 progress.history.append(record)
+                if trackers.workers:
+                    trackers.epoch(record | {"layer_sparsity": run_trackers.layer_sparsity(built.targets)})
                 if on_epoch is not None:
                     on_epoch(record)
-    finally:
+    except BaseException as exc:
         sampling.stop()
+        status, reason = run_trackers.failure_reason(exc)
+        run_trackers.end(trackers, out, status, redact.text(reason))
+        raise
+    sampling.stop()
 
     summary = build_summary(
         out=out,
@@ -143,5 +154,7 @@ def run(
         device=device,
         started_at=started_at,
     )
+    summary = redact(summary)  # the environment records the command line
+    summary["trackers"] = run_trackers.end(trackers, out, "completed", summary=summary)
     rundir.write_summary(out, summary)
     return out, summary

@@ -18,7 +18,7 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, Any, Callable, Protocol, runtime_checkable
 
 SCOPES = ("process", "device", "allocator")
 
@@ -80,8 +80,12 @@ class SamplingThread:
         samplers: dict[str, Sampler],
         interval: float,
         timeline: Path | None,
+        on_sample: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        """``on_sample`` receives every timeline record as it is taken (on the
+        sampling thread; it must return at once, e.g. by queueing)."""
         self.samplers = samplers
+        self.on_sample = on_sample
         self.interval = interval
         self.timeline_path = timeline
         self.phase = "setup"
@@ -130,7 +134,7 @@ class SamplingThread:
                     stats.last_error = f"{type(exc).__name__}: {exc}"
                     continue
                 stats.add(figures)
-                if self._file is not None:
+                if self._file is not None or self.on_sample is not None:
                     record = {
                         "t": round(now - self._t0, 4),
                         "monotonic": now,
@@ -140,7 +144,10 @@ class SamplingThread:
                         "step": self.step,
                         "figures": figures,
                     }
-                    self._file.write(json.dumps(record) + "\n")
+                    if self._file is not None:
+                        self._file.write(json.dumps(record) + "\n")
+                    if self.on_sample is not None:
+                        self.on_sample(record)
 
     def stop(self) -> None:
         """Stop the thread, take a last sample and release every sampler."""

@@ -93,4 +93,5 @@ def build_summary(
         "warnings": warnings,
         "environment": describe_environment(device, plugin_versions),
         "prunekit_version": __version__,
+        "trackers": {},  # filled by the runner once the trackers have finished
     }

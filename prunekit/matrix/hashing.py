@@ -7,10 +7,10 @@ import json
 import re
 from typing import Any
 
-from prunekit.core.config import RunConfig
+from prunekit.core.config import TRACKING_FIELDS, RunConfig
 
 #: Fields that do not change what a run computes.
-EXCLUDED = ("out", "quiet")
+EXCLUDED = ("out", "quiet", *TRACKING_FIELDS)
 HASH_LENGTH = 10
 
 

@@ -161,7 +161,7 @@ class Scheduler:
     def _start(self, run: PlannedRun, slot: int) -> Child:
         store.clear_run(self.out, run.id)
         run_dir = self.out / store.RUNS / run.id
-        config = run.config.to_dict() | {"out": str(run_dir.resolve()), "quiet": True}
+        config = run.config.to_dict() | {"out": str(run_dir.resolve()), "quiet": True, "group": self.plan.spec.name}
         log_path = self.out / store.LOGS / f"{run.id}.log"
         log = open(log_path, "w", encoding="utf-8")
         env = os.environ | self.slots.envs[slot] | {"PYTHONUNBUFFERED": "1"}

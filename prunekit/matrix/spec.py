@@ -16,7 +16,9 @@ Shape (every axis optional; a single value may stand for a one-item list)::
     schedules: [gmp]
     lrs: [0.001]
     samplers: [[process, torch]]  # each value is one run's sampler set
-    settings: {...}               # any RunConfig field except out and quiet
+    settings: {...}               # any RunConfig field except out, quiet and group,
+                                  # e.g. trackers: [tensorboard, mlflow] and
+                                  # tracker_opts: {mlflow: {tracking_uri: http://127.0.0.1:5000}}
 
 ``optional: true`` on an optimizer or pruner means "skip it, with the reason, when
 it is not installed"; without it an unknown name is an error. ``all`` expands, when
@@ -35,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from prunekit.core.config import FIELD_NAMES, config_from_mapping
+from prunekit.core.config import FIELD_NAMES, TRACKING_FIELDS, config_from_mapping
 from prunekit.errors import UsageError
 
 ALL = "all"
@@ -72,7 +74,7 @@ AXES: dict[str, str] = {
 }
 TOP_KEYS = ("name", "description", *AXES, "settings")
 #: RunConfig fields the matrix decides itself.
-RESERVED = ("out", "quiet")
+RESERVED = ("out", "quiet", "group")
 #: Keys allowed in the mapping form of an entry, per axis.
 ENTRY_KEYS = {
     "datasets": ("name", "options", "data_dir", "download"),
@@ -110,8 +112,9 @@ class MatrixSpec:
 
     @property
     def spec_hash(self) -> str:
-        """Stable hash of what defines the grid (name and description excluded)."""
+        """Stable hash of what defines the grid (name, description and trackers excluded)."""
         data = {k: v for k, v in self.normalized.items() if k not in ("name", "description")}
+        data["settings"] = {k: v for k, v in data["settings"].items() if k not in TRACKING_FIELDS}
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -1,0 +1,109 @@
+"""prunekit tracker ``wandb``: a run as a Weights & Biases run, offline by default.
+
+Offline runs are written under ``RUN_DIR/wandb/offline-run-*``; upload them
+later with ``wandb sync RUN_DIR/wandb/offline-run-*``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prunekit.api import Option, RunEnd, RunStart, hookimpl
+
+CREDENTIALS = ("WANDB_API_KEY",)
+EPOCH_METRICS = ("test_accuracy", "train_accuracy", "test_loss", "train_loss", "sparsity", "sparsity_all",
+                 "scheduled_sparsity", "lr", "epoch_time_s")
+EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130}  # 130: the shell's code for SIGINT
+DEFAULT_PROJECT = "prunekit"
+SUMMARY_FILE = "prunekit-summary.json"
+
+
+class WandbTracker:
+    """One prunekit run -> one W&B run; a matrix is a W&B group (and, by default, project)."""
+
+    def __init__(self, project: str = "", entity: str = "", mode: str = "offline", dir: str = "",
+                 memory_interval_s: float = 5.0, files: bool = True) -> None:
+        self.project, self.entity, self.mode, self.dir = project, entity, mode, dir
+        self.memory_interval_s = memory_interval_s or None
+        self.files = files
+        self.run = None
+        self.run_dir = None
+
+    def start(self, run: RunStart) -> dict[str, Any]:
+        import wandb  # lazily: heavy, and starts W&B's service process
+
+        c = run.config
+        previous = run.previous.get("id")
+        settings = wandb.Settings(console="off", save_code=False, disable_git=True, x_disable_meta=True,
+                                  x_disable_stats=True, silent=True)
+        self.run_dir = run.run_dir
+        self.run = wandb.init(
+            mode=self.mode, dir=self.dir or str(run.run_dir), project=self.project or run.group or DEFAULT_PROJECT,
+            entity=self.entity or None, group=run.group, name=run.name, config=c, settings=settings,
+            tags=[str(c.get(k)) for k in ("model", "dataset", "optimizer", "pruner") if c.get(k)],
+            reinit="create_new", **({"id": previous, "resume": "allow"} if previous else {}),
+        )
+        self.run.define_metric("epoch")
+        for name in (*EPOCH_METRICS, "layer_sparsity/*"):
+            self.run.define_metric(name, step_metric="epoch")
+        self.run.define_metric("memory/t_s")
+        self.run.define_metric("memory/*", step_metric="memory/t_s")
+        return {"id": self.run.id}
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        row = {k: record[k] for k in ("epoch", "step", *EPOCH_METRICS) if record.get(k) is not None}
+        row |= {f"layer_sparsity/{name}": v for name, v in record.get("layer_sparsity", {}).items()}
+        self.run.log(row)
+
+    def log_memory(self, sample: dict[str, Any]) -> None:
+        row = {f"memory/{sample['sampler']}/{name}": v for name, v in sample["figures"].items()}
+        self.run.log({"memory/t_s": sample["t"], "memory/step": sample["step"], **row})
+
+    def finish(self, end: RunEnd) -> None:
+        import wandb
+
+        try:
+            self.run.summary["status"] = end.status
+            if end.reason:
+                self.run.summary["status_reason"] = end.reason
+            if end.summary is not None:
+                self.run.summary.update({k: v for k, v in end.summary.items() if k not in ("environment", "run_dir")})
+                ledger = [[k, v] for k, v in end.summary["ledger"].items() if isinstance(v, (int, float))]
+                self.run.log({"ledger_table": wandb.Table(columns=["item", "value"], data=ledger)})
+            if self.files:
+                self._save(end)
+        finally:
+            self.run.finish(exit_code=EXIT_CODES[end.status])
+
+    def _save(self, end: RunEnd) -> None:
+        """Copies (not links: the run directory may move) of the run's files, saved with the W&B run."""
+        target = Path(self.run.dir)
+        for name, path in end.files.items():
+            if path.exists():
+                shutil.copyfile(path, target / name)
+                self.run.save(str(target / name), base_path=str(target), policy="now")
+        if end.summary is not None:
+            (target / SUMMARY_FILE).write_text(json.dumps(end.summary, indent=2, default=str), encoding="utf-8")
+            self.run.save(str(target / SUMMARY_FILE), base_path=str(target), policy="now")
+
+
+@hookimpl
+def register_trackers(register):
+    register(
+        "wandb",
+        WandbTracker,
+        description="Weights & Biases (offline by default): config, metrics per epoch, memory, summary, files",
+        options=(
+            Option("project", str, "", "W&B project [default: the matrix name, else 'prunekit']"),
+            Option("entity", str, "", "W&B entity (team or user) [default: W&B's]"),
+            Option("mode", str, "offline", "offline (sync later with wandb sync), online or disabled",
+                   choices=("offline", "online", "disabled")),
+            Option("dir", str, "", "directory W&B writes wandb/ into [default: the run directory]"),
+            Option("memory_interval_s", float, 5.0, "seconds between memory points per sampler (0: none)", minimum=0.0),
+            Option("files", bool, True, "save config.yaml, metrics.jsonl, timeline.jsonl and the summary with the run"),
+        ),
+        credentials=CREDENTIALS,
+    )

@@ -1,0 +1,34 @@
+"""Real, short prunekit runs for plugin tests (seconds on a CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+#: LeNet-5 on a small synthetic split: two epochs of a few steps, pruned to 50%.
+SHORT_RUN = {
+    "dataset": "synthetic",
+    "dataset_opts": {"train_size": 128, "test_size": 64, "channels": 1},
+    "epochs": 2,
+    "batch_size": 32,
+    "sparsity": 0.5,
+    "sample_interval": 0.1,
+    "quiet": True,
+}
+
+
+def short_run(
+    out: Path,
+    *,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    **settings: Any,
+) -> tuple[Path, dict[str, Any]]:
+    """Run prunekit in this process with :data:`SHORT_RUN` overridden by ``settings``
+    (any ``prunekit run`` setting, e.g. ``trackers=["mine"]``); return the run
+    directory and its summary."""
+    from prunekit.core.config import config_from_mapping
+    from prunekit.core.runner import run
+
+    config = config_from_mapping(SHORT_RUN | settings | {"out": str(out)})
+    return run(config, on_epoch=on_epoch, warn=warn)
