@@ -41,8 +41,9 @@ class FileTracker:
 
 def test_a_correct_tracker_passes(tmp_path):
     logs = tmp_path / "logs"
-    report = check_tracker(FileTracker, {"log_dir": str(logs)}, run_dir=tmp_path / "runs", outputs=[logs],
-                           credentials=["FILETRACKER_TOKEN"])
+    report = check_tracker(
+        FileTracker, {"log_dir": str(logs)}, run_dir=tmp_path / "runs", outputs=[logs], credentials=["FILETRACKER_TOKEN"]
+    )
     assert report.statuses == ["completed", "failed", "interrupted"] and report.counts["errors"] == 0
     assert "FILETRACKER_TOKEN" not in os.environ  # restored afterwards
     resumed = [json.loads(line) for line in (logs / "runs-resumed.jsonl").read_text().splitlines()]
@@ -88,7 +89,12 @@ class BadInterval(FileTracker):
 )
 def test_broken_trackers_fail_with_the_rule_they_break(tmp_path, tracker, message):
     with pytest.raises((AssertionError, TypeError, ValueError)) as info:
-        check_tracker(tracker, {"log_dir": str(tmp_path / "logs")}, run_dir=tmp_path / "runs",
-                      outputs=[tmp_path / "logs"], credentials=["FILETRACKER_TOKEN"])
+        check_tracker(
+            tracker,
+            {"log_dir": str(tmp_path / "logs")},
+            run_dir=tmp_path / "runs",
+            outputs=[tmp_path / "logs"],
+            credentials=["FILETRACKER_TOKEN"],
+        )
     assert message in str(info.value)
     assert os.environ.get("FILETRACKER_TOKEN") != FAKE_SECRET

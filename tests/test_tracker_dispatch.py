@@ -113,8 +113,9 @@ def test_a_factory_that_raises_is_a_counted_error(tmp_path):
     trackers.epoch(sample_epochs(1)[0])
     counts = trackers.end(RunEnd("completed"))["bad"]
     assert counts["errors"] == 1 and counts["skipped"] == 2
-    assert warnings == ["tracker 'bad' failed (ImportError: No module named 'mytool'); the run goes on, "
-                        "errors are counted in summary.json."]
+    assert warnings == [
+        "tracker 'bad' failed (ImportError: No module named 'mytool'); the run goes on, errors are counted in summary.json."
+    ]
 
 
 def test_redactor_masks_credential_variables_and_uri_user_info(monkeypatch):
@@ -122,7 +123,15 @@ def test_redactor_masks_credential_variables_and_uri_user_info(monkeypatch):
     monkeypatch.setenv("CUSTOM_VAR", "custom-secret-value")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     redact = Redactor(["CUSTOM_VAR"])
-    data = {"argv": ["prunekit", "--tracker-opt", "x.uri=https://bob:pw@host:5000/p"], "n": 1,
-            "note": "key k-1234567890 and custom-secret-value", "threads": "1"}
-    assert redact(data) == {"argv": ["prunekit", "--tracker-opt", f"x.uri=https://{MASK}@host:5000/p"], "n": 1,
-                            "note": f"key {MASK} and {MASK}", "threads": "1"}
+    data = {
+        "argv": ["prunekit", "--tracker-opt", "x.uri=https://bob:pw@host:5000/p"],
+        "n": 1,
+        "note": "key k-1234567890 and custom-secret-value",
+        "threads": "1",
+    }
+    assert redact(data) == {
+        "argv": ["prunekit", "--tracker-opt", f"x.uri=https://{MASK}@host:5000/p"],
+        "n": 1,
+        "note": f"key {MASK} and {MASK}",
+        "threads": "1",
+    }

@@ -14,7 +14,7 @@ from prunekit.errors import UsageError
 from prunekit.matrix.hashing import run_id
 from prunekit.matrix.spec import spec_from_text
 
-RECORDER = '''
+RECORDER = """
 import json
 from pathlib import Path
 
@@ -49,7 +49,7 @@ class FileRecorder:
 @hookimpl
 def register_trackers(register):
     register("file-recorder", FileRecorder, options=(Option("log_dir", str, "", "where to write"),))
-'''
+"""
 
 SPEC = """
 name: watched
@@ -88,8 +88,25 @@ def test_a_matrix_sends_every_run_to_its_trackers_under_one_group(tmp_path):
     logs = tmp_path / "logs"
     spec.write_text(SPEC.format(logs=logs))
     env = dict(os.environ, PYTHONPATH=str(site), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", "prunekit.cli", "matrix", str(spec), "--out", str(tmp_path / "m"),
-                           "--jobs", "2", "--threads", "1"], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prunekit.cli",
+            "matrix",
+            str(spec),
+            "--out",
+            str(tmp_path / "m"),
+            "--jobs",
+            "2",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     ids = [r["id"] for r in json.loads((tmp_path / "m" / "matrix.json").read_text())["runs"]]
     assert sorted(p.stem for p in logs.iterdir()) == sorted(ids)

@@ -63,8 +63,16 @@ def loaded():
 
 
 def config(tmp_path, name="r", **kw):
-    base = dict(dataset="synthetic", dataset_opts={"train_size": 64, "test_size": 32, "channels": 1},
-                epochs=2, batch_size=16, sparsity=0.5, sample_interval=0.05, out=str(tmp_path / name), quiet=True)
+    base = dict(
+        dataset="synthetic",
+        dataset_opts={"train_size": 64, "test_size": 32, "channels": 1},
+        epochs=2,
+        batch_size=16,
+        sparsity=0.5,
+        sample_interval=0.05,
+        out=str(tmp_path / name),
+        quiet=True,
+    )
     return RunConfig(**(base | kw))
 
 
@@ -73,8 +81,11 @@ def test_trackers_receive_the_run_and_a_failing_one_is_counted(tmp_path, loaded,
     monkeypatch.setattr("sys.argv", ["prunekit", "run", "--tracker-opt", f"recording.key=http://u:{TOKEN}@h/x"])
     warnings = []
     uri = f"http://alice:{TOKEN}@127.0.0.1:5000"
-    out, summary = run(config(tmp_path, trackers=["recording", "failing"], tracker_opts={"recording": {"key": uri}},
-                              group="grid-1"), plugins=loaded, warn=warnings.append)
+    out, summary = run(
+        config(tmp_path, trackers=["recording", "failing"], tracker_opts={"recording": {"key": uri}}, group="grid-1"),
+        plugins=loaded,
+        warn=warnings.append,
+    )
     events = EVENTS[uri]
     assert [e[0] for e in events if e[0] != "memory"] == ["start", "epoch", "epoch", "finish"]
     start = events[0][1]
@@ -123,8 +134,9 @@ def test_an_interrupted_run_tells_trackers_and_a_resume_gets_their_state_back(tm
     # a resumed run reuses the run directory (prunekit run --resume); trackers get back what start returned
     from prunekit.core import dispatch, redact, run_trackers
 
-    trackers = dispatch.Trackers([("recording", Recording, {})], state_path=tmp_path / "r" / "trackers.json",
-                                 redact=redact.Redactor(), warn=print)
+    trackers = dispatch.Trackers(
+        [("recording", Recording, {})], state_path=tmp_path / "r" / "trackers.json", redact=redact.Redactor(), warn=print
+    )
     run_trackers.begin(trackers, tmp_path / "r", {"epochs": 1}, None)
     trackers.end(dispatch.RunEnd("completed"))
     start = EVENTS["default"][-2][1]
@@ -132,8 +144,24 @@ def test_an_interrupted_run_tells_trackers_and_a_resume_gets_their_state_back(tm
 
 
 def test_cli_tracker_options_and_errors(tmp_path, loaded, run_cli):
-    ok = run_cli("run", "--dataset", "synthetic", "--dataset-opt", "train_size=32", "--dataset-opt", "test_size=16",
-                 "--epochs", "1", "--out", tmp_path / "ok", "--tracker", "recording", "--tracker-opt", "recording.key=cli", "-q")
+    ok = run_cli(
+        "run",
+        "--dataset",
+        "synthetic",
+        "--dataset-opt",
+        "train_size=32",
+        "--dataset-opt",
+        "test_size=16",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "ok",
+        "--tracker",
+        "recording",
+        "--tracker-opt",
+        "recording.key=cli",
+        "-q",
+    )
     assert ok.code == 0, ok.err
     assert re.search(r"tracker        recording: \d+ events delivered, 0 errors, 0 dropped", ok.out)
     assert yaml.safe_load((tmp_path / "ok" / "config.yaml").read_text())["tracker_opts"]["recording"]["key"] == "cli"
@@ -141,7 +169,10 @@ def test_cli_tracker_options_and_errors(tmp_path, loaded, run_cli):
         (["--tracker", "nope"], "Unknown tracker 'nope'. Available: failing, "),
         (["--tracker-opt", "recording.key=x"], "Options given for tracker 'recording', which is not enabled"),
         (["--tracker", "recording", "--tracker-opt", "key=x"], "--tracker-opt expects NAME.key=value"),
-        (["--tracker", "recording", "--tracker-opt", "recording.fail=maybe"], "Option 'fail' of tracker 'recording' must be bool"),
+        (
+            ["--tracker", "recording", "--tracker-opt", "recording.fail=maybe"],
+            "Option 'fail' of tracker 'recording' must be bool",
+        ),
         (["--tracker", "recording", "--tracker-opt", "recording.finish_timeout_s=-1"], "must be at least 0.0"),
         (["--tracker", "recording", "--tracker-opt", "recording.colour=red"], "Unknown option 'colour' for tracker 'recording'"),
     ]:
@@ -157,8 +188,10 @@ def test_cli_tracker_options_and_errors(tmp_path, loaded, run_cli):
 
 def test_trackers_from_a_config_file(tmp_path, loaded, run_cli):
     path = tmp_path / "run.yaml"
-    path.write_text("trackers: [recording]\ntracker_opts: {recording: {key: from-yaml}}\nepochs: 1\n"
-                    "dataset: synthetic\ndataset_opts: {train_size: 32, test_size: 16}\n")
+    path.write_text(
+        "trackers: [recording]\ntracker_opts: {recording: {key: from-yaml}}\nepochs: 1\n"
+        "dataset: synthetic\ndataset_opts: {train_size: 32, test_size: 16}\n"
+    )
     result = run_cli("run", "--config", path, "--out", tmp_path / "y", "--tracker-opt", "recording.fail=false", "-q")
     assert result.code == 0, result.err
     assert [e[0] for e in EVENTS["from-yaml"] if e[0] != "memory"] == ["start", "epoch", "finish"]

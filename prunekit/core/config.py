@@ -249,6 +249,5 @@ def resolve_tracker_options(trackers: list[Entry], given: dict[str, dict[str, An
             f"(enabled: {', '.join(sorted(chosen)) or 'none'})."
         )
     return {
-        e.name: resolve_options((*e.options, *COMMON_OPTIONS), given.get(e.name, {}), f"tracker '{e.name}'")
-        for e in trackers
+        e.name: resolve_options((*e.options, *COMMON_OPTIONS), given.get(e.name, {}), f"tracker '{e.name}'") for e in trackers
     }

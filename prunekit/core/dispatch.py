@@ -15,8 +15,9 @@ import collections
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prunekit.core.redact import Redactor
 from prunekit.core.tracking import FINISH_TIMEOUT, RunEnd, RunStart
@@ -172,8 +173,14 @@ class Trackers:
             timeout = float(options.pop(FINISH_TIMEOUT.name, FINISH_TIMEOUT.default))
             self.workers.append(
                 TrackerWorker(
-                    name, factory, options, finish_timeout_s=timeout, redact=redact, warn=warn,
-                    save_state=self.save_state, capacity=capacity,
+                    name,
+                    factory,
+                    options,
+                    finish_timeout_s=timeout,
+                    redact=redact,
+                    warn=warn,
+                    save_state=self.save_state,
+                    capacity=capacity,
                 )
             )
 

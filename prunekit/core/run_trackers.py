@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -35,8 +36,13 @@ def begin(trackers: Trackers, out: Path, settings: dict[str, Any], group: str | 
     previous = trackers.previous_state()
     for worker in trackers.workers:
         run = RunStart(
-            run_dir=Path(out), name=Path(out).name, config=settings, group=group, resumed=bool(previous),
-            previous=previous.get(worker.name, {}), prunekit_version=__version__,
+            run_dir=Path(out),
+            name=Path(out).name,
+            config=settings,
+            group=group,
+            resumed=bool(previous),
+            previous=previous.get(worker.name, {}),
+            prunekit_version=__version__,
         )
         worker.begin(run)
 

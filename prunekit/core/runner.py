@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prunekit.core import rundir, run_trackers
+from prunekit.core import run_trackers, rundir
 from prunekit.core.building import (
     autocast_factory,
     build,

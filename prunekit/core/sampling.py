@@ -17,8 +17,9 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 SCOPES = ("process", "device", "allocator")
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: LeNet-5 on a small synthetic split: two epochs of a few steps, pruned to 50%.
 SHORT_RUN = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from prunekit.api import Option, hookimpl
-
 from prunekit_mlflow.tracker import CREDENTIALS, MlflowTracker
 
 __all__ = ["MlflowTracker", "register_trackers"]

@@ -16,11 +16,30 @@ CREDENTIALS = (
     "AZURE_STORAGE_CONNECTION_STRING",
 )
 STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
-EPOCH_METRICS = ("test_accuracy", "train_accuracy", "test_loss", "train_loss", "sparsity", "sparsity_all",
-                 "scheduled_sparsity", "lr", "epoch_time_s")
-FINAL_METRICS = ("final_test_accuracy", "best_test_accuracy", "best_epoch", "final_train_loss", "final_test_loss",
-                 "target_sparsity", "achieved_sparsity", "achieved_sparsity_all_parameters", "wall_time_s",
-                 "train_time_s", "mean_step_time_s")
+EPOCH_METRICS = (
+    "test_accuracy",
+    "train_accuracy",
+    "test_loss",
+    "train_loss",
+    "sparsity",
+    "sparsity_all",
+    "scheduled_sparsity",
+    "lr",
+    "epoch_time_s",
+)
+FINAL_METRICS = (
+    "final_test_accuracy",
+    "best_test_accuracy",
+    "best_epoch",
+    "final_train_loss",
+    "final_test_loss",
+    "target_sparsity",
+    "achieved_sparsity",
+    "achieved_sparsity_all_parameters",
+    "wall_time_s",
+    "train_time_s",
+    "mean_step_time_s",
+)
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
 DEFAULT_EXPERIMENT = "prunekit"
 
@@ -43,8 +62,15 @@ def _now_ms() -> int:
 class MlflowTracker:
     """One prunekit run -> one MLflow run (continued when the prunekit run resumes)."""
 
-    def __init__(self, tracking_uri: str = "", experiment: str = "", run_name: str = "", artifacts: bool = True,
-                 figures: bool = True, memory_interval_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        tracking_uri: str = "",
+        experiment: str = "",
+        run_name: str = "",
+        artifacts: bool = True,
+        figures: bool = True,
+        memory_interval_s: float = 5.0,
+    ) -> None:
         self.tracking_uri = tracking_uri or None  # None: MLFLOW_TRACKING_URI, else MLflow's default
         self.experiment = experiment
         self.run_name = run_name
@@ -68,16 +94,24 @@ class MlflowTracker:
         previous = run.previous.get("run_id")
         c = run.config
         target = c.get("sparsity", 0.0) if c.get("pruner") != "none" else 0.0
-        tags = {"model": c.get("model"), "dataset": c.get("dataset"), "optimizer": c.get("optimizer"),
-                "pruner": c.get("pruner"), "target_sparsity": target, "prunekit_version": run.prunekit_version,
-                "prunekit.run_dir": str(run.run_dir), **({"prunekit.group": run.group} if run.group else {})}
+        tags = {
+            "model": c.get("model"),
+            "dataset": c.get("dataset"),
+            "optimizer": c.get("optimizer"),
+            "pruner": c.get("pruner"),
+            "target_sparsity": target,
+            "prunekit_version": run.prunekit_version,
+            "prunekit.run_dir": str(run.run_dir),
+            **({"prunekit.group": run.group} if run.group else {}),
+        }
         if previous:  # a resumed prunekit run continues its MLflow run
             self.run_id = previous
             self.client.update_run(self.run_id, status="RUNNING")
             self.client.set_tag(self.run_id, "prunekit.resumed", "true")
         else:
-            made = self.client.create_run(experiment_id, run_name=self.run_name or run.name,
-                                          tags={k: str(v) for k, v in tags.items() if v is not None})
+            made = self.client.create_run(
+                experiment_id, run_name=self.run_name or run.name, tags={k: str(v) for k, v in tags.items() if v is not None}
+            )
             self.run_id = made.info.run_id
             params = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in sorted(flatten(c).items()) if k != "quiet"]
             for i in range(0, len(params), 100):  # MLflow takes at most 100 parameters per batch
@@ -102,8 +136,7 @@ class MlflowTracker:
         self.epochs.append(record)
         now, step = _now_ms(), int(record["epoch"])
         metrics = [Metric(k, float(record[k]), now, step) for k in EPOCH_METRICS if record.get(k) is not None]
-        metrics += [Metric(f"layer_sparsity/{name}", float(v), now, step)
-                    for name, v in record.get("layer_sparsity", {}).items()]
+        metrics += [Metric(f"layer_sparsity/{name}", float(v), now, step) for name, v in record.get("layer_sparsity", {}).items()]
         self._send(metrics)
 
     def log_memory(self, sample: dict[str, Any]) -> None:
@@ -111,8 +144,10 @@ class MlflowTracker:
 
         self.memory.append(sample)
         when = self.started_ms + int(1000 * float(sample["t"]))
-        self.pending += [Metric(f"memory/{sample['sampler']}/{name}", float(v), when, int(sample["step"]))
-                         for name, v in sample["figures"].items()]
+        self.pending += [
+            Metric(f"memory/{sample['sampler']}/{name}", float(v), when, int(sample["step"]))
+            for name, v in sample["figures"].items()
+        ]
 
     def _send(self, metrics: list[Any]) -> None:
         metrics, self.pending = self.pending + metrics, []
@@ -128,12 +163,18 @@ class MlflowTracker:
             tags = [RunTag("status", end.status)] + ([RunTag("status_reason", end.reason)] if end.reason else [])
             if summary is not None:
                 last = self.epochs[-1]["epoch"] if self.epochs else summary.get("epochs", 0)
-                metrics += [Metric(k, float(summary[k]), now, last) for k in FINAL_METRICS
-                            if isinstance(summary.get(k), (int, float))]
-                metrics += [Metric(f"ledger/{k}", float(v), now, last)  # the summary's keys: bytes, counts, ratios
-                            for k, v in summary["ledger"].items() if isinstance(v, (int, float))]
-                tags += [RunTag("achieved_sparsity", str(summary.get("achieved_sparsity"))),
-                         RunTag("target_reached", str(summary.get("target_reached")))]
+                metrics += [
+                    Metric(k, float(summary[k]), now, last) for k in FINAL_METRICS if isinstance(summary.get(k), (int, float))
+                ]
+                metrics += [
+                    Metric(f"ledger/{k}", float(v), now, last)  # the summary's keys: bytes, counts, ratios
+                    for k, v in summary["ledger"].items()
+                    if isinstance(v, (int, float))
+                ]
+                tags += [
+                    RunTag("achieved_sparsity", str(summary.get("achieved_sparsity"))),
+                    RunTag("target_reached", str(summary.get("target_reached"))),
+                ]
             self._send(metrics)
             self.client.log_batch(self.run_id, tags=tags)
             if self.artifacts:

@@ -26,15 +26,29 @@ EPOCH_TAGS = {
     "epoch_time_s": "time/epoch_s",
 }
 #: Settings shown as hyper-parameters, and summary figures shown as their metrics.
-HPARAMS = ("model", "dataset", "optimizer", "pruner", "lr", "weight_decay", "sparsity", "schedule",
-           "epochs", "batch_size", "seed")
+HPARAMS = (
+    "model",
+    "dataset",
+    "optimizer",
+    "pruner",
+    "lr",
+    "weight_decay",
+    "sparsity",
+    "schedule",
+    "epochs",
+    "batch_size",
+    "seed",
+)
 FINAL_METRICS = ("final_test_accuracy", "best_test_accuracy", "achieved_sparsity", "final_test_loss", "wall_time_s")
 
 
 def ledger_markdown(ledger: dict[str, Any]) -> str:
     """The ledger's byte counts as a Markdown table (per-weight detail left out)."""
-    rows = [f"| {key} | {value:,} |" if isinstance(value, int) else f"| {key} | {value} |"
-            for key, value in ledger.items() if not isinstance(value, dict)]
+    rows = [
+        f"| {key} | {value:,} |" if isinstance(value, int) else f"| {key} | {value} |"
+        for key, value in ledger.items()
+        if not isinstance(value, dict)
+    ]
     return "| ledger | bytes |\n|---|---|\n" + "\n".join(rows)
 
 
@@ -96,8 +110,11 @@ class TensorBoardTracker:
 
         values = {**self.config, **{k: summary[k] for k in ("lr", "weight_decay") if k in summary}}
         values["sparsity"] = summary.get("target_sparsity", values.get("sparsity"))
-        hp = {k: values[k] if isinstance(values[k], (int, float, str, bool)) else str(values[k])
-              for k in HPARAMS if values.get(k) is not None}
+        hp = {
+            k: values[k] if isinstance(values[k], (int, float, str, bool)) else str(values[k])
+            for k in HPARAMS
+            if values.get(k) is not None
+        }
         metrics = {f"hparams/{k}": float(summary[k]) for k in FINAL_METRICS if isinstance(summary.get(k), (int, float))}
         for item in hparams(hp, metrics):  # experiment, session start and end, as add_hparams writes them
             self.writer.file_writer.add_summary(item, self.last_epoch)

@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.util import tensor_util
+
 from prunekit.api import RunEnd
 from prunekit.testing.runs import short_run
 from prunekit.testing.tracker_conformance import (
@@ -17,10 +21,6 @@ from prunekit.testing.tracker_conformance import (
     sample_summary,
 )
 from prunekit_tensorboard import EPOCH_TAGS, TensorBoardTracker
-from tensorboard.backend.event_processing import event_accumulator as ea
-from tensorboard.plugins.hparams import plugin_data_pb2
-from tensorboard.util import tensor_util
-
 
 
 def read(path):
@@ -41,7 +41,9 @@ def test_conforms(tmp_path):
 
 def test_completed_run_reads_back(tmp_path):
     run_dir = tmp_path / "run-a"
-    run_dispatched(TensorBoardTracker, {}, run_dir, RunEnd("completed", summary=sample_summary(run_dir), files=sample_files(run_dir)))
+    run_dispatched(
+        TensorBoardTracker, {}, run_dir, RunEnd("completed", summary=sample_summary(run_dir), files=sample_files(run_dir))
+    )
     acc = read(run_dir / "tensorboard")
     epochs = sample_epochs()
     for key, tag in EPOCH_TAGS.items():
@@ -74,8 +76,13 @@ def test_failed_run_records_status_and_reason(tmp_path):
 def test_log_dir_holds_one_subdirectory_per_run(tmp_path):
     logs = tmp_path / "logs"
     for name in ("run-1", "run-2"):
-        run_dispatched(TensorBoardTracker, {"log_dir": str(logs), "memory_interval_s": 0.0}, tmp_path / name,
-                       RunEnd("interrupted", reason="SIGINT"), epochs=1)
+        run_dispatched(
+            TensorBoardTracker,
+            {"log_dir": str(logs), "memory_interval_s": 0.0},
+            tmp_path / name,
+            RunEnd("interrupted", reason="SIGINT"),
+            epochs=1,
+        )
     assert sorted(p.name for p in logs.iterdir()) == ["run-1", "run-2"]
     acc = read(logs / "run-2")
     assert "memory/process/rss_MiB" not in acc.Tags()["scalars"]
@@ -89,7 +96,8 @@ def test_a_real_run(tmp_path):
     acc = read(out / "tensorboard")
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(e.step, e.value) for e in acc.Scalars("accuracy/test")] == [
-        (r["epoch"], pytest.approx(r["test_accuracy"])) for r in metrics]
+        (r["epoch"], pytest.approx(r["test_accuracy"])) for r in metrics
+    ]
     assert acc.Scalars("sparsity/prunable")[-1].value == pytest.approx(summary["achieved_sparsity"])
     assert len([t for t in acc.Tags()["scalars"] if t.startswith("layer_sparsity/")]) == 5
     assert acc.Scalars("memory/process/rss_MiB")

@@ -14,8 +14,17 @@ from typing import Any
 from prunekit.api import Option, RunEnd, RunStart, hookimpl
 
 CREDENTIALS = ("WANDB_API_KEY",)
-EPOCH_METRICS = ("test_accuracy", "train_accuracy", "test_loss", "train_loss", "sparsity", "sparsity_all",
-                 "scheduled_sparsity", "lr", "epoch_time_s")
+EPOCH_METRICS = (
+    "test_accuracy",
+    "train_accuracy",
+    "test_loss",
+    "train_loss",
+    "sparsity",
+    "sparsity_all",
+    "scheduled_sparsity",
+    "lr",
+    "epoch_time_s",
+)
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130}  # 130: the shell's code for SIGINT
 DEFAULT_PROJECT = "prunekit"
 SUMMARY_FILE = "prunekit-summary.json"
@@ -24,8 +33,15 @@ SUMMARY_FILE = "prunekit-summary.json"
 class WandbTracker:
     """One prunekit run -> one W&B run; a matrix is a W&B group (and, by default, project)."""
 
-    def __init__(self, project: str = "", entity: str = "", mode: str = "offline", dir: str = "",
-                 memory_interval_s: float = 5.0, files: bool = True) -> None:
+    def __init__(
+        self,
+        project: str = "",
+        entity: str = "",
+        mode: str = "offline",
+        dir: str = "",
+        memory_interval_s: float = 5.0,
+        files: bool = True,
+    ) -> None:
         self.project, self.entity, self.mode, self.dir = project, entity, mode, dir
         self.memory_interval_s = memory_interval_s or None
         self.files = files
@@ -37,14 +53,22 @@ class WandbTracker:
 
         c = run.config
         previous = run.previous.get("id")
-        settings = wandb.Settings(console="off", save_code=False, disable_git=True, x_disable_meta=True,
-                                  x_disable_stats=True, silent=True)
+        settings = wandb.Settings(
+            console="off", save_code=False, disable_git=True, x_disable_meta=True, x_disable_stats=True, silent=True
+        )
         self.run_dir = run.run_dir
         self.run = wandb.init(
-            mode=self.mode, dir=self.dir or str(run.run_dir), project=self.project or run.group or DEFAULT_PROJECT,
-            entity=self.entity or None, group=run.group, name=run.name, config=c, settings=settings,
+            mode=self.mode,
+            dir=self.dir or str(run.run_dir),
+            project=self.project or run.group or DEFAULT_PROJECT,
+            entity=self.entity or None,
+            group=run.group,
+            name=run.name,
+            config=c,
+            settings=settings,
             tags=[str(c.get(k)) for k in ("model", "dataset", "optimizer", "pruner") if c.get(k)],
-            reinit="create_new", **({"id": previous, "resume": "allow"} if previous else {}),
+            reinit="create_new",
+            **({"id": previous, "resume": "allow"} if previous else {}),
         )
         self.run.define_metric("epoch")
         for name in (*EPOCH_METRICS, "layer_sparsity/*"):
@@ -99,8 +123,13 @@ def register_trackers(register):
         options=(
             Option("project", str, "", "W&B project [default: the matrix name, else 'prunekit']"),
             Option("entity", str, "", "W&B entity (team or user) [default: W&B's]"),
-            Option("mode", str, "offline", "offline (sync later with wandb sync), online or disabled",
-                   choices=("offline", "online", "disabled")),
+            Option(
+                "mode",
+                str,
+                "offline",
+                "offline (sync later with wandb sync), online or disabled",
+                choices=("offline", "online", "disabled"),
+            ),
             Option("dir", str, "", "directory W&B writes wandb/ into [default: the run directory]"),
             Option("memory_interval_s", float, 5.0, "seconds between memory points per sampler (0: none)", minimum=0.0),
             Option("files", bool, True, "save config.yaml, metrics.jsonl, timeline.jsonl and the summary with the run"),

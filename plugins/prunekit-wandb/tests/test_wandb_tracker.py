@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+
 from prunekit.api import RunEnd
 from prunekit.testing.tracker_conformance import (
     FAKE_SECRET,
@@ -20,7 +21,6 @@ from prunekit.testing.tracker_conformance import (
     sample_summary,
 )
 from prunekit_wandb import EXIT_CODES, SUMMARY_FILE, WandbTracker
-
 from prunekit_wandb import offline as w
 
 
@@ -31,8 +31,12 @@ def test_conforms(tmp_path):
 
 def test_completed_run_files(tmp_path):
     run_dir = tmp_path / "run-a"
-    run_dispatched(WandbTracker, {"memory_interval_s": 1.0}, run_dir,
-                   RunEnd("completed", summary=sample_summary(run_dir), files=sample_files(run_dir)))
+    run_dispatched(
+        WandbTracker,
+        {"memory_interval_s": 1.0},
+        run_dir,
+        RunEnd("completed", summary=sample_summary(run_dir), files=sample_files(run_dir)),
+    )
     records = w.read_run(run_dir / "wandb")
     run = records["run"][0]
     assert (run.project, run.run_group, run.display_name) == ("conformance-matrix", "conformance-matrix", "run-a")
@@ -65,8 +69,9 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path):
     run_dir = tmp_path / "r"
     run_dispatched(WandbTracker, {}, run_dir, RunEnd("interrupted", reason="SIGINT"), epochs=1)
     state = json.loads((run_dir / "trackers.json").read_text())["conformance"]
-    run_dispatched(WandbTracker, {}, run_dir, RunEnd("completed", summary=sample_summary(run_dir)),
-                   previous=state, epochs=1, first_epoch=2)
+    run_dispatched(
+        WandbTracker, {}, run_dir, RunEnd("completed", summary=sample_summary(run_dir)), previous=state, epochs=1, first_epoch=2
+    )
     offline = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 2 and all(p.name.endswith(state["id"]) for p in offline)
     records = w.read_run(run_dir / "wandb")
@@ -76,9 +81,27 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path):
 def test_a_real_run_with_a_fake_api_key(tmp_path):
     out = tmp_path / "run"
     env = os.environ | {"WANDB_API_KEY": FAKE_SECRET, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "prunekit.cli", "run", "--dataset", "synthetic", "--dataset-opt", "train_size=64",
-            "--dataset-opt", "test_size=32", "--epochs", "2", "--out", str(out), "--tracker", "wandb",
-            "--tracker-opt", "wandb.project=e2e", "-q"]
+    args = [
+        sys.executable,
+        "-m",
+        "prunekit.cli",
+        "run",
+        "--dataset",
+        "synthetic",
+        "--dataset-opt",
+        "train_size=64",
+        "--dataset-opt",
+        "test_size=32",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--tracker",
+        "wandb",
+        "--tracker-opt",
+        "wandb.project=e2e",
+        "-q",
+    ]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
