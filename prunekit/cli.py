@@ -239,6 +239,11 @@ def list_(kind: str, as_json: bool) -> None:
         for o in e.options:
             choices = f" ({'|'.join(map(str, o.choices))})" if o.choices else ""
             click.echo(f"{'':<{width}}    {o.name}={o.default!r}{choices}: {o.help}")
+    if kind == "trackers":
+        from prunekit.core.tracking import COMMON_OPTIONS
+
+        for o in COMMON_OPTIONS:
+            click.echo(f"every tracker also takes {o.name}={o.default!r}: {o.help}")
 
 
 cli.add_command(matrix)

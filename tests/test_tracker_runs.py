@@ -183,7 +183,11 @@ def test_cli_tracker_options_and_errors(tmp_path, loaded, run_cli):
     for name in missing:  # a bundled tracker whose plugin is not installed says what to install
         assert f"Install prunekit-{name}." in run_cli("run", "--tracker", name).err
     listed = run_cli("list", "trackers")
-    assert "recording" in listed.out and "key='default'" in listed.out
+    assert (
+        "recording" in listed.out
+        and "key='default'" in listed.out
+        and "every tracker also takes finish_timeout_s=30.0" in listed.out
+    )
 
 
 def test_trackers_from_a_config_file(tmp_path, loaded, run_cli):

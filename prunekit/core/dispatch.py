@@ -58,6 +58,7 @@ class TrackerWorker:
         self.last_error: str | None = None
         self.finished = False
         self.begun = False
+        self.end_wait_s = 0.0  # how long the end of the run waited for this tracker
         self._buffer: collections.deque = collections.deque()
         self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name=f"prunekit-tracker-{name}", daemon=True)
@@ -144,6 +145,7 @@ class TrackerWorker:
         return {
             **self.counts,
             "finished": self.finished,
+            "end_wait_s": round(self.end_wait_s, 3),
             "first_error": self.first_error,
             "last_error": self.last_error,
             "options": self.redact(self.options),
@@ -209,12 +211,12 @@ class Trackers:
         for worker in begun:
             remaining = worker.finish_timeout_s - (time.monotonic() - started)
             worker._thread.join(max(0.0, remaining))
+            worker.end_wait_s = time.monotonic() - started
             if worker._thread.is_alive():
                 worker.counts["errors"] += 1
                 worker.last_error = f"did not finish within {worker.finish_timeout_s:g} s; abandoned"
                 worker.first_error = worker.first_error or worker.last_error
                 worker.warn(f"tracker '{worker.name}' {worker.last_error}.")
-        self.finish_wait_s = time.monotonic() - started
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
