@@ -113,9 +113,12 @@ _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-o
 def run(ctx: click.Context, config_file: Path | None, **options) -> None:
     """Train one model with one optimizer and pruner; write a run directory."""
     config = build_config(ctx, config_file, options)
+    from prunekit.core.run_trackers import interrupt_on_sigterm
     from prunekit.core.runner import TrainingDiverged  # heavy: torch
     from prunekit.core.runner import run as run_training
     from prunekit.progress import RunProgress
+
+    interrupt_on_sigterm()
 
     with RunProgress(config.epochs, quiet=config.quiet) as progress:
         try:

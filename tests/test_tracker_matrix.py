@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -43,7 +45,8 @@ class FileRecorder:
         pass
 
     def finish(self, end):
-        self.write({"event": "finish", "status": end.status, "accuracy": end.summary["final_test_accuracy"]})
+        accuracy = end.summary["final_test_accuracy"] if end.summary else None
+        self.write({"event": "finish", "status": end.status, "reason": end.reason, "accuracy": accuracy})
 
 
 @hookimpl
@@ -76,7 +79,7 @@ def test_trackers_do_not_change_run_ids_and_group_is_the_matrix_s():
     assert spec.spec_hash == spec_from_text("settings: {}", "spec", "m").spec_hash  # resumable with trackers added
 
 
-def test_a_matrix_sends_every_run_to_its_trackers_under_one_group(tmp_path):
+def install_recorder(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "prunekit_file_recorder.py").write_text(RECORDER)
@@ -84,6 +87,11 @@ def test_a_matrix_sends_every_run_to_its_trackers_under_one_group(tmp_path):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: prunekit-file-recorder\nVersion: 0.1.0\n")
     (info / "entry_points.txt").write_text("[prunekit]\nfile-recorder = prunekit_file_recorder\n")
+    return site
+
+
+def test_a_matrix_sends_every_run_to_its_trackers_under_one_group(tmp_path):
+    site = install_recorder(tmp_path)
     spec = tmp_path / "watched.yaml"
     logs = tmp_path / "logs"
     spec.write_text(SPEC.format(logs=logs))
@@ -117,3 +125,42 @@ def test_a_matrix_sends_every_run_to_its_trackers_under_one_group(tmp_path):
         summary = json.loads((tmp_path / "m" / "runs" / run / "summary.json").read_text())
         assert events[-1]["accuracy"] == summary["final_test_accuracy"]
         assert summary["trackers"]["file-recorder"]["errors"] == 0
+
+
+def test_sigterm_ends_a_run_as_interrupted_for_its_trackers(tmp_path):
+    site = install_recorder(tmp_path)
+    logs, out = tmp_path / "logs", tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(site), OMP_NUM_THREADS="1")
+    args = [
+        sys.executable,
+        "-m",
+        "prunekit.cli",
+        "run",
+        "--dataset",
+        "synthetic",
+        "--dataset-opt",
+        "train_size=64",
+        "--dataset-opt",
+        "test_size=32",
+        "--epochs",
+        "500",
+        "--out",
+        str(out),
+        "--tracker",
+        "file-recorder",
+        "--tracker-opt",
+        f"file-recorder.log_dir={logs}",
+        "-q",
+    ]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = logs / "run.jsonl"
+    deadline = time.monotonic() + 240
+    while not (log.exists() and '"epoch"' in log.read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    finish = json.loads(log.read_text().splitlines()[-1])
+    assert finish == {"event": "finish", "status": "interrupted", "reason": "terminated by SIGTERM", "accuracy": None}
+    assert not (out / "summary.json").exists()

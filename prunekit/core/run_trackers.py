@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,16 @@ def end(trackers: Trackers, out: Path, status: str, reason: str | None = None, s
 def failure_reason(exc: BaseException) -> tuple[str, str]:
     """(status, reason) for an exception that ended the run."""
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted", "interrupted by the user (KeyboardInterrupt)"
+        return "interrupted", str(exc) or "interrupted by the user (Ctrl-C)"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return "failed", f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, Slurm, a stopping matrix) end the run like Ctrl-C, so trackers
+    learn it was interrupted. Call from the main thread of a process that runs one job."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("terminated by SIGTERM")
+
+    signal.signal(signal.SIGTERM, handler)

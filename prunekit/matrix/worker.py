@@ -57,8 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     if threads:
         torch.set_num_threads(int(threads))
     from prunekit.core.config import config_from_mapping
+    from prunekit.core.run_trackers import interrupt_on_sigterm
     from prunekit.core.runner import TrainingDiverged, run
     from prunekit.errors import UsageError
+
+    interrupt_on_sigterm()  # a stopping matrix terminates its children: trackers hear "interrupted"
 
     def on_epoch(record: dict) -> None:
         print(
@@ -70,6 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = config_from_mapping(json.loads(config_json))
         out, summary = run(config, on_epoch=on_epoch)
+    except KeyboardInterrupt:  # SIGTERM, after the trackers heard: die by it, as the parent expects
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
     except TrainingDiverged as exc:
         fail(f"training diverged (NaN/inf loss): {exc}", 1)
     except UsageError as exc:
