@@ -16,8 +16,8 @@ $(BIN)/.installed: pyproject.toml $(PLUGINS)
 
 venv: $(BIN)/.installed
 
-## The main job: the digits-quick matrix (every installed optimizer x none/magnitude/movement/state
-## x 50/70/90% on the embedded digits data), then its report. Rerunning resumes: finished runs are kept.
+## The main job: the digits-quick matrix (sgd and adamw x none/magnitude/movement/state x 50/70/90%
+## x 3 seeds on the embedded digits data), then its report. Rerunning resumes: finished runs are kept.
 run: venv
 	$(BIN)/prunekit matrix --example digits-quick --out $(OUT) --jobs $(JOBS); \
 	status=$$?; $(BIN)/prunekit report $(OUT) && exit $$status

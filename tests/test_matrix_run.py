@@ -135,6 +135,6 @@ def test_failed_runs_are_recorded_and_the_others_go_on_then_reported(tmp_path):
     for line in text.splitlines():
         if "toy-faulty" in line and line.startswith("|"):
             assert line.startswith("| — |")  # flagged rows are not ranked
-    rows = json.loads((out / "report.json").read_text())
+    rows = json.loads((out / "report.json").read_text())["runs"]
     assert sorted(r["status"] for r in rows) == ["completed", "failed", "failed", "failed"]
     assert store.run_state(out, ids[3]) == store.FINISHED

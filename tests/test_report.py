@@ -8,112 +8,15 @@ import struct
 
 import pytest
 import yaml
+from report_runs import TEST_EXAMPLES, MiB, config_of, ledger_total, row, tables, write_run
 
 from prunekit import cli as prunekit_cli
 from prunekit.report.cli import report
 from prunekit.report.load import load
-from prunekit.report.table import memory_figures, primary_figure
+from prunekit.report.memory import memory_figures, per_100mib_divisor, primary_figure
 
 if "report" not in prunekit_cli.cli.commands:  # until prunekit/cli.py registers it
     prunekit_cli.cli.add_command(report)
-
-MiB = 1024 * 1024
-PRUNABLE = 61_470
-OPTIMIZER_STATE = {"sgd": 4, "adam": 8, "adamw": 8}
-PRUNER_STATE = {"none": 0, "magnitude": 1, "state": 1}
-
-
-def config_of(optimizer, pruner, target, seed, epochs=3):
-    return {
-        "model": "lenet5",
-        "dataset": "digits",
-        "optimizer": optimizer,
-        "optimizer_opts": {},
-        "lr": None,
-        "pruner": pruner,
-        "pruner_opts": {},
-        "sparsity": target,
-        "epochs": epochs,
-        "batch_size": 32,
-        "seed": seed,
-    }
-
-
-def summary_of(optimizer, pruner, target, seed, final, achieved, peak_mib, mean_mib, samplers=None):
-    opt_bpw, pruner_bpw = OPTIMIZER_STATE[optimizer], PRUNER_STATE[pruner]
-    return {
-        "status": "completed",
-        "model": "lenet5",
-        "dataset": "digits",
-        "optimizer": optimizer,
-        "pruner": pruner,
-        "pruner_options": {},
-        "seed": seed,
-        "epochs": 3,
-        "final_test_accuracy": final,
-        "best_test_accuracy": final + 0.5,
-        "best_epoch": 2,
-        "target_sparsity": target,
-        "achieved_sparsity": achieved,
-        "target_reached": abs(achieved - target) <= 0.005,
-        "wall_time_s": 10.0 + seed,
-        "parameter_counts": {"total": 61_750, "prunable": PRUNABLE},
-        "ledger": {
-            "parameters": 247_000,
-            "gradients": 247_000,
-            "optimizer_state": opt_bpw * 61_750,
-            "pruner_state": pruner_bpw * PRUNABLE,
-            "prunable_weights": PRUNABLE,
-            "pruner_state_bytes_per_prunable_weight": float(pruner_bpw),
-            "per_prunable_weight": {
-                "a.weight": {"parameter": 4 * 60_000, "optimizer_state": opt_bpw * 60_000, "pruner_state": pruner_bpw * 60_000},
-                "b.weight": {"parameter": 4 * 1_470, "optimizer_state": opt_bpw * 1_470, "pruner_state": pruner_bpw * 1_470},
-            },
-        },
-        "samplers": samplers
-        or {
-            "process": {
-                "scope": "process",
-                "samples": 3,
-                "errors": 0,
-                "figures": {"rss_bytes": {"peak": peak_mib * MiB, "mean": mean_mib * MiB}},
-            }
-        },
-        "warnings": [],
-    }
-
-
-def write_run(runs, name, optimizer, pruner, target, seed, final, achieved=None, peak=200.0, mean=150.0, samplers=None, lr=None):
-    achieved = target if achieved is None else achieved
-    d = runs / name
-    d.mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump(config_of(optimizer, pruner, target, seed) | {"out": str(d), "lr": lr}))
-    (d / "metrics.jsonl").write_text(
-        "".join(
-            json.dumps({"epoch": e, "test_accuracy": final - 10 * (3 - e), "sparsity": achieved * e / 3}) + "\n"
-            for e in (1, 2, 3)
-        )
-    )
-    (d / "timeline.jsonl").write_text(
-        "".join(
-            json.dumps(
-                {
-                    "t": 0.5 * i,
-                    "sampler": "process",
-                    "scope": "process",
-                    "phase": "train",
-                    "step": i,
-                    "figures": {"rss_bytes": (mean + (peak - mean) * i / 3) * MiB},
-                }
-            )
-            + "\n"
-            for i in range(4)
-        )
-    )
-    (d / "summary.json").write_text(
-        json.dumps(summary_of(optimizer, pruner, target, seed, final, achieved, peak, mean, samplers))
-    )
-    return config_of(optimizer, pruner, target, seed) | {"lr": lr}
 
 
 @pytest.fixture
@@ -169,25 +72,6 @@ def matrix_dir(tmp_path):
     return root
 
 
-def tables(markdown):
-    """{section heading: [row dict]} for every Markdown table."""
-    out, heading, header = {}, None, None
-    for line in markdown.splitlines():
-        if line.startswith("## "):
-            heading, header = line[3:], None
-        elif line.startswith("|") and heading:
-            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-            if header is None:
-                header = cells
-            elif not set(line) <= set("|-: "):
-                out.setdefault(heading, []).append(dict(zip(header, cells)))
-    return out
-
-
-def row(rows, optimizer, pruner):
-    return next(r for r in rows if r["optimizer"] == optimizer and r["pruner"] == pruner)
-
-
 def test_table_contents_flags_and_rankings(matrix_dir, run_cli):
     result = run_cli("report", matrix_dir)
     assert result.code == 0, result.err
@@ -200,19 +84,26 @@ def test_table_contents_flags_and_rankings(matrix_dir, run_cli):
 
     mag = row(rows, "adamw", "magnitude")
     assert mag["rank"] == "1" and mag["seeds"] == "2"
-    assert mag["final acc %"] == "91.00 ± 1.41" and mag["best acc %"] == "91.50 ± 1.41"
+    assert mag["final acc % ± std"] == "91.00 ± 1.41" and mag["best-epoch acc %"] == "91.50 ± 1.41"
+    assert mag["final acc % [95% CI]"].startswith("91.00 [") and (mag["vs best, points [95% CI]"], mag["tied with best"]) == (
+        "0",
+        "best",
+    )
     assert (mag["target"], mag["achieved"]) == ("70%", "70.00%")
     assert (mag["pruner state B/weight"], mag["optimizer state B/weight"]) == ("1.00", "8.00")
     assert mag[mem] == "225.0 / 160.0"
-    assert mag["acc per 100 MiB"] == "40.90 ± 5.80"  # 90 / 2.00 and 92 / 2.50
+    per = [f / (ledger_total("adamw", "magnitude") / (100 * MiB)) for f in (90, 92)]  # the ledger, never RSS
+    assert mag["acc per 100 MiB"] == f"{(per[0] + per[1]) / 2:.2f} ± {abs(per[0] - per[1]) / 2**0.5:.2f}"
     assert mag["wall s"] == "10.5" and mag["flags"] == ""
 
-    assert row(rows, "adam", "magnitude")["rank"] == "2" and row(rows, "adam", "magnitude")["acc per 100 MiB"] == "88.00"
+    adam = row(rows, "adam", "magnitude")  # 30 of 1,000 examples fewer, always the same way: significantly worse
+    assert adam["rank"] == "2" and adam["acc per 100 MiB"] == f"{88 / (ledger_total('adam', 'magnitude') / (100 * MiB)):.2f}"
+    assert adam["vs best, points [95% CI]"].startswith("-3.00 [") and adam["tied with best"].startswith("no (p = ")
     never_pruned = row(rows, "adamw", "state")
-    assert never_pruned["rank"] == "—" and never_pruned["final acc %"] == "95.00" and never_pruned["achieved"] == "0.00%"
+    assert never_pruned["rank"] == "—" and never_pruned["final acc % ± std"] == "95.00" and never_pruned["achieved"] == "0.00%"
     assert never_pruned["flags"] == "missed target 1/1 (achieved 0.0%)"
     sgd = row(rows, "sgd", "magnitude")
-    assert sgd["rank"] == "—" and sgd["seeds"] == "1 of 2" and sgd["final acc %"] == "85.00"
+    assert sgd["rank"] == "—" and sgd["seeds"] == "1 of 2" and sgd["final acc % ± std"] == "85.00"
     assert sgd["flags"] == "failed 1/2: training diverged (NaN/inf loss): training loss became nan in epoch 2"
     assert sgd["optimizer state B/weight"] == "4.00"
     assert [r["rank"] for r in rows] == ["1", "2", "—", "—"]  # ranked rows first, flagged ones after
@@ -221,11 +112,11 @@ def test_table_contents_flags_and_rankings(matrix_dir, run_cli):
         ("adamw", "none", "0%", "0.00")
     ]
 
-    best = md.split("## Best (flagged rows excluded)")[1].split("##")[0]
-    assert "70% target sparsity: best accuracy adamw + magnitude, 91.00 ± 1.41% final" in best
-    assert "best accuracy per 100 MiB adam + magnitude, 88.00" in best
+    best = md.split("## Tied with the best (flagged rows excluded)")[1].split("##")[0]
+    assert "70% target sparsity: tied with the best: adamw + magnitude (91.0 [" in best
+    assert "highest accuracy per 100 MiB of exact ledger total (tensor bytes counted, not measured): adamw + magnitude" in best
     assert "state" not in best and "sgd" not in best
-    assert "peak process rss (process) in MiB / 100" in md
+    assert "peak exact ledger total (tensor bytes counted, not measured) in MiB / 100" in md
     problems = md.split("## Problems")[1]
     assert "- interrupted: incomplete: no summary.json or failure.json" in problems
     assert "- garbled: malformed: summary.json is not valid JSON" in problems
@@ -269,14 +160,17 @@ def test_flat_csv_and_json_exports(matrix_dir, run_cli):
     assert not (matrix_dir / "figures").exists()
     with open(matrix_dir / "report.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    records = json.loads((matrix_dir / "report.json").read_text())
+    records = json.loads((matrix_dir / "report.json").read_text())["runs"]
     assert len(rows) == len(records) == 7
     by_run = {r["run"]: r for r in records}
     assert by_run["adamw-state-70-s0"]["target_reached"] is False and by_run["adamw-state-70-s0"]["achieved_sparsity"] == 0.0
     assert by_run["sgd-mag-70-s1"]["status"] == "failed" and "nan" in by_run["sgd-mag-70-s1"]["failure_reason"]
     assert by_run["adamw-mag-70-s1"]["process.rss_bytes.peak"] == 250 * MiB
-    assert by_run["adamw-mag-70-s1"]["accuracy_per_100mib"] == pytest.approx(92 / 2.5)
-    assert by_run["adamw-mag-70-s1"]["accuracy_per_100mib_divides_by"] == "process.rss_bytes.peak"
+    assert by_run["adamw-mag-70-s1"]["accuracy_per_100mib"] == pytest.approx(
+        92 / (ledger_total("adamw", "magnitude") / (100 * MiB))
+    )
+    assert by_run["adamw-mag-70-s1"]["accuracy_per_100mib_divides_by"] == "ledger.total"
+    assert by_run["adamw-mag-70-s1"]["test_examples"] == TEST_EXAMPLES
     assert by_run["adamw-mag-70-s1"]["optimizer_state_bytes_per_prunable_weight"] == 8.0
     assert {r["run"] for r in rows} == set(by_run) and rows[0].keys() == records[0].keys()
 
@@ -297,18 +191,23 @@ def test_memory_figure_preference_allocator_over_process_when_every_run_has_it(t
     figures = memory_figures(loaded.runs)
     assert [f.key for f in figures] == ["torch.allocated_bytes", "torch.reserved_bytes", "process.rss_bytes"]
     assert primary_figure(loaded.runs, figures).label == "torch allocated (allocator)"
+    assert per_100mib_divisor(loaded.runs, figures).key == "torch.allocated_bytes"  # exact tensor bytes on the GPU
     write_run(tmp_path, "b", "adamw", "magnitude", 0.7, 1, 90.0)  # measured RSS only
     loaded = load(tmp_path)
     assert primary_figure(loaded.runs, memory_figures(loaded.runs)).key == "process.rss_bytes"
+    assert per_100mib_divisor(loaded.runs, memory_figures(loaded.runs)).key == "ledger.total"  # never RSS
 
 
 def test_a_single_run_directory_and_a_folder_of_runs(tmp_path, run_cli):
     write_run(tmp_path / "runs", "one", "sgd", "magnitude", 0.5, 0, 80.0)
     write_run(tmp_path / "runs", "two", "sgd", "magnitude", 0.5, 1, 82.0)
     assert run_cli("report", tmp_path / "runs" / "one", "--no-figures").code == 0
-    assert "| 1 | sgd | magnitude | 1 | 80.00 |" in (tmp_path / "runs" / "one" / "report.md").read_text()
+    assert (
+        "| 1 | sgd | magnitude | 1 | 80.00 [77.50, 82.50] | 0 | best | 80.00 |"
+        in (tmp_path / "runs" / "one" / "report.md").read_text()
+    )
     assert run_cli("report", tmp_path / "runs").code == 0
-    assert "| 1 | sgd | magnitude | 2 | 81.00 ± 1.41 |" in (tmp_path / "runs" / "report.md").read_text()
+    assert "| 1 | sgd | magnitude | 2 | 81.00 [" in (tmp_path / "runs" / "report.md").read_text()
     assert run_cli("report", tmp_path / "runs").code == 0  # its own figures/ folder is not a run
 
 
@@ -321,7 +220,7 @@ def test_settings_column_only_for_fields_that_split_a_method(tmp_path, run_cli):
     write_run(runs, "adamw-fast", "adamw", "magnitude", 0.5, 0, 70.0, lr=0.01)  # an lr axis is
     assert run_cli("report", tmp_path, "--no-figures").code == 0
     rows = tables((tmp_path / "report.md").read_text())["lenet5 on digits, 50% target sparsity"]
-    assert [(r["optimizer"], r["settings"], r["final acc %"]) for r in rows] == [
+    assert [(r["optimizer"], r["settings"], r["final acc % ± std"]) for r in rows] == [
         ("adamw", "lr=default", "85.00"),
         ("sgd", "lr=0.1", "80.00"),
         ("adamw", "lr=0.01", "70.00"),
@@ -335,7 +234,7 @@ def test_equal_accuracy_shares_a_rank(tmp_path, run_cli):
     md = (tmp_path / "report.md").read_text()
     rows = tables(md)["lenet5 on digits, 90% target sparsity"]
     assert [(r["rank"], r["optimizer"]) for r in rows] == [("1", "adam"), ("1", "adamw"), ("3", "sgd")]
-    assert "best accuracy adam + magnitude, adamw + magnitude (tied), 97.00% final" in md
+    assert "tied with the best: adam + magnitude (97.0 [" in md and "adamw + magnitude (97.0 [" in md
 
 
 def test_only_failed_runs_still_make_a_report(tmp_path, run_cli):
@@ -344,7 +243,7 @@ def test_only_failed_runs_still_make_a_report(tmp_path, run_cli):
     (d / "failure.json").write_text(json.dumps({"reason": "killed by SIGKILL", "config": config_of("sgd", "magnitude", 0.5, 0)}))
     assert run_cli("report", tmp_path).code == 0
     rows = tables((tmp_path / "report.md").read_text())["lenet5 on digits, 50% target sparsity"]
-    assert rows[0]["final acc %"] == "—" and rows[0]["flags"] == "failed 1/1: killed by SIGKILL"
+    assert rows[0]["final acc % [95% CI]"] == "—" and rows[0]["flags"] == "failed 1/1: killed by SIGKILL"
     assert not (tmp_path / "figures").exists()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -11,18 +12,30 @@ import torch.nn.functional as F
 from prunekit.core.building import Autocast
 
 
+@dataclass
+class Evaluation:
+    """Mean loss, accuracy in percent, and per test example (loader order, on the CPU) right or not and its label."""
+
+    loss: float
+    accuracy: float
+    correct: torch.Tensor
+    labels: torch.Tensor
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: Iterable[Any], device: torch.device, autocast: Autocast) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy in percent over every example of ``loader``."""
+def evaluate(model: torch.nn.Module, loader: Iterable[Any], device: torch.device, autocast: Autocast) -> Evaluation:
+    """Score ``model`` on every example of ``loader``."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    count = 0
+    hits: list[torch.Tensor] = []
+    seen: list[torch.Tensor] = []
     for inputs, labels in loader:
         inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         with autocast():
             logits = model(inputs)
         loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
-        correct += (logits.argmax(1) == labels).sum()
-        count += labels.numel()
-    return loss_sum.item() / count, 100.0 * correct.item() / count
+        hits.append(logits.argmax(1) == labels)
+        seen.append(labels)
+    correct = torch.cat(hits).cpu()
+    count = correct.numel()
+    return Evaluation(loss_sum.item() / count, 100.0 * correct.sum().item() / count, correct, torch.cat(seen).cpu())

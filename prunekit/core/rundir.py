@@ -6,6 +6,9 @@ report) goes through this one. A run directory holds:
 - ``config.yaml``: the resolved settings (written before training);
 - ``metrics.jsonl``: one line per epoch, appended as epochs finish;
 - ``timeline.jsonl``: memory samples, appended as they are taken;
+- ``test_correct.bin``: which test examples the final model got right, bit-packed,
+  with the test set's fingerprint (:mod:`prunekit.core.outcomes`); written
+  atomically just before the summary;
 - ``failure.json``: why a run failed (written instead of a summary);
 - ``trackers.json``: what each experiment tracker asked to keep for a resumed run
   (e.g. the MLflow run id), only when trackers are enabled;
@@ -20,12 +23,14 @@ from typing import IO, Any, TypedDict
 
 import yaml
 
-from prunekit.core.files import append_jsonl, write_json, write_yaml
+from prunekit.core.files import append_jsonl, write_atomic, write_json, write_yaml
+from prunekit.core.outcomes import Outcomes, decode, encode
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 TIMELINE = "timeline.jsonl"
 SUMMARY = "summary.json"
+OUTCOMES = "test_correct.bin"
 FAILURE = "failure.json"
 TRACKERS = "trackers.json"
 
@@ -80,6 +85,8 @@ class Summary(TypedDict):
     best_epoch: int
     final_train_loss: float
     final_test_loss: float
+    test_examples: int  # scored at the final epoch; which were right: test_correct.bin
+    test_set_fingerprint: str  # prunekit.core.outcomes.fingerprint_test_set
     target_sparsity: float
     achieved_sparsity: float
     achieved_sparsity_all_parameters: float
@@ -124,6 +131,11 @@ def append_record(handle: IO[str], record: dict[str, Any]) -> None:
     append_jsonl(handle, record)
 
 
+def write_outcomes(run_dir: Path, outcomes: Outcomes) -> None:
+    """Atomically, before the summary: which test examples the final model got right."""
+    write_atomic(Path(run_dir) / OUTCOMES, encode(outcomes))
+
+
 def write_summary(run_dir: Path, summary: Summary) -> None:
     """Atomically, last: from now on the run counts as finished."""
     write_json(Path(run_dir) / SUMMARY, summary)
@@ -165,6 +177,19 @@ def check_summary(summary: Any) -> Summary:
 
 def read_summary(run_dir: Path) -> Summary:
     return check_summary(read_json(Path(run_dir) / SUMMARY))
+
+
+def read_outcomes(run_dir: Path) -> Outcomes | None:
+    """The per-example test results, ``None`` if the run has none (older runs); Malformed if unusable."""
+    path = Path(run_dir) / OUTCOMES
+    if not path.exists():
+        return None
+    try:
+        return decode(path.read_bytes(), OUTCOMES)
+    except OSError as exc:
+        raise Malformed(f"{OUTCOMES} cannot be read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise Malformed(str(exc)) from None
 
 
 def read_failure(run_dir: Path) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from prunekit.core.building import (
 )
 from prunekit.core.config import RunConfig, validate
 from prunekit.core.evaluation import evaluate
+from prunekit.core.outcomes import Outcomes, fingerprint_test_set
 from prunekit.core.plugins import Plugins, get_plugins
 from prunekit.core.rundir import Summary
 from prunekit.core.sampling import SamplingThread
@@ -110,7 +111,8 @@ def run(
                 built.optimizer.end_epoch(epoch)
                 sampling.set_phase("eval")
                 eval_start = time.perf_counter()
-                test_loss, test_acc = evaluate(built.model, built.test_loader, device, autocast)
+                evaluation = evaluate(built.model, built.test_loader, device, autocast)
+                test_loss, test_acc = evaluation.loss, evaluation.accuracy
                 progress.eval_time += time.perf_counter() - eval_start
                 sparsity = measure_sparsity(built.model, built.targets)
                 record = {
@@ -139,8 +141,11 @@ def run(
         raise
     sampling.stop()
 
+    fingerprint = fingerprint_test_set(c.dataset, resolved.dataset_opts, evaluation.labels.numpy())
+    outcomes = Outcomes(evaluation.correct.numpy(), fingerprint, progress.history[-1]["epoch"])
     summary = build_summary(
         out=out,
+        outcomes=outcomes,
         resolved=resolved,
         settings=settings,
         built=built,
@@ -156,5 +161,6 @@ def run(
     )
     summary = redact(summary)  # the environment records the command line
     summary["trackers"] = run_trackers.end(trackers, out, "completed", summary=summary)
+    rundir.write_outcomes(out, outcomes)  # before the summary, which marks the run complete
     rundir.write_summary(out, summary)
     return out, summary

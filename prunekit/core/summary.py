@@ -13,6 +13,7 @@ from prunekit.core.building import Built
 from prunekit.core.config import ResolvedRun
 from prunekit.core.environment import describe_environment
 from prunekit.core.ledger import memory_ledger
+from prunekit.core.outcomes import Outcomes
 from prunekit.core.plugins import Plugins
 from prunekit.core.rundir import SCHEMA_VERSION, Summary
 from prunekit.core.schedule import Schedule
@@ -25,6 +26,7 @@ TARGET_TOLERANCE = 0.005  # achieved sparsity within 0.5 percentage point counts
 def build_summary(
     *,
     out: Path,
+    outcomes: Outcomes,
     resolved: ResolvedRun,
     settings: dict[str, Any],
     built: Built,
@@ -77,6 +79,8 @@ def build_summary(
         "best_epoch": best["epoch"],
         "final_train_loss": history[-1]["train_loss"],
         "final_test_loss": history[-1]["test_loss"],
+        "test_examples": outcomes.n,
+        "test_set_fingerprint": outcomes.fingerprint,
         "target_sparsity": target,
         "achieved_sparsity": sparsity["prunable"],
         "achieved_sparsity_all_parameters": sparsity["all"],

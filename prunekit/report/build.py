@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +10,14 @@ from prunekit import __version__
 from prunekit.core.files import write_atomic
 from prunekit.errors import UsageError
 from prunekit.report import figures as figs
+from prunekit.report.compare import METHOD, TableStats, analyse
 from prunekit.report.document import Bullets, Document, Heading, Image, Paragraph, Table
+from prunekit.report.export import tables_json, write_exports
+from prunekit.report.findings import findings
 from prunekit.report.load import Loaded, Problem, load
-from prunekit.report.table import GroupKey, MemoryFigure, MiB, Row, build_rows, flat_rows, memory_figures, primary_figure
+from prunekit.report.memory import Divisor, MemoryFigure, MiB, memory_figures, per_100mib_divisor, primary_figure
+from prunekit.report.stats import ALPHA, REPLICATES
+from prunekit.report.table import GroupKey, Row, build_rows, flat_rows
 
 FIGURES = "figures"
 
@@ -37,14 +39,26 @@ def _pct(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{100 * value:.{digits}f}%"
 
 
-def _row_cells(row: Row, figures: list[MemoryFigure], primary: MemoryFigure | None, with_settings: bool) -> list[str]:
+def _tie(row: Row) -> str:
+    if row.stats is None:
+        return "—"
+    if row.stats.to_best is None:
+        return "best"
+    return f"{'yes' if row.stats.tied_with_best else 'no'} (p = {row.stats.p_holm:.2g})"
+
+
+def _row_cells(row: Row, figures: list[MemoryFigure], divisor: Divisor | None, with_settings: bool) -> list[str]:
     pruner_b, optimizer_b = row.ledger()
     done, total = len(row.completed), len(row.runs)
+    to_best = row.stats.to_best if row.stats else None
     cells = [str(row.rank) if row.rank else "—", row.optimizer, row.pruner]
     if with_settings:
         cells.append(row.settings)
     cells += [
         str(done) if done == total else f"{done} of {total}",
+        row.stats.accuracy.format() if row.stats else row.final().format(),
+        to_best.difference.format(signed=True) if to_best else ("0" if row.stats else "—"),
+        _tie(row),
         row.final().format(),
         row.best().format(),
         f"{100 * row.group.target:g}%",
@@ -55,67 +69,110 @@ def _row_cells(row: Row, figures: list[MemoryFigure], primary: MemoryFigure | No
     for fig in figures:
         peak, mean = row.memory(fig)
         cells.append("—" if peak.mean is None else f"{peak.mean / MiB:,.1f} / {mean.mean / MiB:,.1f}")
-    cells.append(row.accuracy_per_100mib(primary).format(2))
+    cells.append(row.accuracy_per_100mib(divisor).format(2))
     wall = row.wall()
     cells.append("—" if wall.mean is None else f"{wall.mean:,.1f}")
     cells.append("; ".join(row.flags))
     return cells
 
 
-def _table(rows: list[Row], figures: list[MemoryFigure], primary: MemoryFigure | None) -> Table:
+def _table(rows: list[Row], figures: list[MemoryFigure], divisor: Divisor | None) -> Table:
     with_settings = any(r.settings for r in rows)
     headers = ["rank", "optimizer", "pruner"] + (["settings"] if with_settings else [])
-    headers += ["seeds", "final acc %", "best acc %", "target", "achieved", "pruner state B/weight", "optimizer state B/weight"]
+    headers += [
+        "seeds",
+        "final acc % [95% CI]",
+        "vs best, points [95% CI]",
+        "tied with best",
+        "final acc % ± std",
+        "best-epoch acc %",
+        "target",
+        "achieved",
+        "pruner state B/weight",
+        "optimizer state B/weight",
+    ]
     headers += [f"{f.label} peak / mean MiB" for f in figures]
     headers += ["acc per 100 MiB", "wall s", "flags"]
     numeric_from = 4 if with_settings else 3
     right = {0} | set(range(numeric_from, len(headers) - 1))
-    return Table(headers, [_row_cells(r, figures, primary, with_settings) for r in rows], right)
+    return Table(headers, [_row_cells(r, figures, divisor, with_settings) for r in rows], right)
 
 
-def _best(groups: dict[GroupKey, list[Row]], primary: MemoryFigure | None) -> list[str]:
+def _resolution(table: TableStats) -> str:
+    if table.best is None:
+        return "No row of this table was compared (flagged, or no per-example test results)."
+    n = table.test_examples
+    text = f"Compared on the same {n:,} test examples: one example is {100 / n:.2f} points."
+    if table.detectable is not None:
+        text += (
+            f" Differences smaller than about {table.detectable:.2f} points are unlikely to be detected "
+            f"(80% power at alpha = {ALPHA:g} / {table.comparisons}, the strictest Holm level)."
+        )
+    return text + " Tied with the best: " + ", ".join(r.method for r in table.tied) + "."
+
+
+def _best(groups: dict[GroupKey, list[Row]], tables: dict[GroupKey, TableStats], divisor: Divisor | None) -> list[str]:
     items = []
     for group, rows in groups.items():
-        ranked = [r for r in rows if r.rank]
-        if not ranked:
-            items.append(f"{group.title}: no run qualifies (all failed or missed the target).")
+        table = tables[group]
+        if table.best is None:
+            items.append(f"{group.title}: no row compared (all failed, missed the target, or lack per-example results).")
             continue
-        top = [r for r in ranked if r.rank == 1]
-        tied = " (tied)" if len(top) > 1 else ""
-        line = f"{group.title}: best accuracy {', '.join(r.method for r in top)}{tied}, {top[0].final().format()}% final"
-        if primary is not None:
-            efficient = [r for r in ranked if r.accuracy_per_100mib(primary).mean is not None]
-            if efficient:
-                e = max(efficient, key=lambda r: r.accuracy_per_100mib(primary).mean)
-                line += f"; best accuracy per 100 MiB {e.method}, {e.accuracy_per_100mib(primary).format()}"
+        tied = ", ".join(f"{r.method} ({r.stats.accuracy.format(1)}%)" for r in table.tied)
+        line = f"{group.title}: tied with the best: {tied}"
+        if divisor is not None:
+            ranked = [r for r in rows if r.rank and r.accuracy_per_100mib(divisor).mean is not None]
+            if ranked:
+                e = max(ranked, key=lambda r: r.accuracy_per_100mib(divisor).mean)
+                line += (
+                    f"; highest accuracy per 100 MiB of {divisor.label}: {e.method}, {e.accuracy_per_100mib(divisor).format()}"
+                )
         items.append(line + ".")
     return items
 
 
-def _explanations(primary: MemoryFigure | None) -> list[str]:
+def _explanations(divisor: Divisor | None) -> list[str]:
     per = (
-        f"final test accuracy divided by (peak {primary.label} in MiB / 100), per run, then averaged"
-        if primary
-        else "not computed: no memory figure was measured by every completed run"
+        f"final test accuracy divided by (peak {divisor.label} in MiB / 100), per run, then averaged"
+        if divisor
+        else "not computed: no allocator or device figure and no ledger total in every completed run"
     )
     return [
-        "rank: by mean final accuracy within the table (equal accuracy, equal rank); flagged rows (a run failed or missed its target sparsity) are not ranked.",
-        "final / best acc %: test accuracy after the last epoch / at the best epoch; mean ± sample standard deviation over the seeds that completed.",
+        f"statistics: {METHOD.format(replicates=REPLICATES, alpha=ALPHA)}.",
+        "final acc % [95% CI]: mean final test accuracy over seeds, with an interval that covers both seed-to-seed "
+        "variation and the finite test set.",
+        "vs best: paired difference from the table's best row (same test examples, same seeds) with its 95% interval; "
+        "tied with best: whether that difference is not significant after Holm's correction (its adjusted p-value).",
+        "rank: 1 for the best and every row tied with it; the rows left are ranked the same way among themselves "
+        "(shared ranks: 1, 1, 3). Flagged rows (a run failed, missed its target sparsity, or has no per-example "
+        "results) are not ranked.",
+        "final acc % ± std: mean ± sample standard deviation over seeds; best-epoch acc %: at each run's best epoch "
+        "(chosen on the test set, so optimistic).",
         "target / achieved: fraction of prunable weights (conv and linear weights) that are exactly zero; a run misses its target when achieved is more than 0.5 percentage point off.",
         "pruner state / optimizer state B/weight: exact bytes per prunable weight from the run's ledger (pruner state tensors; optimizer state held for prunable weights).",
         "memory: measured by each sampler (its scope in parentheses), MiB, peak / mean over the run's samples, averaged over seeds.",
-        f"acc per 100 MiB: {per}.",
+        f"acc per 100 MiB: {per}; never process RSS, which on a CPU is mostly the torch runtime.",
         "wall s: wall-clock seconds of the whole run, including data loading and evaluation.",
     ]
 
 
-def build_document(
-    loaded: Loaded,
-    groups: dict[GroupKey, list[Row]],
-    figures: list[MemoryFigure],
-    primary: MemoryFigure | None,
-    images: list[tuple[str, str]],
-) -> Document:
+@dataclass
+class _Analysis:
+    groups: dict[GroupKey, list[Row]]
+    tables: dict[GroupKey, TableStats]
+    figures: list[MemoryFigure]
+    measured: MemoryFigure | None  # the most specific figure every run measured
+    divisor: Divisor | None  # what accuracy per 100 MiB divides by
+
+
+def analyse_runs(loaded: Loaded) -> _Analysis:
+    groups = build_rows(loaded.runs)
+    tables = analyse(groups)
+    figures = memory_figures(loaded.runs)
+    return _Analysis(groups, tables, figures, primary_figure(loaded.runs, figures), per_100mib_divisor(loaded.runs, figures))
+
+
+def build_document(loaded: Loaded, a: _Analysis, images: list[tuple[str, str]]) -> Document:
     name = (loaded.matrix or {}).get("name") or loaded.root.resolve().name
     completed = sum(r.completed for r in loaded.runs)
     failed = len(loaded.runs) - completed
@@ -127,12 +184,16 @@ def build_document(
             + f". Written by prunekit {__version__} on {time.strftime('%Y-%m-%d %H:%M')}."
         )
     )
-    doc.add(Bullets(_explanations(primary)))
-    for group, rows in groups.items():
+    doc.add(Heading(1, "Findings"))
+    doc.add(Bullets(findings(a.groups, a.tables, a.measured)))
+    doc.add(Heading(1, "How to read the tables"))
+    doc.add(Bullets(_explanations(a.divisor)))
+    for group, rows in a.groups.items():
         doc.add(Heading(1, group.title))
-        doc.add(_table(rows, figures, primary))
-    doc.add(Heading(1, "Best (flagged rows excluded)"))
-    doc.add(Bullets(_best(groups, primary) or ["no runs"]))
+        doc.add(Paragraph(_resolution(a.tables[group])))
+        doc.add(_table(rows, a.figures, a.divisor))
+    doc.add(Heading(1, "Tied with the best (flagged rows excluded)"))
+    doc.add(Bullets(_best(a.groups, a.tables, a.divisor) or ["no runs"]))
     if images:
         doc.add(Heading(1, "Figures"))
         for alt, path in images:
@@ -155,24 +216,6 @@ def build_document(
     return doc
 
 
-def _write_flat(directory: Path, formats: tuple[str, ...], rows: list[dict]) -> list[Path]:
-    written = []
-    if "csv" in formats:
-        path = directory / "report.csv"
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        write_atomic(path, text.getvalue())
-        written.append(path)
-    if "json" in formats:
-        path = directory / "report.json"
-        write_atomic(path, json.dumps(rows, indent=1, default=str) + "\n")
-        written.append(path)
-    return written
-
-
 def build_report(directory: Path, formats: tuple[str, ...] = (), with_figures: bool = True) -> Report:
     """Write the report files into ``directory``; UsageError if it holds no runs at all."""
     directory = Path(directory)
@@ -181,9 +224,8 @@ def build_report(directory: Path, formats: tuple[str, ...] = (), with_figures: b
     loaded = load(directory)
     if not loaded.runs and not loaded.problems:
         raise UsageError(f"{directory} holds no run directories (no summary.json, failure.json or config.yaml found).")
-    groups = build_rows(loaded.runs)
-    mem = memory_figures(loaded.runs)
-    primary = primary_figure(loaded.runs, mem)
+    a = analyse_runs(loaded)
+    groups, measured = a.groups, a.measured
 
     images: list[tuple[str, str]] = []
     written: list[Path] = []
@@ -192,8 +234,8 @@ def build_report(directory: Path, formats: tuple[str, ...] = (), with_figures: b
         plan = [
             ("accuracy vs sparsity", lambda p: figs.accuracy_vs_sparsity(groups, p), "accuracy_vs_sparsity.png"),
             ("accuracy per epoch", lambda p: figs.accuracy_per_epoch(groups, p), "accuracy_per_epoch.png"),
-            ("memory timeline per run", lambda p: figs.memory_timeline(groups, primary, p), "memory_timeline.png"),
-            ("memory vs accuracy", lambda p: figs.memory_vs_accuracy(groups, primary, p), "memory_vs_accuracy.png"),
+            ("memory timeline per run", lambda p: figs.memory_timeline(groups, measured, p), "memory_timeline.png"),
+            ("memory vs accuracy", lambda p: figs.memory_vs_accuracy(groups, measured, p), "memory_vs_accuracy.png"),
             ("memory ledger per method", lambda p: figs.ledger_bars(groups, p), "ledger.png"),
         ]
         for alt, draw, filename in plan:
@@ -202,9 +244,10 @@ def build_report(directory: Path, formats: tuple[str, ...] = (), with_figures: b
                 written.append(path)
                 images.append((alt, f"{FIGURES}/{filename}"))
 
-    doc = build_document(loaded, groups, mem, primary, images)
+    doc = build_document(loaded, a, images)
     md, html = directory / "report.md", directory / "report.html"
     write_atomic(md, doc.markdown())
     write_atomic(html, doc.html())
-    tables = _write_flat(directory, formats, flat_rows(loaded.runs, mem, primary))
-    return Report(md, html, written, tables, loaded.problems, len(loaded.runs), _best(groups, primary))
+    statistics = tables_json(groups, a.tables, a.divisor)
+    tables = write_exports(directory, formats, flat_rows(loaded.runs, a.figures, a.divisor), statistics)
+    return Report(md, html, written, tables, loaded.problems, len(loaded.runs), _best(groups, a.tables, a.divisor))

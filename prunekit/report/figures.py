@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.report.load import RunRecord
-from prunekit.report.table import GroupKey, MemoryFigure, MiB, Row
+from prunekit.report.memory import MemoryFigure, MiB
+from prunekit.report.table import GroupKey, Row
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 LINESTYLES = ("-", "--", "-.", ":")

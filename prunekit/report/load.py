@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.core import rundir
+from prunekit.core.outcomes import Outcomes
 from prunekit.core.rundir import Malformed
 
 #: Timeline samples kept per run for the figures.
@@ -32,6 +33,8 @@ class RunRecord:
     failure: dict[str, Any] | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    #: Which test examples the final model classified correctly (runs since prunekit stores them).
+    outcomes: Outcomes | None = None
 
     @property
     def completed(self) -> bool:
@@ -79,6 +82,22 @@ def _config(path: Path, matrix_configs: dict[str, dict], summary: dict | None) -
     raise Malformed("no config.yaml")
 
 
+def _outcomes(path: Path, summary: dict[str, Any], notes: list[str]) -> Outcomes | None:
+    """The run's per-example results, if present and consistent with its summary."""
+    try:
+        outcomes = rundir.read_outcomes(path)
+    except Malformed as exc:
+        notes.append(f"{path.name}: {exc}; its per-example results are left out.")
+        return None
+    if outcomes is not None and abs(outcomes.accuracy - float(summary["final_test_accuracy"])) > 1e-6:
+        notes.append(
+            f"{path.name}: {rundir.OUTCOMES} gives {outcomes.accuracy:.4f}% but summary.json "
+            f"{summary['final_test_accuracy']:.4f}%; its per-example results are left out."
+        )
+        return None
+    return outcomes
+
+
 def load_run(path: Path, matrix_configs: dict[str, dict], notes: list[str]) -> RunRecord:
     """One run directory; raises Malformed, or FileNotFoundError if it has no result yet."""
     name = path.name
@@ -88,6 +107,7 @@ def load_run(path: Path, matrix_configs: dict[str, dict], notes: list[str]) -> R
         record = RunRecord(name, path, "completed", _config(path, matrix_configs, summary), summary=summary)
         record.metrics = rundir.read_metrics(path, notes)
         record.timeline = rundir.read_timeline(path, notes, TIMELINE_POINTS)
+        record.outcomes = _outcomes(path, summary, notes)
         return record
     if state == rundir.FAILED:
         failure = rundir.read_failure(path)

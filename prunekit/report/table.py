@@ -2,7 +2,8 @@
 
 Accuracy and the other figures are the mean (and sample standard deviation) over
 the seeds that completed. A row is flagged when any of its runs failed or missed its
-target sparsity; flagged rows are kept in the table but ranked nowhere.
+target sparsity; flagged rows are kept in the table but ranked nowhere. Ranks, intervals
+and ties come from :mod:`prunekit.report.compare`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prunekit.report.load import RunRecord
+from prunekit.report.memory import Divisor, MemoryFigure, ledger_per_weight, per_100mib
 
-MiB = 1024 * 1024
 #: Config fields that never distinguish methods (seed is averaged over; the rest are the group).
 _NOT_METHOD = {"seed", "out", "quiet", "sparsity", "model", "dataset", "optimizer", "pruner", "pruner_opts"}
-_SCOPE_ORDER = {"allocator": 0, "device": 1, "process": 2}
-_FIGURE_ORDER = ("max_allocated", "allocated", "used", "rss")
 
 
 @dataclass(frozen=True, order=True)
@@ -33,31 +32,6 @@ class GroupKey:
     def title(self) -> str:
         what = "dense (no pruning)" if self.target == 0 else f"{100 * self.target:g}% target sparsity"
         return f"{self.model} on {self.dataset}, {what}"
-
-
-@dataclass(frozen=True)
-class MemoryFigure:
-    """One measured figure: a sampler's ``*_bytes`` value."""
-
-    sampler: str
-    figure: str
-    scope: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.sampler} {self.figure.removesuffix('_bytes')} ({self.scope})"
-
-    @property
-    def key(self) -> str:
-        return f"{self.sampler}.{self.figure}"
-
-    def values(self, run: RunRecord) -> tuple[float, float] | None:
-        """(peak, mean) bytes, or None if this run did not measure it."""
-        try:
-            fig = run.summary["samplers"][self.sampler]["figures"][self.figure]
-            return float(fig["peak"]), float(fig["mean"])
-        except (KeyError, TypeError, ValueError):
-            return None
 
 
 @dataclass
@@ -80,49 +54,6 @@ def stat(values: Iterable[float | None]) -> Stat:
     if not xs:
         return Stat(None, None, 0)
     return Stat(statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else None, len(xs))
-
-
-def ledger_per_weight(summary: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(pruner state, optimizer state) bytes per prunable weight, from the exact ledger."""
-    ledger = summary.get("ledger") or {}
-    prunable = ledger.get("prunable_weights") or (summary.get("parameter_counts") or {}).get("prunable")
-    pruner = ledger.get("pruner_state_bytes_per_prunable_weight")
-    if pruner is None and prunable and "pruner_state" in ledger:
-        pruner = ledger["pruner_state"] / prunable
-    per = ledger.get("per_prunable_weight")
-    optimizer = None
-    if isinstance(per, dict) and prunable:
-        optimizer = sum(float(v.get("optimizer_state", 0)) for v in per.values() if isinstance(v, dict)) / prunable
-    return pruner, optimizer
-
-
-def memory_figures(runs: list[RunRecord]) -> list[MemoryFigure]:
-    """Every ``*_bytes`` figure any completed run measured, the preferred one first."""
-    found: dict[tuple[str, str], str] = {}
-    for run in runs:
-        if not run.completed:
-            continue
-        for sampler, info in run.summary["samplers"].items():
-            if not isinstance(info, dict):
-                continue
-            for figure in info.get("figures") or {}:
-                if figure.endswith("_bytes"):
-                    found.setdefault((sampler, figure), str(info.get("scope", "?")))
-
-    def order(item: MemoryFigure) -> tuple:
-        pos = next((i for i, word in enumerate(_FIGURE_ORDER) if word in item.figure), len(_FIGURE_ORDER))
-        return _SCOPE_ORDER.get(item.scope, 9), pos, item.sampler, item.figure
-
-    return sorted((MemoryFigure(s, f, scope) for (s, f), scope in found.items()), key=order)
-
-
-def primary_figure(runs: list[RunRecord], figures: list[MemoryFigure]) -> MemoryFigure | None:
-    """The preferred figure that every completed run measured (accuracy per 100 MiB divides by its peak)."""
-    completed = [r for r in runs if r.completed]
-    for fig in figures:
-        if completed and all(fig.values(r) is not None for r in completed):
-            return fig
-    return None
 
 
 def _canonical(value: Any) -> str:
@@ -174,6 +105,8 @@ class Row:
     runs: list[RunRecord]
     flags: list[str] = field(default_factory=list)
     rank: int | None = None
+    #: Interval, difference to the table's best and tie, from prunekit.report.compare.
+    stats: Any = None
 
     @property
     def completed(self) -> list[RunRecord]:
@@ -208,20 +141,13 @@ class Row:
         values = [fig.values(r) for r in self.completed]
         return stat(v[0] for v in values if v), stat(v[1] for v in values if v)
 
-    def accuracy_per_100mib(self, fig: MemoryFigure | None) -> Stat:
+    def accuracy_per_100mib(self, fig: Divisor | None) -> Stat:
         if fig is None:
             return Stat(None, None, 0)
         return stat(per_100mib(r, fig) for r in self.completed)
 
     def wall(self) -> Stat:
         return stat(r.summary["wall_time_s"] for r in self.completed)
-
-
-def per_100mib(run: RunRecord, fig: MemoryFigure) -> float | None:
-    values = fig.values(run)
-    if not run.completed or values is None or values[0] <= 0:
-        return None
-    return run.summary["final_test_accuracy"] / (values[0] / (100 * MiB))
 
 
 def _flags(runs: list[RunRecord]) -> list[str]:
@@ -238,7 +164,7 @@ def _flags(runs: list[RunRecord]) -> list[str]:
 
 
 def build_rows(runs: list[RunRecord]) -> dict[GroupKey, list[Row]]:
-    """Rows per group, ranked by mean final accuracy (ties share a rank); flagged rows last and unranked."""
+    """Rows per group, flagged ones flagged; unranked until prunekit.report.compare.analyse."""
     varying = varying_fields(runs)
     varying_opts = _varying_pruner_options(runs)
     buckets: dict[tuple, list[RunRecord]] = {}
@@ -251,15 +177,10 @@ def build_rows(runs: list[RunRecord]) -> dict[GroupKey, list[Row]]:
     for (group, optimizer, pruner, settings), members in sorted(buckets.items(), key=lambda kv: kv[0]):
         members.sort(key=lambda r: (int(r.config.get("seed") or 0), r.name))
         groups.setdefault(group, []).append(Row(group, optimizer, pruner, settings, members, _flags(members)))
-    for rows in groups.values():
-        ranked = [r for r in rows if not r.flagged and r.final().mean is not None]
-        for row in ranked:  # competition ranking: equal accuracy, equal rank
-            row.rank = 1 + sum(other.final().mean > row.final().mean for other in ranked)
-        rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.optimizer, r.pruner))
     return dict(sorted(groups.items()))
 
 
-def flat_rows(runs: list[RunRecord], figures: list[MemoryFigure], primary: MemoryFigure | None) -> list[dict[str, Any]]:
+def flat_rows(runs: list[RunRecord], figures: list[MemoryFigure], primary: Divisor | None) -> list[dict[str, Any]]:
     """One row per run, for pandas: every figure the report uses, unaggregated."""
     out = []
     for run in sorted(runs, key=lambda r: r.name):
@@ -294,7 +215,9 @@ def flat_rows(runs: list[RunRecord], figures: list[MemoryFigure], primary: Memor
             row[f"{fig.key}.peak"] = values[0] if values else None
             row[f"{fig.key}.mean"] = values[1] if values else None
         row["accuracy_per_100mib"] = per_100mib(run, primary) if primary else None
-        row["accuracy_per_100mib_divides_by"] = f"{primary.key}.peak" if primary else None
+        row["accuracy_per_100mib_divides_by"] = primary.column if primary else None
+        row["test_examples"] = run.outcomes.n if run.outcomes else None
+        row["test_set_fingerprint"] = run.outcomes.fingerprint if run.outcomes else None
         row["wall_time_s"] = s.get("wall_time_s")
         row["failure_reason"] = (run.failure or {}).get("reason")
         out.append(row)
