@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -88,6 +89,9 @@ class MlflowTracker:
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
+        # MLflow prints the run's URL, user:password of the tracking URI included, to stdout when a
+        # run ends; prunekit's output names the run instead.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.started_ms = _now_ms()
         experiment_id = self._experiment(self.experiment or run.group or DEFAULT_EXPERIMENT)

@@ -63,6 +63,7 @@ def server(tmp_path_factory):
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        cwd=root,  # whatever the server writes beside its stores stays in the temporary directory
     )
     served = Server(f"http://127.0.0.1:{port}", root, process)
     deadline = time.monotonic() + STARTUP_S
@@ -86,8 +87,10 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def fail_fast(monkeypatch):
-    """A dead server fails a request at once instead of retrying for minutes."""
+def fail_fast(monkeypatch, tmp_path):
+    """A dead server fails a request at once instead of retrying for minutes; MLflow's
+    defaults (./mlruns, ./mlflow.db) would land in a temporary directory."""
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

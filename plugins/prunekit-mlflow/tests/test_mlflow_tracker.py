@@ -136,6 +136,22 @@ def test_a_local_file_store(tmp_path, monkeypatch):
     assert history(client, run.info.run_id, "sparsity") == [(1, 0.35), (2, 0.7)]
 
 
+def test_credentials_reach_no_file_parameter_or_output(server, tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", FAKE_SECRET)
+    uri = server.uri.replace("http://", f"http://alice:{FAKE_SECRET}@")  # basic auth in the URI, ignored here
+    out, summary = short_run(
+        tmp_path / "run", epochs=1, trackers=["mlflow"], tracker_opts={"mlflow": {"tracking_uri": uri, "experiment": "secrets"}}
+    )
+    assert summary["trackers"]["mlflow"]["errors"] == 0
+    client = MlflowClient(server.uri)
+    run = client.get_run(json.loads((out / "trackers.json").read_text())["mlflow"]["run_id"])
+    assert run.data.params["tracker_opts.mlflow.tracking_uri"] == server.uri.replace("http://", "http://***@")
+    assert FAKE_SECRET not in json.dumps(run.to_dictionary())
+    captured = capfd.readouterr()
+    assert FAKE_SECRET not in captured.out + captured.err and "View run" not in captured.out
+    check_no_credentials([out, server.root], FAKE_SECRET)
+
+
 def test_killing_the_server_mid_run_leaves_the_run_completing(server, tmp_path, monkeypatch):
     """Runs last in this module: it kills the module's server."""
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", FAKE_SECRET)

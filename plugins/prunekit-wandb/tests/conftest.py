@@ -5,6 +5,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # nothing W&B writes by default lands in the repository
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there

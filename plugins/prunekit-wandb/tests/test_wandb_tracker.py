@@ -104,6 +104,7 @@ def test_a_real_run_with_a_fake_api_key(tmp_path):
     ]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert FAKE_SECRET not in done.stdout + done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trackers"]["wandb"]["errors"] == 0 and summary["trackers"]["wandb"]["finished"]
     records = w.read_run(out / "wandb")
