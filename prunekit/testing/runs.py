@@ -32,4 +32,5 @@ def short_run(
     from prunekit.core.runner import run
 
     config = config_from_mapping(SHORT_RUN | settings | {"out": str(out)})
-    return run(config, on_epoch=on_epoch, warn=warn)
+    run_dir, summary = run(config, on_epoch=on_epoch, warn=warn)
+    return run_dir, dict(summary)
