@@ -32,6 +32,8 @@ def describe_environment(device: torch.device, plugins: dict[str, str]) -> dict:
         "torch_threads": torch.get_num_threads(),
         "argv": sys.argv,
     }
+    if os.environ.get("SLURM_JOB_ID"):
+        info["slurm"] = slurm_environment()
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(
@@ -41,3 +43,17 @@ def describe_environment(device: torch.device, plugins: dict[str, str]) -> dict:
             hip=torch.version.hip,
         )
     return info
+
+
+def slurm_environment() -> dict:
+    """The Slurm job this process runs in: ``job_id`` as squeue names it (``123_4`` for array element 4)."""
+    env = os.environ
+    array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    return {
+        "job_id": f"{array}_{task}" if array and task else env.get("SLURM_JOB_ID"),
+        "raw_job_id": env.get("SLURM_JOB_ID"),
+        "restart_count": int(env.get("SLURM_RESTART_COUNT", "0")),
+        "partition": env.get("SLURM_JOB_PARTITION"),
+        "node": env.get("SLURMD_NODENAME"),
+        "cpus_per_task": env.get("SLURM_CPUS_PER_TASK"),
+    }

@@ -35,10 +35,12 @@ FAILURE = "failure.json"
 TRACKERS = "trackers.json"
 
 #: A matrix directory: ``matrix.json`` (the spec and its runs), ``runs/<id>/`` (one run
-#: directory each) and ``logs/<id>.log`` (each child's output).
+#: directory each), ``logs/<id>.log`` (each child's output) and, with ``--executor slurm``,
+#: ``slurm/`` (submitit's job files and Slurm's own job logs).
 MATRIX = "matrix.json"
 RUNS = "runs"
 LOGS = "logs"
+SLURM = "slurm"
 
 #: Version of the ``summary.json`` schema; bumped when a key changes meaning or goes away.
 SCHEMA_VERSION = 1

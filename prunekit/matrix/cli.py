@@ -43,8 +43,14 @@ def _header(spec, plan, out: Path, runs: list, counts: dict[str, int]) -> str:
     return (
         f"Matrix '{spec.name}' (spec {spec.spec_hash}): {len(plan.runs)} runs in {out}: "
         f"{counts['finished']} finished, {counts['failed']} failed before, {counts['interrupted']} interrupted, "
-        f"{counts['new']} new; {len(runs)} to run now."
+        f"{counts['new']} new"
+        + (f", {counts['queued']} queued or running in Slurm" if counts.get("queued") else "")
+        + f"; {len(runs)} to run now."
     )
+
+
+def _again(spec_path: Path | None, example: str | None) -> str:
+    return str(spec_path) if spec_path is not None else f"--example {example}"
 
 
 def _echo_skipped(plan) -> None:
@@ -88,18 +94,21 @@ def _echo_skipped(plan) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Check the spec and list the runs and their states; write nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
-def matrix(
-    spec_path: Path | None,
-    example: str | None,
-    print_spec: bool,
-    out: Path | None,
-    jobs: int,
-    threads: int | None,
-    settings: tuple[str, ...],
-    keep_failed: bool,
-    dry_run: bool,
-    quiet: bool,
-) -> None:
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+              help="local: child processes here; slurm: one Slurm job per run (a job array), through submitit.")
+@click.option("--slurm-partition", default=None, help="Slurm partition [default: the cluster's default].")
+@click.option("--slurm-time", type=int, default=None, help="Time limit per run's job, in minutes [default: submitit's, 5].")
+@click.option("--gpus-per-run", type=int, default=0, show_default=True, help="GPUs per run's job (more than 1: the run uses DDP).")
+@click.option("--cpus-per-run", type=int, default=None, help="CPU cores per run's job [default: the cluster's, usually 1].")
+@click.option("--mem-per-run", default=None, help="Memory per run's job, e.g. 16G [default: the cluster's].")
+@click.option("--slurm-opt", multiple=True, metavar="KEY=VALUE", help="Any other sbatch option, e.g. account=abc (repeatable).")
+@click.option("--detach", is_flag=True, help="With --executor slurm: return after submitting; then --status.")
+@click.option("--status", "show_status", is_flag=True, help="Show every run's state (pending, running, done, failed) and exit.")
+def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: Path | None, jobs: int,
+           threads: int | None, settings: tuple[str, ...], keep_failed: bool, dry_run: bool, quiet: bool,
+           executor: str, slurm_partition: str | None, slurm_time: int | None, gpus_per_run: int,
+           cpus_per_run: int | None, mem_per_run: str | None, slurm_opt: tuple[str, ...], detach: bool,
+           show_status: bool) -> None:
     """Run every combination of a YAML SPEC's axes, each run in its own child process.
 
     Finished runs (those with summary.json) are skipped when the same command is run
@@ -122,6 +131,14 @@ def matrix(
         raise UsageError(f"--jobs must be at least 1, got {jobs}.")
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, got {threads}.")
+    if detach and executor != "slurm":
+        raise UsageError("--detach needs --executor slurm (local runs stop with the matrix process).")
+    from prunekit.matrix import slurm
+
+    cluster = slurm.SlurmSettings(slurm_partition, slurm_time, gpus_per_run, cpus_per_run, mem_per_run,
+                                  parse_pairs(slurm_opt, "--slurm-opt"), threads)
+    if executor == "slurm" and not (dry_run or show_status):
+        slurm.check(cluster)
 
     from prunekit.core.plugins import get_plugins
     from prunekit.matrix import store
@@ -133,8 +150,13 @@ def matrix(
     plan = expand(spec, get_plugins().registry)
     out = out or Path("runs") / re.sub(r"[^A-Za-z0-9._-]+", "_", spec.name)
     store.check_out(out, plan)
+    from prunekit.matrix import jobs as scheduled
+
+    if show_status:
+        scheduled.print_status(out, plan, click.echo)
+        return
     if dry_run:
-        runs, counts = todo(out, plan, keep_failed)
+        runs, counts = todo(out, plan, keep_failed, set(scheduled.live_runs(out, plan)))
         click.echo(_header(spec, plan, out, runs, counts))
         _echo_skipped(plan)
         for run in plan.runs:
@@ -146,20 +168,30 @@ def matrix(
     with store.MatrixLock(out):
         store.check_out(out, plan)  # again, now that no other matrix process can change it
         store.prepare(out, plan)
-        runs, counts = todo(out, plan, keep_failed)
+        live = scheduled.live_runs(out, plan)
+        runs, counts = todo(out, plan, keep_failed, set(live))
         if not quiet:
             click.echo(_header(spec, plan, out, runs, counts))
             _echo_skipped(plan)
-            click.echo(f"  {slots.description}; logs in {out / store.LOGS}")
+            where = "one Slurm job per run" if executor == "slurm" else slots.description
+            click.echo(f"  {where}; logs in {out / store.LOGS}")
         progress = MatrixProgress(len(plan.runs), done=counts["finished"], quiet=quiet)
         if keep_failed:
             progress.failed = counts["failed"]
-        scheduler = Scheduler(out, plan, slots, progress)
         try:
-            with progress:
-                outcome = scheduler.execute(runs)
+            if executor == "slurm":
+                outcome = scheduled.submit_and_wait(out, plan, runs, live, cluster, progress, detach, click.echo)
+                if outcome is None:
+                    click.echo(f"Detached. Follow with: prunekit matrix {_again(spec_path, example)} --out {out} --status")
+                    return
+            else:
+                with progress:
+                    outcome = Scheduler(out, plan, slots, progress).execute(runs)
         except KeyboardInterrupt:
-            click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
+            if executor == "slurm":
+                click.echo("Stopped waiting; submitted Slurm jobs go on. Follow them with --status.", err=True)
+            else:
+                click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
             sys.exit(130)
 
     failed = {r.id for r in plan.runs if store.run_state(out, r.id) == store.FAILED}

@@ -137,6 +137,42 @@ def failure_reason(returncode: int, tail: list[str]) -> tuple[str, str | None]:
     return f"exited with status {returncode}" + (f": {last.strip()}" if last else ""), None
 
 
+def finished_detail(out: Path, run_id: str, wall: float) -> str:
+    """One line about a finished run: accuracy, achieved and target sparsity, wall time."""
+    try:
+        s = rundir.read_summary(Path(out) / store.RUNS / run_id)
+        return (
+            f"{s['final_test_accuracy']:.2f}% final test accuracy, sparsity {100 * s['achieved_sparsity']:.1f}% "
+            f"(target {100 * s['target_sparsity']:.0f}%{'' if s['target_reached'] else ', MISSED'}), {wall:.1f} s"
+        )
+    except rundir.Malformed:
+        return f"{wall:.1f} s"
+
+
+def record_failure(out: Path, run: PlannedRun, returncode: int | None, log_path: Path, wall: float,
+                   reason: str | None = None, **extra) -> str:
+    """Write the run's failure.json (reason from the exit status and log unless given); return the reason."""
+    tail = _tail(log_path)
+    signal_name = None
+    if reason is None:
+        reason, signal_name = failure_reason(returncode if returncode is not None else 1, tail)
+    epochs, _ = _read_metrics(Path(out) / store.RUNS / run.id)
+    store.write_failure(out, run.id, {
+        "status": "failed",
+        "run_id": run.id,
+        "reason": reason,
+        "returncode": returncode,
+        "signal": signal_name,
+        "epochs_completed": epochs,
+        "wall_time_s": wall,
+        "log": str(Path(store.LOGS) / log_path.name),
+        "log_tail": tail,
+        "config": run.describe()["config"],
+        "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    } | extra)
+    return reason
+
+
 class Scheduler:
     """Executes the unfinished runs of a plan in ``out``."""
 
@@ -181,41 +217,12 @@ class Scheduler:
 
     def _finish(self, child: Child, returncode: int) -> None:
         child.log.close()
-        run_dir = self.out / store.RUNS / child.run.id
         wall = time.monotonic() - child.started
-        if returncode == 0 and rundir.state(run_dir) == rundir.FINISHED:
-            detail = f"{wall:.1f} s"
-            try:
-                s = rundir.read_summary(run_dir)
-                detail = (
-                    f"{s['final_test_accuracy']:.2f}% final test accuracy, sparsity {100 * s['achieved_sparsity']:.1f}% "
-                    f"(target {100 * s['target_sparsity']:.0f}%{'' if s['target_reached'] else ', MISSED'}), {wall:.1f} s"
-                )
-            except rundir.Malformed:
-                pass
+        if returncode == 0 and rundir.state(self.out / store.RUNS / child.run.id) == rundir.FINISHED:
             self.outcome.finished.append(child.run.id)
-            self.progress.finished(child.active, True, detail)
+            self.progress.finished(child.active, True, finished_detail(self.out, child.run.id, wall))
             return
-        tail = _tail(child.log_path)
-        reason, signal_name = failure_reason(returncode, tail)
-        epochs, _ = _read_metrics(run_dir)
-        store.write_failure(
-            self.out,
-            child.run.id,
-            {
-                "status": "failed",
-                "run_id": child.run.id,
-                "reason": reason,
-                "returncode": returncode,
-                "signal": signal_name,
-                "epochs_completed": epochs,
-                "wall_time_s": wall,
-                "log": str(Path(store.LOGS) / child.log_path.name),
-                "log_tail": tail,
-                "config": child.run.describe()["config"],
-                "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
+        reason = record_failure(self.out, child.run, returncode, child.log_path, wall)
         self.outcome.failed[child.run.id] = reason
         self.progress.finished(child.active, False, reason)
 
@@ -264,14 +271,15 @@ class Scheduler:
         return self.outcome
 
 
-def todo(out: Path, plan: Plan, keep_failed: bool = False) -> tuple[list[PlannedRun], dict[str, int]]:
-    """The runs to execute now, and how many runs are in each state."""
-    counts = {store.FINISHED: 0, store.FAILED: 0, store.INTERRUPTED: 0, store.NEW: 0}
+def todo(out: Path, plan: Plan, keep_failed: bool = False, live: frozenset[str] | set[str] = frozenset()
+         ) -> tuple[list[PlannedRun], dict[str, int]]:
+    """The runs to execute now, and how many runs are in each state (``live``: queued or running elsewhere)."""
+    counts = {store.FINISHED: 0, store.FAILED: 0, store.INTERRUPTED: 0, store.NEW: 0, "queued": 0}
     runs = []
     for run in plan.runs:
-        state = store.run_state(out, run.id)
+        state = "queued" if run.id in live and store.run_state(out, run.id) != store.FINISHED else store.run_state(out, run.id)
         counts[state] += 1
-        if state == store.FINISHED or (state == store.FAILED and keep_failed):
+        if state in (store.FINISHED, "queued") or (state == store.FAILED and keep_failed):
             continue
         runs.append(run)
     return runs, counts

@@ -7,6 +7,7 @@ Layout of ``--out DIR``::
     DIR/runs/<id>/           one run directory per run (written by the runner)
     DIR/runs/<id>/failure.json  why a run failed (written by the matrix)
     DIR/logs/<id>.log        the child's stdout and stderr
+    DIR/slurm/               submitit's job files and Slurm's job logs (--executor slurm)
 
 A run is finished iff ``summary.json`` exists: the runner writes it atomically, last.
 """
@@ -23,7 +24,7 @@ from typing import Any
 from prunekit import __version__
 from prunekit.core import rundir
 from prunekit.core.files import write_json
-from prunekit.core.rundir import FAILED, FINISHED, INTERRUPTED, LOGS, NEW, RUNS
+from prunekit.core.rundir import FAILED, FAILURE, FINISHED, INTERRUPTED, LOGS, NEW, RUNS, SLURM, SUMMARY
 from prunekit.core.rundir import MATRIX as MATRIX_FILE
 from prunekit.errors import UsageError
 from prunekit.matrix.expand import Plan
@@ -31,7 +32,7 @@ from prunekit.matrix.expand import Plan
 LOCK_FILE = "matrix.lock"
 FORMAT = 1
 
-__all__ = ["FAILED", "FINISHED", "INTERRUPTED", "NEW", "LOGS", "RUNS", "MATRIX_FILE"]
+__all__ = ["FAILED", "FAILURE", "FINISHED", "INTERRUPTED", "NEW", "LOGS", "RUNS", "MATRIX_FILE", "SLURM", "SUMMARY"]
 
 
 def read_matrix_file(out: Path) -> dict[str, Any] | None:
@@ -113,7 +114,23 @@ def prepare(out: Path, plan: Plan) -> None:
     out = Path(out)
     (out / RUNS).mkdir(parents=True, exist_ok=True)
     (out / LOGS).mkdir(exist_ok=True)
-    write_json(out / MATRIX_FILE, matrix_record(plan))
+    previous = read_matrix_file(out) or {}
+    write_json(out / MATRIX_FILE, matrix_record(plan) | {"jobs": previous.get("jobs", {})})
+
+
+def record_jobs(out: Path, jobs: dict[str, dict[str, Any]]) -> None:
+    """Add scheduler jobs (run id -> {executor, job_id, submitted_at}) to matrix.json. Call holding the lock."""
+    data = read_matrix_file(out) or {}
+    data["jobs"] = data.get("jobs", {}) | jobs
+    write_json(Path(out) / MATRIX_FILE, data)
+
+
+def recorded_jobs(out: Path) -> dict[str, dict[str, Any]]:
+    """The scheduler jobs matrix.json records, by run id."""
+    try:
+        return (read_matrix_file(out) or {}).get("jobs", {})
+    except UsageError:
+        return {}
 
 
 def matrix_record(plan: Plan) -> dict[str, Any]:
