@@ -86,6 +86,10 @@ def partitions() -> dict[str, dict[str, str]]:
 def check(settings: SlurmSettings) -> None:
     """Fail with one line, before anything is submitted, if these jobs cannot run here."""
     settings.check_values()
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise UsageError("--executor slurm needs submitit: pip install 'prunekit[slurm]'.") from None
     missing = [c for c in COMMANDS if shutil.which(c) is None]
     if missing:
         raise UsageError(f"--executor slurm needs Slurm's {', '.join(missing)} on PATH, not found on this machine; "

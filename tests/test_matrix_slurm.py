@@ -1,0 +1,157 @@
+"""`prunekit matrix --executor slurm` against a real single-node Slurm cluster on localhost.
+
+The cluster is started by .ci/slurm-up.sh (Debian's slurm-wlm and munge, as root) and
+stopped by .ci/slurm-down.sh; an already running cluster named by $SLURM_CONF is used
+as it is. Without Slurm or root the cluster tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from prunekit.matrix import store
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = """
+name: slurm-digits
+models: [lenet5]
+datasets: [digits]
+optimizers: [adamw]
+pruners: {pruners}
+sparsities: [0.5]
+settings: {{epochs: {epochs}, batch_size: 64, device: cpu, sample_interval: 0.5}}
+"""
+CLI = "import sys; from prunekit.cli import main; main(sys.argv[1:])"
+
+
+def _cluster_answers() -> bool:
+    return shutil.which("sinfo") is not None and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """SLURM_CONF of a running cluster: the one already configured, else one started here."""
+    if os.environ.get("SLURM_CONF") and _cluster_answers():
+        yield os.environ["SLURM_CONF"]
+        return
+    missing = [c for c in ("slurmctld", "slurmd", "munged", "sbatch") if shutil.which(c) is None]
+    if missing:
+        pytest.skip(f"Slurm not installed ({', '.join(missing)} missing; apt-get install slurm-wlm munge, as .ci/run does)")
+    if os.geteuid() != 0:
+        pytest.skip("starting a local Slurm cluster needs root")
+    state = tmp_path_factory.mktemp("slurm")
+    up = subprocess.run([str(ROOT / ".ci/slurm-up.sh"), str(state)], capture_output=True, text=True, timeout=120)
+    try:
+        assert up.returncode == 0, up.stderr
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SLURM_CONF", str(state / "slurm.conf"))
+            yield str(state / "slurm.conf")
+    finally:
+        subprocess.run([str(ROOT / ".ci/slurm-down.sh"), str(state)], timeout=60)
+
+
+def _spec(tmp_path: Path, pruners: str = "[none, magnitude]", epochs: int = 2) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.format(pruners=pruners, epochs=epochs), encoding="utf-8")
+    return path
+
+
+def _jobs(out: Path) -> dict[str, str]:
+    return {run_id: j["job_id"] for run_id, j in store.recorded_jobs(out).items()}
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _epochs(out: Path, run_id: str) -> int:
+    try:
+        return len((out / store.RUNS / run_id / "metrics.jsonl").read_text().splitlines())
+    except OSError:
+        return 0
+
+
+def test_slurm_executor_without_slurm_is_one_line_exit_2(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    out = tmp_path / "m"
+    result = run_cli("matrix", _spec(tmp_path), "--out", out, "--executor", "slurm")
+    assert result.code == 2 and "needs Slurm's sbatch" in result.err and len(result.err.strip().splitlines()) == 1
+    assert not out.exists()
+    result = run_cli("matrix", _spec(tmp_path), "--out", out, "--detach")
+    assert result.code == 2 and "--detach needs --executor slurm" in result.err
+
+
+def test_bad_cluster_requests_are_refused_before_submitting(slurm_cluster, run_cli, tmp_path):
+    spec, out = _spec(tmp_path), tmp_path / "m"
+    cases = [
+        (("--slurm-partition", "nosuch"), "Unknown --slurm-partition 'nosuch'; partitions here: debug"),
+        (("--gpus-per-run", "1"), "--gpus-per-run 1 but partition 'debug' has no GPUs"),
+        (("--mem-per-run", "lots"), "--mem-per-run must be a size"),
+        (("--slurm-time", "0"), "--slurm-time must be at least 1 minute"),
+    ]
+    for args, message in cases:
+        result = run_cli("matrix", spec, "--out", out, "--executor", "slurm", *args)
+        assert result.code == 2 and message in result.err, result.err
+        assert len(result.err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_grid_detach_status_no_resubmission_then_wait(slurm_cluster, run_cli, tmp_path):
+    spec, out = _spec(tmp_path), tmp_path / "m"
+    result = run_cli("matrix", spec, "--out", out, "--executor", "slurm", "--mem-per-run", "1G", "--detach")
+    assert result.code == 0 and "submitted 2 Slurm job(s)" in result.out and "Detached" in result.out, result.err
+    jobs = _jobs(out)
+    assert len(jobs) == 2 and len({j.split("_")[0] for j in jobs.values()}) == 1  # one job array, one element per run
+
+    status = run_cli("matrix", spec, "--out", out, "--status")
+    assert status.code == 0
+    for run_id, job_id in jobs.items():
+        line = next(line for line in status.out.splitlines() if run_id in line)
+        assert line.split()[0] in ("pending", "running", "done"), status.out
+
+    again = run_cli("matrix", spec, "--out", out, "--executor", "slurm", "--detach")  # nothing resubmitted
+    assert again.code == 0 and "Slurm job(s):" not in again.out and _jobs(out) == jobs, again.out
+
+    waited = run_cli("matrix", spec, "--out", out, "--executor", "slurm")  # waits for the queued runs
+    assert waited.code == 0, waited.err
+    assert "2 of 2 runs finished" in waited.out and "Slurm job(s):" not in waited.out
+    for run_id, job_id in jobs.items():
+        summary = json.loads((out / store.RUNS / run_id / store.SUMMARY).read_text())
+        assert summary["status"] == "completed" and summary["epochs"] == 2 and summary["steps"] > 0
+        assert summary["environment"]["slurm"]["job_id"] == job_id
+        assert summary["environment"]["slurm"]["restart_count"] == 0
+        assert summary["target_reached"] and 80 < summary["final_test_accuracy"] <= 100
+        assert summary["achieved_sparsity"] == pytest.approx(summary["target_sparsity"], abs=0.005)
+        assert f"Slurm job {job_id}" in (out / store.LOGS / f"{run_id}.log").read_text()
+    done = run_cli("matrix", spec, "--out", out, "--status")
+    assert done.out.count("  done ") == 2 and "2 done" in done.out
+
+
+def test_scancel_is_recorded_as_failed_with_the_reason(slurm_cluster, tmp_path):
+    spec, out = _spec(tmp_path, "[magnitude]", epochs=200), tmp_path / "m"
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "matrix", str(spec), "--out", str(out), "--executor", "slurm"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: out.exists() and _jobs(out), 60, "the submission")
+        (run_id, job_id), = _jobs(out).items()
+        _wait_for(lambda: _epochs(out, run_id) >= 1, 120, "the first epoch")
+        subprocess.run(["scancel", job_id], check=True)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, stderr
+    failure = json.loads((out / store.RUNS / run_id / store.FAILURE).read_text())
+    assert f"Slurm job {job_id} was cancelled" in failure["reason"] and failure["slurm_job_id"] == job_id
+    assert failure["epochs_completed"] >= 1
+    assert f"failed {run_id}: Slurm job {job_id} was cancelled" in stdout
+    assert "sacct" not in stdout + stderr
