@@ -1,0 +1,204 @@
+"""One run on several processes: DistributedDataParallel under torchrun.
+
+``torchrun --nproc-per-node N $(which prunekit) run ...`` (or ``prunekit run
+--nproc-per-node N``) starts N processes with ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``
+set; :func:`setup` joins them (nccl on CUDA, gloo on CPU). What stays exact:
+
+- training data: each rank reads its share of one seeded permutation per epoch
+  (``DistributedSampler``, seed = the run's seed, ``set_epoch``); ``--batch-size`` is
+  per process, so the global batch is ``batch_size * world_size``. The learning rate
+  is not rescaled.
+- gradients are all-reduced in backward, so masks, scores, weights and optimizer state
+  come out identical on every rank without further communication.
+- evaluation: rank r scores test examples r, r+N, r+2N, ... (no padding) and the sums
+  are all-reduced, so each test example counts exactly once.
+- only rank 0 writes the run directory and checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the run: ``world_size`` 1 means a plain single-process run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def describe(self, batch_size: int) -> dict[str, Any]:
+        return {
+            "world_size": self.world_size,
+            "backend": self.backend,
+            "batch_size_per_process": batch_size,
+            "global_batch_size": batch_size * self.world_size,
+            "lr_scaled": False,
+        }
+
+
+SINGLE = Dist()
+
+
+def from_environment() -> Dist:
+    """The torchrun environment of this process (``SINGLE`` outside torchrun)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return SINGLE
+    return Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def setup(device: torch.device) -> tuple[Dist, torch.device]:
+    """Join the process group torchrun describes; each CUDA rank gets its local device."""
+    dist = from_environment()
+    if not dist.enabled:
+        return dist, device
+    import torch.distributed as td
+
+    if device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not td.is_initialized():
+        td.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+    return Dist(dist.rank, dist.world_size, dist.local_rank, backend), device
+
+
+def teardown(dist: Dist) -> None:
+    if dist.enabled:
+        import torch.distributed as td
+
+        if td.is_initialized():
+            td.destroy_process_group()
+
+
+def broadcast(dist: Dist, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (any picklable object)."""
+    if not dist.enabled:
+        return value
+    import torch.distributed as td
+
+    box = [value]
+    td.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather(dist: Dist, value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank."""
+    if not dist.enabled:
+        return [value]
+    import torch.distributed as td
+
+    out: list[Any] = [None] * dist.world_size
+    td.all_gather_object(out, value)
+    return out
+
+
+def all_reduce_sum(dist: Dist, *tensors: torch.Tensor) -> None:
+    """Sum tensors over ranks, in place."""
+    if dist.enabled:
+        import torch.distributed as td
+
+        for t in tensors:
+            td.all_reduce(t, op=td.ReduceOp.SUM)
+
+
+def wrap(dist: Dist, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The module the training loop calls: DDP on several ranks, else the model itself."""
+    if not dist.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+class ShardedBatches:
+    """This rank's batches of an in-memory TensorDataset, in DistributedSampler's seeded order."""
+
+    def __init__(self, dataset: TensorDataset, batch_size: int, dist: Dist, seed: int) -> None:
+        from torch.utils.data.distributed import DistributedSampler
+
+        self.inputs, self.labels = dataset.tensors
+        self.batch_size = batch_size
+        self.sampler = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return (len(self.sampler) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.sampler.set_epoch(self.epoch)
+        self.epoch += 1
+        index = torch.tensor(list(self.sampler), dtype=torch.long)
+        for start in range(0, len(index), self.batch_size):
+            part = index[start : start + self.batch_size]
+            yield self.inputs[part], self.labels[part]
+
+
+class _EpochSampler:
+    """A DistributedSampler that advances its epoch each time a DataLoader iterates it."""
+
+    def __init__(self, sampler) -> None:
+        self.sampler, self.epoch = sampler, 0
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        self.sampler.set_epoch(self.epoch)
+        self.epoch += 1
+        return iter(self.sampler)
+
+
+def train_loader(dataset: Dataset, batch_size: int, dist: Dist, seed: int, workers: int = 0, pin_memory: bool = False):
+    """This rank's training batches (every rank the same number of steps; the sampler pads)."""
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return ShardedBatches(dataset, batch_size, dist, seed)
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = _EpochSampler(DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed))
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin_memory,
+                      persistent_workers=workers > 0)
+
+
+def test_shard(dataset: Dataset, dist: Dist) -> Dataset:
+    """Test examples rank, rank + N, ...: disjoint shards covering every example once (no padding)."""
+    if not dist.enabled:
+        return dataset
+    indices = list(range(dist.rank, len(dataset), dist.world_size))
+    if isinstance(dataset, TensorDataset):
+        return TensorDataset(*(t[indices] for t in dataset.tensors))
+    return Subset(dataset, indices)
+
+
+def sampler_summaries(dist: Dist, own: dict[str, dict]) -> tuple[dict[str, dict], list[dict[str, dict]] | None]:
+    """Sampler summaries with each figure's peak and mean the maximum over ranks, and every rank's own."""
+    ranks = gather(dist, own)
+    if not dist.enabled:
+        return own, None
+    merged: dict[str, dict] = {}
+    for name, info in own.items():
+        entry = dict(info)
+        figures = {}
+        for key, fig in info.get("figures", {}).items():
+            values = [r[name]["figures"][key] for r in ranks if key in r.get(name, {}).get("figures", {})]
+            figures[key] = {stat: max(v[stat] for v in values) for stat in fig if all(stat in v for v in values)}
+        entry["figures"] = figures
+        entry["over_ranks"] = "max"
+        merged[name] = entry
+    return merged, ranks
