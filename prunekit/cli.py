@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -109,10 +110,22 @@ _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-o
     help="Run directory to create [default: runs/<model>-<dataset>-<optimizer>-<pruner>-s<sparsity>-seed<seed>-<time>].",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
+@click.option(
+    "--nproc-per-node",
+    type=int,
+    default=None,
+    help="Train with DDP on N processes of this node (starts torchrun; nccl on CUDA, gloo on CPU). --batch-size stays per process.",
+)
 @click.pass_context
-def run(ctx: click.Context, config_file: Path | None, **options) -> None:
+def run(ctx: click.Context, config_file: Path | None, nproc_per_node: int | None, **options) -> None:
     """Train one model with one optimizer and pruner; write a run directory."""
     config = build_config(ctx, config_file, options)
+    from prunekit.core.launch import launch, under_torchrun
+
+    if nproc_per_node is not None and nproc_per_node < 1:
+        raise UsageError(f"--nproc-per-node must be at least 1, got {nproc_per_node}.")
+    if nproc_per_node and nproc_per_node > 1 and not under_torchrun():
+        sys.exit(launch(config, nproc_per_node))
     from prunekit.core.run_trackers import interrupt_on_sigterm
     from prunekit.core.runner import TrainingDiverged  # heavy: torch
     from prunekit.core.runner import run as run_training
@@ -120,13 +133,15 @@ def run(ctx: click.Context, config_file: Path | None, **options) -> None:
 
     interrupt_on_sigterm()
 
-    with RunProgress(config.epochs, quiet=config.quiet) as progress:
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
+    with RunProgress(config.epochs, quiet=config.quiet or not main_rank) as progress:
         try:
             out, summary = run_training(config, on_epoch=progress.epoch, on_step=progress.step, warn=progress.warn)
         except TrainingDiverged as exc:
             click.echo(f"Error: run failed: {exc}", err=True)
             sys.exit(1)
-    print_summary(out, summary)
+    if main_rank:
+        print_summary(out, summary)
 
 
 def build_config(ctx: click.Context, config_file: Path | None, options: dict) -> RunConfig:

@@ -139,11 +139,15 @@ def test_grid_detach_status_no_resubmission_then_wait(slurm_cluster, run_cli, tm
 
 def test_scancel_is_recorded_as_failed_with_the_reason(slurm_cluster, tmp_path):
     spec, out = _spec(tmp_path, "[magnitude]", epochs=200), tmp_path / "m"
-    proc = subprocess.Popen([sys.executable, "-c", CLI, "matrix", str(spec), "--out", str(out), "--executor", "slurm"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI, "matrix", str(spec), "--out", str(out), "--executor", "slurm"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: out.exists() and _jobs(out), 60, "the submission")
-        (run_id, job_id), = _jobs(out).items()
+        ((run_id, job_id),) = _jobs(out).items()
         _wait_for(lambda: _epochs(out, run_id) >= 1, 120, "the first epoch")
         subprocess.run(["scancel", job_id], check=True)
         stdout, stderr = proc.communicate(timeout=120)

@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 
+from prunekit.core import distributed
 from prunekit.core.config import ResolvedRun, RunConfig
 from prunekit.core.data import make_loader
+from prunekit.core.distributed import SINGLE, Dist
 from prunekit.core.optim import TrainingOptimizer, parameter_groups
 from prunekit.core.plugins import Plugins
 from prunekit.core.pruner import Pruner
@@ -115,9 +117,15 @@ class Built:
     optimizer: TrainingOptimizer
     train_loader: Any
     test_loader: Any
+    dist: Dist = SINGLE
+    trainer: torch.nn.Module | None = None  # what training calls: the DDP wrapper on several ranks
+
+    @property
+    def forward_module(self) -> torch.nn.Module:
+        return self.trainer if self.trainer is not None else self.model
 
 
-def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradScaler | None = None) -> Built:
+def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradScaler | None = None, dist: Dist = SINGLE) -> Built:
     """Data, model, pruner and optimizer, in the order the protocol promises."""
     c = resolved.config
     data_dir = Path(c.data_dir) if c.data_dir else None
@@ -127,8 +135,12 @@ def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradSca
     targets = prunable_targets(model)
     pruner = resolved.pruner.factory(targets, **resolved.pruner_opts)
     pin = device.type == "cuda"
-    train_loader = make_loader(splits.train, c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, pin_memory=pin)
-    test_loader = make_loader(splits.test, max(c.batch_size, 256), shuffle=False, seed=c.seed, workers=c.workers, pin_memory=pin)
+    if dist.enabled:  # this rank's share of each epoch's seeded order; disjoint test shards
+        train_loader = distributed.train_loader(splits.train, c.batch_size, dist, c.seed, c.workers, pin)
+    else:
+        train_loader = make_loader(splits.train, c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, pin_memory=pin)
+    test = distributed.eval_shard(splits.test, dist)
+    test_loader = make_loader(test, max(c.batch_size, 256), shuffle=False, seed=c.seed, workers=c.workers, pin_memory=pin)
     meta = resolved.optimizer.metadata
     weight_decay = c.weight_decay
     if weight_decay is None:
@@ -145,7 +157,8 @@ def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradSca
     optimizer = made if isinstance(made, TrainingOptimizer) else TrainingOptimizer(made)
     optimizer.scaler = scaler
     pruner.bind(optimizer.optimizer)
-    return Built(splits, model, targets, pruner, optimizer, train_loader, test_loader)
+    trainer = distributed.wrap(dist, model, device) if dist.enabled else None
+    return Built(splits, model, targets, pruner, optimizer, train_loader, test_loader, dist, trainer)
 
 
 def start_samplers(resolved: ResolvedRun, plugins: Plugins, device: torch.device) -> tuple[dict[str, Sampler], dict[str, str]]:

@@ -18,8 +18,9 @@ set; :func:`setup` joins them (nccl on CUDA, gloo on CPU). What stays exact:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
@@ -33,6 +34,7 @@ class Dist:
     world_size: int = 1
     local_rank: int = 0
     backend: str | None = None
+    owns_group: bool = False  # setup() created the process group, so teardown() destroys it
 
     @property
     def enabled(self) -> bool:
@@ -74,13 +76,16 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    if not td.is_initialized():
+    owns = not td.is_initialized()
+    if owns:
         td.init_process_group(backend, device_id=device if device.type == "cuda" else None)
-    return Dist(dist.rank, dist.world_size, dist.local_rank, backend), device
+    else:
+        backend = td.get_backend()
+    return Dist(dist.rank, dist.world_size, dist.local_rank, backend, owns), device
 
 
 def teardown(dist: Dist) -> None:
-    if dist.enabled:
+    if dist.owns_group:
         import torch.distributed as td
 
         if td.is_initialized():
@@ -172,11 +177,17 @@ def train_loader(dataset: Dataset, batch_size: int, dist: Dist, seed: int, worke
     from torch.utils.data.distributed import DistributedSampler
 
     sampler = _EpochSampler(DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed))
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-                      persistent_workers=workers > 0)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )
 
 
-def test_shard(dataset: Dataset, dist: Dist) -> Dataset:
+def eval_shard(dataset: Dataset, dist: Dist) -> Dataset:
     """Test examples rank, rank + N, ...: disjoint shards covering every example once (no padding)."""
     if not dist.enabled:
         return dataset
@@ -199,6 +210,39 @@ def sampler_summaries(dist: Dist, own: dict[str, dict]) -> tuple[dict[str, dict]
             values = [r[name]["figures"][key] for r in ranks if key in r.get(name, {}).get("figures", {})]
             figures[key] = {stat: max(v[stat] for v in values) for stat in fig if all(stat in v for v in values)}
         entry["figures"] = figures
+        for key, value in info.items():  # a sampler's own exact figures, e.g. peak_rss_bytes
+            if key.endswith("_bytes") and isinstance(value, (int, float)):
+                entry[key] = max(r.get(name, {}).get(key) or 0 for r in ranks)
         entry["over_ranks"] = "max"
         merged[name] = entry
     return merged, ranks
+
+
+def all_finite(dist: Dist, loss: torch.Tensor) -> bool:
+    """Whether the loss is finite on every rank (so all ranks take the same branch)."""
+    flag = torch.isfinite(loss.detach()).to(torch.int32)
+    if dist.enabled:
+        import torch.distributed as td
+
+        td.all_reduce(flag, op=td.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def sync_buffers(dist: Dist, model: torch.nn.Module) -> None:
+    """Rank 0's buffers (e.g. BatchNorm running statistics) on every rank, so all evaluate one model."""
+    if dist.enabled:
+        import torch.distributed as td
+
+        for buffer in model.buffers():
+            td.broadcast(buffer, src=0)
+
+
+def interleave(dist: Dist, shard: torch.Tensor) -> torch.Tensor:
+    """The whole of a 1-d tensor sharded as :func:`eval_shard` does (rank r holds items r, r+N, ...)."""
+    if not dist.enabled:
+        return shard
+    shards = gather(dist, shard)
+    full = torch.empty(sum(len(s) for s in shards), dtype=shard.dtype)
+    for rank, part in enumerate(shards):
+        full[rank :: dist.world_size] = part
+    return full

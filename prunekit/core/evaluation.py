@@ -9,7 +9,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from prunekit.core import distributed
 from prunekit.core.building import Autocast
+from prunekit.core.distributed import SINGLE, Dist
 
 
 @dataclass
@@ -23,8 +25,11 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: Iterable[Any], device: torch.device, autocast: Autocast) -> Evaluation:
-    """Score ``model`` on every example of ``loader``."""
+def evaluate(
+    model: torch.nn.Module, loader: Iterable[Any], device: torch.device, autocast: Autocast, dist: Dist = SINGLE
+) -> Evaluation:
+    """Score ``model`` on every example of ``loader``; under DDP, on every rank's disjoint shard
+    (rank r holds examples r, r+N, ...), reduced so each test example counts exactly once."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
     hits: list[torch.Tensor] = []
@@ -36,6 +41,9 @@ def evaluate(model: torch.nn.Module, loader: Iterable[Any], device: torch.device
         loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
         hits.append(logits.argmax(1) == labels)
         seen.append(labels)
-    correct = torch.cat(hits).cpu()
+    correct, labels = torch.cat(hits).cpu(), torch.cat(seen).cpu()
+    if dist.enabled:  # the whole test split, in its own order
+        distributed.all_reduce_sum(dist, loss_sum)
+        correct, labels = distributed.interleave(dist, correct), distributed.interleave(dist, labels)
     count = correct.numel()
-    return Evaluation(loss_sum.item() / count, 100.0 * correct.sum().item() / count, correct, torch.cat(seen).cpu())
+    return Evaluation(loss_sum.item() / count, 100.0 * correct.sum().item() / count, correct, labels)

@@ -103,6 +103,7 @@ class Summary(TypedDict):
     samplers: dict[str, Any]
     samplers_skipped: dict[str, str]
     warnings: list[str]
+    distributed: dict[str, Any]
     environment: dict[str, Any]
     prunekit_version: str
     trackers: dict[str, Any]

@@ -8,13 +8,15 @@ describes the result, and :mod:`~prunekit.core.rundir` owns every file written.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from prunekit.core import run_trackers, rundir
+from prunekit.core import distributed, run_trackers, rundir
 from prunekit.core.building import (
     autocast_factory,
     build,
@@ -51,7 +53,8 @@ def run(
 ) -> tuple[Path, Summary]:
     """Run one training job; return the run directory and its summary.
 
-    Every UsageError is raised before the run directory is created.
+    Every UsageError is raised before the run directory is created. Under torchrun
+    (``WORLD_SIZE`` > 1) every rank trains its share with DDP and only rank 0 writes.
     """
     started_at = time.perf_counter()
     plugins = plugins or get_plugins()
@@ -59,11 +62,29 @@ def run(
     resolved = validate(config, plugins.registry)
     c = resolved.config
     device = resolve_device(c.device)
+    if distributed.from_environment().enabled and device.type == "cuda" and device.index is not None:
+        raise UsageError(f"--device {c.device} names one GPU; under torchrun use --device cuda (rank r uses its local GPU r).")
+    dist, device = distributed.setup(device)
+    try:
+        return _run(c, resolved, plugins, dist, device, started_at, on_epoch, on_step, warn)
+    finally:
+        distributed.teardown(dist)
+
+
+def _run(c, resolved, plugins, dist, device, started_at, on_epoch, on_step, warn) -> tuple[Path, Summary]:
     autocast, scaler = autocast_factory(c, device)
-    out = Path(c.out) if c.out else default_run_dir(resolved)
-    check_out_dir(out)
+    out = distributed.broadcast(dist, Path(c.out) if c.out else default_run_dir(resolved))  # rank 0's clock names it
+    problem = None
+    if dist.is_main:
+        try:
+            check_out_dir(out)
+        except UsageError as exc:
+            problem = str(exc)
+    problem = distributed.broadcast(dist, problem)
+    if problem:
+        raise UsageError(problem)
     seed_everything(c.seed)
-    built = build(resolved, device, scaler)
+    built = build(resolved, device, scaler, dist)
 
     total_steps = c.epochs * len(built.train_loader)
     schedule = make_schedule(c, total_steps)
@@ -93,25 +114,29 @@ def run(
     settings["samplers"] = sorted(samplers)
     redact = run_trackers.redactor(plugins.registry)
     settings = redact(settings)  # credentials never reach config.yaml, trackers or the summary
-    trackers = run_trackers.open_trackers(resolved, out, redact, warn)
+    # under torchrun only rank 0 writes: the run directory, its timeline and the trackers
+    trackers = run_trackers.open_trackers(resolved if dist.is_main else replace(resolved, trackers=[]), out, redact, warn)
     on_sample = trackers.memory if trackers.workers else None
-    sampling = SamplingThread(samplers, c.sample_interval, out / rundir.TIMELINE, on_sample=on_sample)
+    timeline = out / rundir.TIMELINE if dist.is_main else None
+    sampling = SamplingThread(samplers, c.sample_interval, timeline, on_sample=on_sample)
     progress = Progress()
     try:  # from here on, samplers are always stopped (sampling.stop releases them)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"Cannot create --out {out}: {exc.strerror or exc}.") from None
-        rundir.write_config(out, settings)
+        if dist.is_main:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"Cannot create --out {out}: {exc.strerror or exc}.") from None
+            rundir.write_config(out, settings)
         run_trackers.begin(trackers, out, settings, c.group)
         sampling.start()
-        with rundir.open_metrics(out) as metrics_file:
+        with rundir.open_metrics(out) if dist.is_main else contextlib.nullcontext() as metrics_file:
             for epoch in range(1, c.epochs + 1):
                 trained = train_epoch(built, schedule, prunes, progress, sampling, device, autocast, total_steps, on_step)
                 built.optimizer.end_epoch(epoch)
                 sampling.set_phase("eval")
                 eval_start = time.perf_counter()
-                evaluation = evaluate(built.model, built.test_loader, device, autocast)
+                distributed.sync_buffers(dist, built.model)
+                evaluation = evaluate(built.model, built.test_loader, device, autocast, dist)
                 test_loss, test_acc = evaluation.loss, evaluation.accuracy
                 progress.eval_time += time.perf_counter() - eval_start
                 sparsity = measure_sparsity(built.model, built.targets)
@@ -128,7 +153,8 @@ def run(
                     "lr": trained.lr,
                     "epoch_time_s": trained.seconds,
                 }
-                rundir.append_record(metrics_file, record)
+                if metrics_file is not None:
+                    rundir.append_record(metrics_file, record)
                 progress.history.append(record)
                 if trackers.workers:
                     trackers.epoch(record | {"layer_sparsity": run_trackers.layer_sparsity(built.targets)})
@@ -152,7 +178,7 @@ def run(
         schedule=schedule,
         prunes=prunes,
         progress=progress,
-        samplers=sampling.summary(),
+        samplers=sampling.summary(),  # merged over ranks (max) by build_summary
         samplers_skipped=skipped,
         warnings=warnings_list,
         plugins=plugins,
@@ -161,6 +187,7 @@ def run(
     )
     summary = redact(summary)  # the environment records the command line
     summary["trackers"] = run_trackers.end(trackers, out, "completed", summary=summary)
-    rundir.write_outcomes(out, outcomes)  # before the summary, which marks the run complete
-    rundir.write_summary(out, summary)
+    if dist.is_main:
+        rundir.write_outcomes(out, outcomes)  # before the summary, which marks the run complete
+        rundir.write_summary(out, summary)
     return out, summary

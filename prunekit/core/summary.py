@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from prunekit import __version__
+from prunekit.core import distributed
 from prunekit.core.building import Built
 from prunekit.core.config import ResolvedRun
 from prunekit.core.environment import describe_environment
@@ -49,6 +50,12 @@ def build_summary(
     best = max(history, key=lambda r: r["test_accuracy"])
     steps = progress.step
     plugin_versions = {i.distribution: i.version for i in plugins.infos.values() if i.distribution != "prunekit"}
+    samplers, per_rank = distributed.sampler_summaries(built.dist, samplers)
+    spread = built.dist.describe(c.batch_size) | {
+        "ledger_scope": "per process: each of the world_size processes holds the ledger's bytes",
+    }
+    if per_rank is not None:
+        spread["samplers_per_rank"] = per_rank
     return {
         "schema_version": SCHEMA_VERSION,
         "status": "completed",
@@ -95,6 +102,7 @@ def build_summary(
         "samplers": samplers,
         "samplers_skipped": samplers_skipped,
         "warnings": warnings,
+        "distributed": spread,
         "environment": describe_environment(device, plugin_versions),
         "prunekit_version": __version__,
         "trackers": {},  # filled by the runner once the trackers have finished

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from prunekit.core import distributed
 from prunekit.core.building import Autocast, Built
 from prunekit.core.sampling import SamplingThread
 from prunekit.core.schedule import Schedule
@@ -59,7 +60,7 @@ def train_epoch(
     on_step: StepCallback | None = None,
 ) -> EpochResult:
     """Train over the whole training split once; raise TrainingDiverged on a NaN/inf loss."""
-    model, pruner, opt = built.model, built.pruner, built.optimizer
+    model, pruner, opt = built.forward_module, built.pruner, built.optimizer
     sampling.set_phase("train")
     model.train()
     start = time.perf_counter()
@@ -82,7 +83,7 @@ def train_epoch(
         opt.step()
         opt.after_step(step)
         if prunes and schedule.is_update_step(step):
-            if not torch.isfinite(loss):  # scores of NaN weights are meaningless
+            if not distributed.all_finite(built.dist, loss):  # scores of NaN weights are meaningless
                 raise TrainingDiverged(f"training loss became {loss.item()} at step {step}")
             sampling.set_phase("mask_update")
             pruner.update_masks(schedule.sparsity_at(step), step)
@@ -94,6 +95,9 @@ def train_epoch(
         seen += labels.numel()
         if on_step is not None:
             on_step(step, total_steps)
+    counted = torch.tensor(seen, device=device)
+    distributed.all_reduce_sum(built.dist, loss_sum, correct, counted)  # every rank's examples
+    seen = int(counted.item())
     train_loss = loss_sum.item() / seen
     if not math.isfinite(train_loss):
         raise TrainingDiverged(f"training loss became {train_loss} in epoch {len(progress.history) + 1}")

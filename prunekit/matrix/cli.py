@@ -94,21 +94,44 @@ def _echo_skipped(plan) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Check the spec and list the runs and their states; write nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
-@click.option("--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
-              help="local: child processes here; slurm: one Slurm job per run (a job array), through submitit.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "slurm"]),
+    default="local",
+    show_default=True,
+    help="local: child processes here; slurm: one Slurm job per run (a job array), through submitit.",
+)
 @click.option("--slurm-partition", default=None, help="Slurm partition [default: the cluster's default].")
 @click.option("--slurm-time", type=int, default=None, help="Time limit per run's job, in minutes [default: submitit's, 5].")
-@click.option("--gpus-per-run", type=int, default=0, show_default=True, help="GPUs per run's job (more than 1: the run uses DDP).")
+@click.option(
+    "--gpus-per-run", type=int, default=0, show_default=True, help="GPUs per run's job (more than 1: the run uses DDP)."
+)
 @click.option("--cpus-per-run", type=int, default=None, help="CPU cores per run's job [default: the cluster's, usually 1].")
 @click.option("--mem-per-run", default=None, help="Memory per run's job, e.g. 16G [default: the cluster's].")
 @click.option("--slurm-opt", multiple=True, metavar="KEY=VALUE", help="Any other sbatch option, e.g. account=abc (repeatable).")
 @click.option("--detach", is_flag=True, help="With --executor slurm: return after submitting; then --status.")
 @click.option("--status", "show_status", is_flag=True, help="Show every run's state (pending, running, done, failed) and exit.")
-def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: Path | None, jobs: int,
-           threads: int | None, settings: tuple[str, ...], keep_failed: bool, dry_run: bool, quiet: bool,
-           executor: str, slurm_partition: str | None, slurm_time: int | None, gpus_per_run: int,
-           cpus_per_run: int | None, mem_per_run: str | None, slurm_opt: tuple[str, ...], detach: bool,
-           show_status: bool) -> None:
+def matrix(
+    spec_path: Path | None,
+    example: str | None,
+    print_spec: bool,
+    out: Path | None,
+    jobs: int,
+    threads: int | None,
+    settings: tuple[str, ...],
+    keep_failed: bool,
+    dry_run: bool,
+    quiet: bool,
+    executor: str,
+    slurm_partition: str | None,
+    slurm_time: int | None,
+    gpus_per_run: int,
+    cpus_per_run: int | None,
+    mem_per_run: str | None,
+    slurm_opt: tuple[str, ...],
+    detach: bool,
+    show_status: bool,
+) -> None:
     """Run every combination of a YAML SPEC's axes, each run in its own child process.
 
     Finished runs (those with summary.json) are skipped when the same command is run
@@ -135,8 +158,9 @@ def matrix(spec_path: Path | None, example: str | None, print_spec: bool, out: P
         raise UsageError("--detach needs --executor slurm (local runs stop with the matrix process).")
     from prunekit.matrix import slurm
 
-    cluster = slurm.SlurmSettings(slurm_partition, slurm_time, gpus_per_run, cpus_per_run, mem_per_run,
-                                  parse_pairs(slurm_opt, "--slurm-opt"), threads)
+    cluster = slurm.SlurmSettings(
+        slurm_partition, slurm_time, gpus_per_run, cpus_per_run, mem_per_run, parse_pairs(slurm_opt, "--slurm-opt"), threads
+    )
     if executor == "slurm" and not (dry_run or show_status):
         slurm.check(cluster)
 

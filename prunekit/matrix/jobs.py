@@ -38,8 +38,11 @@ def live_runs(out: Path, plan: Plan) -> dict[str, tuple[str, str, str]]:
     if not jobs or not ids & set(jobs):
         return {}
     listed = slurm.queue()
-    return {run_id: (j["job_id"], *listed[j["job_id"]]) for run_id, j in jobs.items()
-            if run_id in ids and j["job_id"] in listed and listed[j["job_id"]][0] in slurm.LIVE}
+    return {
+        run_id: (j["job_id"], *listed[j["job_id"]])
+        for run_id, j in jobs.items()
+        if run_id in ids and j["job_id"] in listed and listed[j["job_id"]][0] in slurm.LIVE
+    }
 
 
 def _failure_reason(out: Path, run_id: str) -> str:
@@ -141,13 +144,22 @@ class SlurmWaiter:
         self.progress.finished(active, False, reason)
 
 
-def submit_and_wait(out: Path, plan: Plan, runs: list[PlannedRun], live: dict, settings: "slurm.SlurmSettings",
-                    progress: MatrixProgress, detach: bool, echo) -> Outcome | None:
+def submit_and_wait(
+    out: Path,
+    plan: Plan,
+    runs: list[PlannedRun],
+    live: dict,
+    settings: slurm.SlurmSettings,
+    progress: MatrixProgress,
+    detach: bool,
+    echo,
+) -> Outcome | None:
     """Submit ``runs`` as Slurm jobs, record them in matrix.json, then wait for them and the ``live`` ones."""
     submitted = slurm.submit(out, runs, settings, plan.spec.name)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    store.record_jobs(out, {run_id: {"executor": "slurm", "job_id": job_id, "submitted_at": now}
-                            for run_id, job_id in submitted.items()})
+    store.record_jobs(
+        out, {run_id: {"executor": "slurm", "job_id": job_id, "submitted_at": now} for run_id, job_id in submitted.items()}
+    )
     if submitted:
         ids = sorted(submitted.values())
         echo(f"  submitted {len(submitted)} Slurm job(s): {ids[0]}" + (f" .. {ids[-1]}" if len(ids) > 1 else ""))

@@ -149,27 +149,33 @@ def finished_detail(out: Path, run_id: str, wall: float) -> str:
         return f"{wall:.1f} s"
 
 
-def record_failure(out: Path, run: PlannedRun, returncode: int | None, log_path: Path, wall: float,
-                   reason: str | None = None, **extra) -> str:
+def record_failure(
+    out: Path, run: PlannedRun, returncode: int | None, log_path: Path, wall: float, reason: str | None = None, **extra
+) -> str:
     """Write the run's failure.json (reason from the exit status and log unless given); return the reason."""
     tail = _tail(log_path)
     signal_name = None
     if reason is None:
         reason, signal_name = failure_reason(returncode if returncode is not None else 1, tail)
     epochs, _ = _read_metrics(Path(out) / store.RUNS / run.id)
-    store.write_failure(out, run.id, {
-        "status": "failed",
-        "run_id": run.id,
-        "reason": reason,
-        "returncode": returncode,
-        "signal": signal_name,
-        "epochs_completed": epochs,
-        "wall_time_s": wall,
-        "log": str(Path(store.LOGS) / log_path.name),
-        "log_tail": tail,
-        "config": run.describe()["config"],
-        "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    } | extra)
+    store.write_failure(
+        out,
+        run.id,
+        {
+            "status": "failed",
+            "run_id": run.id,
+            "reason": reason,
+            "returncode": returncode,
+            "signal": signal_name,
+            "epochs_completed": epochs,
+            "wall_time_s": wall,
+            "log": str(Path(store.LOGS) / log_path.name),
+            "log_tail": tail,
+            "config": run.describe()["config"],
+            "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        | extra,
+    )
     return reason
 
 
@@ -271,8 +277,9 @@ class Scheduler:
         return self.outcome
 
 
-def todo(out: Path, plan: Plan, keep_failed: bool = False, live: frozenset[str] | set[str] = frozenset()
-         ) -> tuple[list[PlannedRun], dict[str, int]]:
+def todo(
+    out: Path, plan: Plan, keep_failed: bool = False, live: frozenset[str] | set[str] = frozenset()
+) -> tuple[list[PlannedRun], dict[str, int]]:
     """The runs to execute now, and how many runs are in each state (``live``: queued or running elsewhere)."""
     counts = {store.FINISHED: 0, store.FAILED: 0, store.INTERRUPTED: 0, store.NEW: 0, "queued": 0}
     runs = []

@@ -24,8 +24,22 @@ COMMANDS = ("sbatch", "squeue", "sinfo", "scontrol")
 QUERY_TIMEOUT_S = 30
 _MEM = re.compile(r"^\d+[KMGT]?$", re.IGNORECASE)
 _OPT_KEY = re.compile(r"^[a-z][a-z0-9_-]*$")
-LIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
-        "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+LIVE = {
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SUSPENDED",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "RESV_DEL_HOLD",
+    "SPECIAL_EXIT",
+}
 
 
 @dataclass(frozen=True)
@@ -62,8 +76,10 @@ def _query(args: list[str]) -> str:
         raise UsageError(f"Slurm does not answer ({args[0]}: {exc}); check the cluster or use --executor local.") from None
     if done.returncode != 0:
         first = (done.stderr or done.stdout).strip().splitlines()
-        raise UsageError(f"Slurm does not answer ({' '.join(args[:2])}: {first[0] if first else f'exit {done.returncode}'}); "
-                         "check the cluster or use --executor local.")
+        raise UsageError(
+            f"Slurm does not answer ({' '.join(args[:2])}: {first[0] if first else f'exit {done.returncode}'}); "
+            "check the cluster or use --executor local."
+        )
     return done.stdout
 
 
@@ -92,8 +108,10 @@ def check(settings: SlurmSettings) -> None:
         raise UsageError("--executor slurm needs submitit: pip install 'prunekit[slurm]'.") from None
     missing = [c for c in COMMANDS if shutil.which(c) is None]
     if missing:
-        raise UsageError(f"--executor slurm needs Slurm's {', '.join(missing)} on PATH, not found on this machine; "
-                         "run on a Slurm login node or use --executor local.")
+        raise UsageError(
+            f"--executor slurm needs Slurm's {', '.join(missing)} on PATH, not found on this machine; "
+            "run on a Slurm login node or use --executor local."
+        )
     found = partitions()
     if not found:
         raise UsageError("Slurm lists no partitions (sinfo); check the cluster or use --executor local.")
@@ -104,8 +122,10 @@ def check(settings: SlurmSettings) -> None:
         gres = found[name]["gres"] if name else ""
         if "gpu" not in gres:
             where = f"partition '{name}'" if name else "the default partition (none is marked)"
-            raise UsageError(f"--gpus-per-run {settings.gpus_per_run} but {where} has no GPUs (gres: {gres or 'none'}); "
-                             "choose a GPU partition with --slurm-partition or use --gpus-per-run 0.")
+            raise UsageError(
+                f"--gpus-per-run {settings.gpus_per_run} but {where} has no GPUs (gres: {gres or 'none'}); "
+                "choose a GPU partition with --slurm-partition or use --gpus-per-run 0."
+            )
 
 
 def queue() -> dict[str, tuple[str, str]]:
@@ -176,8 +196,7 @@ def submit(out: Path, runs: list, settings: SlurmSettings, name: str) -> dict[st
         store.clear_run(out, run.id)
     try:
         with ex.batch():
-            jobs = [ex.submit(SlurmRun(str(Path(out).resolve()), run.id, run.config.to_dict(), settings.threads))
-                    for run in runs]
+            jobs = [ex.submit(SlurmRun(str(Path(out).resolve()), run.id, run.config.to_dict(), settings.threads)) for run in runs]
     except Exception as exc:  # submitit raises on sbatch errors: one line, nothing submitted
         first = str(exc).strip().splitlines()
         raise UsageError(f"sbatch refused the jobs: {first[-1] if first else type(exc).__name__}.") from None

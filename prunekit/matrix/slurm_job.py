@@ -76,11 +76,11 @@ class SlurmRun(submitit.helpers.Checkpointable):
         return Path(self.out) / store.RUNS / self.run_id, Path(self.out) / store.LOGS / f"{self.run_id}.log"
 
     def __call__(self) -> str:
+        from prunekit.core.config import config_from_mapping
         from prunekit.matrix import store
+        from prunekit.matrix.expand import PlannedRun
         from prunekit.matrix.scheduler import record_failure
         from prunekit.matrix.worker import THREADS_ENV
-        from prunekit.matrix.expand import PlannedRun
-        from prunekit.core.config import config_from_mapping
 
         run_dir, log_path = self._paths()
         resume = (run_dir / "checkpoint.pt").exists()  # the checkpoint issue names the file; see worker
@@ -89,16 +89,17 @@ class SlurmRun(submitit.helpers.Checkpointable):
 
             shutil.rmtree(run_dir, ignore_errors=True)
         threads = str(self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "1")))
-        env = os.environ | {THREADS_ENV: threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-                            "PYTHONUNBUFFERED": "1"}
+        env = os.environ | {THREADS_ENV: threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
         config = self.config | {"out": str(run_dir), "quiet": True}
         args = [sys.executable, "-m", "prunekit.matrix.worker", str(os.getpid()), json.dumps(config)]
         if resume:
             args.append("--resume")
         started = time.monotonic()
         with open(log_path, "a", encoding="utf-8") as log:
-            log.write(f"prunekit: Slurm job {slurm_job_id()} (restart {os.environ.get('SLURM_RESTART_COUNT', '0')}) "
-                      f"on {os.uname().nodename}{', resuming' if resume else ''}\n")
+            log.write(
+                f"prunekit: Slurm job {slurm_job_id()} (restart {os.environ.get('SLURM_RESTART_COUNT', '0')}) "
+                f"on {os.uname().nodename}{', resuming' if resume else ''}\n"
+            )
             log.flush()
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
             returncode = self.proc.wait()
@@ -111,7 +112,11 @@ class SlurmRun(submitit.helpers.Checkpointable):
             if int(facts.get("Restarts", "0")) > int(os.environ.get("SLURM_RESTART_COUNT", "0")):
                 return "requeued"  # Slurm restarts this job; the new one resumes from the checkpoint
             run_time, limit = _seconds(facts.get("RunTime", "")), _seconds(facts.get("TimeLimit", ""))
-            why = "reached its time limit" if run_time is not None and limit and run_time >= limit - 1 else "was cancelled (scancel or preemption)"
+            why = (
+                "reached its time limit"
+                if run_time is not None and limit and run_time >= limit - 1
+                else "was cancelled (scancel or preemption)"
+            )
             reason = f"Slurm job {slurm_job_id()} {why}; the run stopped after its last checkpoint"
             record_failure(self.out, run, returncode, log_path, wall, reason, slurm_job_id=slurm_job_id())
             return "failed"
