@@ -57,9 +57,18 @@ export SLURM_CONF="$state/slurm.conf"
 # 3. slurmctld, then slurmd; wait until the node is idle.
 slurmctld -f "$SLURM_CONF"
 slurmd -f "$SLURM_CONF"
+ours() {  # our own daemons are alive (not another cluster answering on the same ports)
+    for name in slurmctld slurmd; do
+        [ -s "$state/$name.pid" ] && kill -0 "$(cat "$state/$name.pid")" 2>/dev/null || return 1
+    done
+}
 for _ in $(seq 100); do
-    [ "$(sinfo -h -N -o %t 2>/dev/null)" = idle ] && { echo "export SLURM_CONF=$SLURM_CONF"; exit 0; }
     sleep 0.2
+    if grep -qs fatal "$state/slurmctld.log" "$state/slurmd.log"; then
+        echo "slurm-up: $(grep -hs fatal "$state/slurmctld.log" "$state/slurmd.log" | head -1) (another Slurm running here?)" >&2
+        exit 1
+    fi
+    ours && [ "$(sinfo -h -N -o %t 2>/dev/null)" = idle ] && { echo "export SLURM_CONF=$SLURM_CONF"; exit 0; }
 done
 echo "slurm-up: node not idle after 20 s: $(sinfo -N 2>&1 | tail -1); see $state/*.log" >&2
 exit 1

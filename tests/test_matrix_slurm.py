@@ -159,3 +159,4 @@ def test_scancel_is_recorded_as_failed_with_the_reason(slurm_cluster, tmp_path):
     assert failure["epochs_completed"] >= 1
     assert f"failed {run_id}: Slurm job {job_id} was cancelled" in stdout
     assert "sacct" not in stdout + stderr
+

@@ -15,7 +15,7 @@ import logging
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prunekit.errors import UsageError
@@ -83,15 +83,31 @@ def _query(args: list[str]) -> str:
     return done.stdout
 
 
+def limit_minutes(text: str) -> int:
+    """sinfo's time limit ([D-]HH:MM:SS, MM:SS, MM or infinite) in minutes; 0 means none."""
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not match:
+        return 0
+    days, a, b, c = (int(g) if g else None for g in match.groups())
+    if c is not None:
+        hours, minutes, seconds = a, b, c
+    elif b is not None:
+        hours, minutes, seconds = (a, b, 0) if days is not None else (0, a, b)
+    else:
+        hours, minutes, seconds = (a, 0, 0) if days is not None else (0, a, 0)
+    return (days or 0) * 1440 + hours * 60 + minutes + (1 if seconds else 0)
+
+
 def partitions() -> dict[str, dict[str, str]]:
-    """Partitions with their generic resources (gres) and whether each is the default."""
+    """Partitions with their generic resources (gres), time limit and whether each is the default."""
     found: dict[str, dict[str, str]] = {}
-    for line in _query(["sinfo", "-h", "-o", "%P|%G"]).splitlines():
-        name, _, gres = line.strip().partition("|")
+    for line in _query(["sinfo", "-h", "-o", "%P|%l|%G"]).splitlines():
+        name, _, rest = line.strip().partition("|")
+        limit, _, gres = rest.partition("|")
         if not name:
             continue
         default = name.endswith("*")
-        entry = found.setdefault(name.rstrip("*"), {"gres": "", "default": ""})
+        entry = found.setdefault(name.rstrip("*"), {"gres": "", "default": "", "limit": limit})
         if gres and gres != "(null)":
             entry["gres"] = ",".join(filter(None, [entry["gres"], gres]))
         if default:
@@ -99,8 +115,11 @@ def partitions() -> dict[str, dict[str, str]]:
     return found
 
 
-def check(settings: SlurmSettings) -> None:
-    """Fail with one line, before anything is submitted, if these jobs cannot run here."""
+def check(settings: SlurmSettings) -> SlurmSettings:
+    """Fail with one line, before anything is submitted, if these jobs cannot run here.
+
+    Returns the settings with the time limit filled in: the partition's own when not given.
+    """
     settings.check_values()
     try:
         import submitit  # noqa: F401
@@ -122,10 +141,11 @@ def check(settings: SlurmSettings) -> None:
         gres = found[name]["gres"] if name else ""
         if "gpu" not in gres:
             where = f"partition '{name}'" if name else "the default partition (none is marked)"
-            raise UsageError(
-                f"--gpus-per-run {settings.gpus_per_run} but {where} has no GPUs (gres: {gres or 'none'}); "
-                "choose a GPU partition with --slurm-partition or use --gpus-per-run 0."
-            )
+            raise UsageError(f"--gpus-per-run {settings.gpus_per_run} but {where} has no GPUs (gres: {gres or 'none'}); "
+                             "choose a GPU partition with --slurm-partition or use --gpus-per-run 0.")
+    if settings.time_min is None and name:
+        return replace(settings, time_min=limit_minutes(found[name]["limit"]))  # 0: the partition has no limit
+    return settings
 
 
 def queue() -> dict[str, tuple[str, str]]:
@@ -196,7 +216,9 @@ def submit(out: Path, runs: list, settings: SlurmSettings, name: str) -> dict[st
         store.clear_run(out, run.id)
     try:
         with ex.batch():
-            jobs = [ex.submit(SlurmRun(str(Path(out).resolve()), run.id, run.config.to_dict(), settings.threads)) for run in runs]
+            jobs = [ex.submit(SlurmRun(str(Path(out).resolve()), run.id, run.config.to_dict(), settings.threads,
+                                       max(1, settings.gpus_per_run)))
+                    for run in runs]
     except Exception as exc:  # submitit raises on sbatch errors: one line, nothing submitted
         first = str(exc).strip().splitlines()
         raise UsageError(f"sbatch refused the jobs: {first[-1] if first else type(exc).__name__}.") from None

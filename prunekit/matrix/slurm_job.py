@@ -60,8 +60,8 @@ def _seconds(text: str) -> float | None:
 class SlurmRun(submitit.helpers.Checkpointable):
     """One matrix run inside a Slurm job."""
 
-    def __init__(self, out: str, run_id: str, config: dict, threads: int | None = None) -> None:
-        self.out, self.run_id, self.config, self.threads = out, run_id, config, threads
+    def __init__(self, out: str, run_id: str, config: dict, threads: int | None = None, nproc: int = 1) -> None:
+        self.out, self.run_id, self.config, self.threads, self.nproc = out, run_id, config, threads, nproc
         self.proc: subprocess.Popen | None = None
 
     def __getstate__(self) -> dict:
@@ -92,6 +92,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
         env = os.environ | {THREADS_ENV: threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
         config = self.config | {"out": str(run_dir), "quiet": True}
         args = [sys.executable, "-m", "prunekit.matrix.worker", str(os.getpid()), json.dumps(config)]
+        if self.nproc > 1:  # one run on every GPU of the job: DDP, each rank following the torchrun agent
+            args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.nproc}",
+                    "-m", "prunekit.matrix.worker", "0", json.dumps(config)]
         if resume:
             args.append("--resume")
         started = time.monotonic()
@@ -131,4 +134,4 @@ class SlurmRun(submitit.helpers.Checkpointable):
                 self.proc.wait(timeout=STOP_WAIT_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        return submitit.helpers.DelayedSubmission(SlurmRun(self.out, self.run_id, self.config, self.threads))
+        return submitit.helpers.DelayedSubmission(SlurmRun(self.out, self.run_id, self.config, self.threads, self.nproc))

@@ -49,7 +49,7 @@ def fail(reason: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parent, config_json = int(argv[0]), argv[1]
+    parent, config_json = int(argv[0]) or os.getppid(), argv[1]  # 0: whoever started this process (torchrun)
     _follow_parent(parent)
     import torch
 
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     interrupt_on_sigterm()  # a stopping matrix terminates its children: trackers hear "interrupted"
 
     def on_epoch(record: dict) -> None:
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+            return
         print(
             f"epoch {record['epoch']}: loss {record['train_loss']:.4f} test acc {record['test_accuracy']:.2f}% "
             f"sparsity {100 * record['sparsity']:.2f}%",
