@@ -40,6 +40,24 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tenso
     return out
 
 
+def _spy(train_epoch, captured: dict, hashes: list):
+    """train_epoch, recording the run's objects and per-rank hashes after each epoch."""
+
+    def spy(built, *args, **kwargs):
+        result = train_epoch(built, *args, **kwargs)
+        captured["built"] = built
+        hashes.append(
+            {
+                "masks": digest(built.pruner.state_tensors()),
+                "weights": digest(dict(built.model.named_parameters())),  # BatchNorm statistics: rank 0's before eval
+                "optimizer": digest(optimizer_tensors(built.optimizer.optimizer)),
+            }
+        )
+        return result
+
+    return spy
+
+
 def main() -> None:
     out, pruners = Path(sys.argv[1]), sys.argv[2:]
     td.init_process_group("gloo")  # one group for all runs; runner.run leaves it alone
@@ -47,23 +65,8 @@ def main() -> None:
     record: dict = {"rank": rank, "world_size": td.get_world_size(), "runs": {}}
     for pruner in pruners:
         captured, hashes = {}, []
-        train_epoch = runner.train_epoch
-
-        def spy(built, *args, **kwargs):
-            result = train_epoch(built, *args, **kwargs)
-            captured["built"] = built
-            hashes.append(
-                {
-                    "masks": digest(built.pruner.state_tensors()),
-                    "weights": digest(
-                        dict(built.model.named_parameters())
-                    ),  # BatchNorm statistics: rank 0's, synced before evaluation
-                    "optimizer": digest(optimizer_tensors(built.optimizer.optimizer)),
-                }
-            )
-            return result
-
-        runner.train_epoch = spy
+        spy = _spy(runner.train_epoch, captured, hashes)
+        train_epoch, runner.train_epoch = runner.train_epoch, spy
         try:
             config = RunConfig(
                 pruner=pruner,

@@ -115,7 +115,7 @@ def test_grid_detach_status_no_resubmission_then_wait(slurm_cluster, run_cli, tm
 
     status = run_cli("matrix", spec, "--out", out, "--status")
     assert status.code == 0
-    for run_id, job_id in jobs.items():
+    for run_id in jobs:
         line = next(line for line in status.out.splitlines() if run_id in line)
         assert line.split()[0] in ("pending", "running", "done"), status.out
 
@@ -159,4 +159,3 @@ def test_scancel_is_recorded_as_failed_with_the_reason(slurm_cluster, tmp_path):
     assert failure["epochs_completed"] >= 1
     assert f"failed {run_id}: Slurm job {job_id} was cancelled" in stdout
     assert "sacct" not in stdout + stderr
-

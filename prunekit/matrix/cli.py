@@ -103,7 +103,9 @@ def _echo_skipped(plan) -> None:
 )
 @click.option("--slurm-partition", default=None, help="Slurm partition [default: the cluster's default].")
 @click.option("--slurm-time", type=int, default=None, help="Time limit per run's job, in minutes [default: the partition's].")
-@click.option("--gpus-per-run", type=int, default=0, show_default=True, help="GPUs per run's job (more than 1: the run uses DDP).")
+@click.option(
+    "--gpus-per-run", type=int, default=0, show_default=True, help="GPUs per run's job (more than 1: the run uses DDP)."
+)
 @click.option("--cpus-per-run", type=int, default=None, help="CPU cores per run's job [default: the cluster's, usually 1].")
 @click.option("--mem-per-run", default=None, help="Memory per run's job, e.g. 16G [default: the cluster's].")
 @click.option("--slurm-opt", multiple=True, metavar="KEY=VALUE", help="Any other sbatch option, e.g. account=abc (repeatable).")

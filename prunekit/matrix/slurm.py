@@ -141,8 +141,10 @@ def check(settings: SlurmSettings) -> SlurmSettings:
         gres = found[name]["gres"] if name else ""
         if "gpu" not in gres:
             where = f"partition '{name}'" if name else "the default partition (none is marked)"
-            raise UsageError(f"--gpus-per-run {settings.gpus_per_run} but {where} has no GPUs (gres: {gres or 'none'}); "
-                             "choose a GPU partition with --slurm-partition or use --gpus-per-run 0.")
+            raise UsageError(
+                f"--gpus-per-run {settings.gpus_per_run} but {where} has no GPUs (gres: {gres or 'none'}); "
+                "choose a GPU partition with --slurm-partition or use --gpus-per-run 0."
+            )
     if settings.time_min is None and name:
         return replace(settings, time_min=limit_minutes(found[name]["limit"]))  # 0: the partition has no limit
     return settings
@@ -216,9 +218,14 @@ def submit(out: Path, runs: list, settings: SlurmSettings, name: str) -> dict[st
         store.clear_run(out, run.id)
     try:
         with ex.batch():
-            jobs = [ex.submit(SlurmRun(str(Path(out).resolve()), run.id, run.config.to_dict(), settings.threads,
-                                       max(1, settings.gpus_per_run)))
-                    for run in runs]
+            jobs = [
+                ex.submit(
+                    SlurmRun(
+                        str(Path(out).resolve()), run.id, run.config.to_dict(), settings.threads, max(1, settings.gpus_per_run)
+                    )
+                )
+                for run in runs
+            ]
     except Exception as exc:  # submitit raises on sbatch errors: one line, nothing submitted
         first = str(exc).strip().splitlines()
         raise UsageError(f"sbatch refused the jobs: {first[-1] if first else type(exc).__name__}.") from None

@@ -93,8 +93,17 @@ class SlurmRun(submitit.helpers.Checkpointable):
         config = self.config | {"out": str(run_dir), "quiet": True}
         args = [sys.executable, "-m", "prunekit.matrix.worker", str(os.getpid()), json.dumps(config)]
         if self.nproc > 1:  # one run on every GPU of the job: DDP, each rank following the torchrun agent
-            args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.nproc}",
-                    "-m", "prunekit.matrix.worker", "0", json.dumps(config)]
+            args = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc-per-node={self.nproc}",
+                "-m",
+                "prunekit.matrix.worker",
+                "0",
+                json.dumps(config),
+            ]
         if resume:
             args.append("--resume")
         started = time.monotonic()
