@@ -246,3 +246,14 @@ def interleave(dist: Dist, shard: torch.Tensor) -> torch.Tensor:
     for rank, part in enumerate(shards):
         full[rank :: dist.world_size] = part
     return full
+
+
+def any_rank(dist: Dist, flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank (e.g. a stop request), so all ranks act together."""
+    if not dist.enabled:
+        return flag
+    import torch.distributed as td
+
+    value = torch.tensor(int(flag))
+    td.all_reduce(value, op=td.ReduceOp.MAX)
+    return bool(value.item())
