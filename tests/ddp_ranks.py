@@ -84,17 +84,19 @@ def main() -> None:
             runner.train_epoch = train_epoch
         built = captured["built"]
         test = built.splits.test
-        _, full_accuracy = evaluate(
+        full = evaluate(
             built.model,
             make_loader(test, 512, shuffle=False, seed=0),
             torch.device("cpu"),
             lambda: torch.autocast("cpu", enabled=False),
         )
+        full_accuracy = full.accuracy
         record["runs"][pruner] = {
             "epochs": hashes,
             "sparsity": summary["achieved_sparsity"],
             "summary_accuracy": summary["final_test_accuracy"],
             "full_accuracy": full_accuracy,
+            "full_correct": full.correct.tolist(),
             "test_examples": len(test),
             "shard_examples": sum(len(labels) for _, labels in built.test_loader),
             "train_batches": len(built.train_loader),

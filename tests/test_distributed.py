@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from prunekit.core import rundir
 from prunekit.core.distributed import Dist, ShardedBatches, eval_shard
 
 HERE = Path(__file__).resolve().parent
@@ -58,6 +59,8 @@ def test_ranks_stay_identical_for_magnitude_state_and_movement(tmp_path):
         # sharded evaluation, reduced: the same accuracy as one process scoring all 359 examples once
         assert a["summary_accuracy"] == a["full_accuracy"] == b["summary_accuracy"]
         assert a["shard_examples"] + b["shard_examples"] == a["test_examples"] == 359
+        outcomes = rundir.read_outcomes(tmp_path / pruner)  # per example, in the test split's own order
+        assert outcomes.correct.tolist() == a["full_correct"] == b["full_correct"]
         assert a["train_batches"] == b["train_batches"] == 12  # 719 examples per rank, 64 per batch
         run_dir = tmp_path / pruner
         summary = json.loads((run_dir / "summary.json").read_text())
