@@ -28,5 +28,5 @@ def magnitude(targets: list[Target], scope: str = "global") -> MagnitudePruner:
 
 @hookimpl
 def register_pruners(register):
-    register("none", none, description="no pruning (dense baseline)")
+    register("none", none, description="no pruning (dense baseline)", dense=True)
     register("magnitude", magnitude, description="smallest |w| pruned on the schedule; 1-byte masks", options=(SCOPE_OPTION,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,8 @@ class Option:
                 if isinstance(value, bool):
                     raise ValueError
                 out = float(value)
+                if not math.isfinite(out):
+                    raise UsageError(f"{where} must be a finite number, got {value!r}.")
             else:
                 out = self.type(value)
         except (TypeError, ValueError):

@@ -78,8 +78,6 @@ class MaskPruner(Pruner):
 
     def __init__(self, targets: list[Target], scope: str = "global") -> None:
         super().__init__(targets)
-        if scope not in ("global", "layer"):
-            raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
         self.scope = scope
         self.masks: list[torch.Tensor | None] = [None] * len(targets)
 

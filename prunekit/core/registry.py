@@ -7,20 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prunekit.core.kinds import KIND_SPECS, KINDS, check_registration
 from prunekit.core.options import Option
 from prunekit.errors import UsageError
 
-KINDS = ("models", "datasets", "optimizers", "pruners", "samplers", "trackers")
-
-#: Metadata keys each kind of registration accepts, with their defaults.
-METADATA: dict[str, dict[str, Any]] = {
-    "models": {"weight_decay": 5e-4},
-    "datasets": {},
-    "optimizers": {"lr": 1e-3, "weight_decay": None, "state": (), "default_pruner": None},
-    "pruners": {"requires": ()},
-    "samplers": {"scope": "process"},
-    "trackers": {"credentials": ()},
-}
+#: Metadata keys each kind of registration accepts, with their defaults (owned by prunekit.core.kinds).
+METADATA: dict[str, dict[str, Any]] = {k.name: {m: meta.default for m, meta in k.metadata.items()} for k in KIND_SPECS.values()}
 
 #: Names provided by the bundled plugins, so an unknown name can say what to install.
 BUNDLED = {
@@ -140,22 +132,10 @@ def make_register(
         options: Sequence[Option] = (),
         **metadata: Any,
     ) -> None:
-        allowed = METADATA[kind]
-        what = f"{_SINGULAR[kind]} '{name}'"
-        unknown = sorted(set(metadata) - set(allowed))
-        if unknown:
-            on_error(f"{what}: unknown metadata {unknown}; valid: {sorted(allowed) or 'none'}")
+        problem, merged = check_registration(kind, name, factory, options, metadata)
+        if problem is not None:
+            on_error(f"{_SINGULAR[kind]} '{name}': {problem}")
             return
-        if not callable(factory):
-            on_error(f"{what}: factory is not callable")
-            return
-        if not all(isinstance(opt, Option) for opt in options):
-            on_error(f"{what}: options must be prunekit.core.options.Option instances")
-            return
-        merged = {**allowed, **metadata}
-        for key in ("state", "requires", "credentials"):
-            if key in merged:
-                merged[key] = tuple(merged[key])
         try:
             registry.add(Entry(kind, name, factory, description, tuple(options), merged, plugin, distribution, version))
         except RegistrationError as exc:

@@ -89,7 +89,7 @@ def _run(c, resolved, plugins, dist, device, started_at, on_epoch, on_step, warn
     total_steps = c.epochs * len(built.train_loader)
     schedule = make_schedule(c, total_steps)
     warnings_list: list[str] = []
-    prunes = resolved.pruner.name != "none" and c.sparsity > 0
+    prunes = not resolved.pruner.metadata["dense"] and c.sparsity > 0
     if prunes and schedule.end > total_steps:
         message = (
             f"pruning ramps until step {schedule.end} (warm-up {schedule.warmup}) but training has only "

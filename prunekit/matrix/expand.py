@@ -6,7 +6,7 @@ Rules:
 - a pruner that needs optimizer state the optimizer does not keep (the pruner's
   ``requires`` metadata against the optimizer's ``state``) is skipped for that
   optimizer, with the reason;
-- pruner ``none`` (dense) ignores the sparsity and schedule settings: one run per
+- a dense pruner (metadata ``dense=True``, such as ``none``) ignores the sparsity and schedule settings: one run per
   combination of the other axes, recorded with sparsity 0 and the default schedule;
 - an optimizer or pruner marked ``optional`` that is not installed is skipped;
   any other unknown name, bad option or bad value is an error;
@@ -176,7 +176,7 @@ def expand(spec: MatrixSpec, registry: Registry) -> Plan:
             skipped[(what, reason)] = skipped.get((what, reason), 0) + 1
             continue
         config.pruner = pruner.name
-        if pruner.name == "none":  # dense: nothing to ramp, so one run whatever the sparsity axes say
+        if pruner.metadata["dense"]:  # dense: nothing to ramp, so one run whatever the sparsity axes say
             config.schedule, config.warmup, config.prune_end, config.frequency = _DEFAULTS.schedule, None, None, None
             config.sparsity, config.pruner_opts = 0.0, {}
         try:

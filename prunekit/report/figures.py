@@ -24,12 +24,12 @@ DPI = 110
 class Style:
     """Consistent colours per optimizer and markers per pruner."""
 
-    def __init__(self, optimizers: list[str], pruners: list[str]) -> None:
+    def __init__(self, optimizers: list[str], pruners: list[str], dense: set[str] | frozenset[str] = frozenset()) -> None:
         from matplotlib import colormaps
 
         palette = colormaps["tab10"].colors + colormaps["Dark2"].colors
         self.colors = {name: palette[i % len(palette)] for i, name in enumerate(sorted(set(optimizers)))}
-        ordered = sorted(set(pruners), key=lambda p: (p != "none", p))
+        ordered = sorted(set(pruners), key=lambda p: (p not in dense, p))  # dense pruners first
         self.markers = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(ordered)}
         self.lines = {name: LINESTYLES[i % len(LINESTYLES)] for i, name in enumerate(ordered)}
 
@@ -68,13 +68,13 @@ def _save(fig, path: Path) -> Path:
 
 
 def _style_for(rows: list[Row]) -> Style:
-    return Style([r.optimizer for r in rows], [r.pruner for r in rows])
+    return Style([r.optimizer for r in rows], [r.pruner for r in rows], {r.pruner for r in rows if r.group.target == 0})
 
 
 def accuracy_vs_sparsity(groups: dict[GroupKey, list[Row]], path: Path) -> Path | None:
     """Final accuracy (mean ± std over seeds) against target sparsity, per model and dataset.
 
-    Each optimizer's dense run (pruner ``none``) is the 0% point of its pruners' lines.
+    Each optimizer's dense run (a pruner declared ``dense``, such as ``none``) is the 0% point of its pruners' lines.
     """
     rows = [r for rs in groups.values() for r in rs if r.final().mean is not None]
     if not rows:
@@ -112,10 +112,8 @@ def accuracy_vs_sparsity(groups: dict[GroupKey, list[Row]], path: Path) -> Path 
             flagged = [(x, y) for x, y, p in zip(xs, ys, points) if p.flagged]
             if flagged:
                 ax.scatter(*zip(*flagged), s=90, facecolors="none", edgecolors="red", linewidths=1.2, zorder=5)
-        for (optimizer, _), r in dense.items():  # the dense point, in the "none" marker, on top of the lines
-            ax.scatter(
-                [0], [r.final().mean], color=style.colors[optimizer], marker=style.markers.get("none", "o"), s=42, zorder=4
-            )
+        for (optimizer, _), r in dense.items():  # the dense point, in its pruner's marker, on top of the lines
+            ax.scatter([0], [r.final().mean], color=style.colors[optimizer], marker=style.markers[r.pruner], s=42, zorder=4)
         ax.set_title(f"{model} on {dataset}")
         ax.set_xlabel("target sparsity (%)")
         ax.set_ylabel("final test accuracy (%)")

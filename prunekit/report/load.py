@@ -50,7 +50,7 @@ class RunRecord:
     def target(self) -> float:
         if self.summary is not None:
             return float(self.summary["target_sparsity"])
-        return 0.0 if self.config.get("pruner") == "none" else float(self.config.get("sparsity", 0.0))
+        return float(self.config.get("sparsity", 0.0))  # the matrix records 0 for dense pruners
 
 
 @dataclass

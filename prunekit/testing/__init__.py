@@ -5,9 +5,12 @@
 - :mod:`prunekit.testing.tracker_conformance`: checks every tracker must pass;
   :mod:`prunekit.testing.tracker_samples`: the events it sends, to compare a tracker's output with.
 - :mod:`prunekit.testing.runs`: a real, short run in-process (``short_run``).
-- :mod:`prunekit.testing.fake_pynvml`: a fake ``pynvml`` (nvidia-ml-py) module.
-- :mod:`prunekit.testing.fake_amdsmi`: a fake ``amdsmi`` module.
+- :mod:`prunekit.testing.harness` (re-exported here): the core's pieces a plugin's
+  tests drive (``load_plugins``, ``resolve_options``, ``LeNet5``, ``prunable_targets``...),
+  so that plugin tests import only :mod:`prunekit.api` and :mod:`prunekit.testing`.
 
-The fakes are installed with ``monkeypatch.setitem(sys.modules, "pynvml", fake.module)``;
-nothing here is imported by prunekit itself at run time.
+Nothing here is imported by prunekit itself at run time.
 """
+
+from prunekit.testing.harness import *  # noqa: F403
+from prunekit.testing.harness import __all__ as __all__

@@ -56,12 +56,5 @@ class StatePruner(MaskPruner):
         return self._score(w, found.get("exp_avg"), found.get("exp_avg_sq"), self.eps)
 
 
-def state(targets: list[Target], variant: str = DEFAULT_VARIANT, scope: str = "global", eps: float = 1e-8) -> StatePruner:
-    """Factory for ``--pruner state``; validates its options with one-line errors."""
-    if variant not in VARIANTS:
-        raise UsageError(f"Option 'variant' of pruner 'state' must be one of: {', '.join(VARIANTS)}; got {variant!r}.")
-    if scope not in SCOPE_OPTION.choices:
-        raise UsageError(f"Option 'scope' of pruner 'state' must be one of: {', '.join(SCOPE_OPTION.choices)}; got {scope!r}.")
-    if not eps > 0:
-        raise UsageError(f"Option 'eps' of pruner 'state' must be greater than 0, got {eps!r}.")
-    return StatePruner(targets, variant=variant, scope=scope, eps=eps)
+#: The factory registered as pruner ``state``: the core validates the declared options first.
+state = StatePruner

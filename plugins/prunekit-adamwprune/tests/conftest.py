@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.core.optim import parameter_groups
-from prunekit.core.targets import prunable_targets
+from prunekit.testing import parameter_groups, prunable_targets
 
 
 class Tiny(nn.Module):

@@ -6,11 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.builtin import optimizers as builtin
-from prunekit.builtin.models import LeNet5
-from prunekit.core.ledger import memory_ledger
-from prunekit.core.optim import TrainingOptimizer, parameter_groups
-from prunekit.core.targets import prunable_targets
+from prunekit.api import TrainingOptimizer
+from prunekit.testing import LeNet5, memory_ledger, parameter_groups, prunable_targets
+from prunekit.testing import builtin_optimizers as builtin
 from prunekit_adamwprune.optimizer import adamwprune
 from prunekit_adamwprune.pruner import StatePruner
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from prunekit.core.targets import measure_sparsity
+from prunekit.testing import measure_sparsity
 from prunekit_adamwprune.pruner import StatePruner
 
 VARIANTS = ["bitter7", "bitter0", "bitter3", "fisher"]
@@ -61,8 +61,7 @@ def test_achieved_sparsity_equals_target(trained, sparsity):
 def test_same_state_same_masks(trained):
     model, targets, opt = trained
     twin_model = copy.deepcopy(model)
-    from prunekit.core.optim import parameter_groups
-    from prunekit.core.targets import prunable_targets
+    from prunekit.testing import parameter_groups, prunable_targets
 
     twin_opt = torch.optim.AdamW(parameter_groups(twin_model, 1e-2), lr=1e-2)
     twin_opt.load_state_dict(opt.state_dict())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunekit.errors import UsageError
+from prunekit.api import UsageError
 from prunekit_adamwprune.pruner import StatePruner
 
 EPS = 1e-8

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-from prunekit.api import SCOPE_OPTION, Option, Target, UsageError, hookimpl
+from prunekit.api import SCOPE_OPTION, Option, hookimpl
 from prunekit_movement.movement import MovementPruner
 from prunekit_movement.w0 import MovementW0Pruner
 
@@ -19,23 +17,9 @@ LR_SCORE_OPTION = Option(
 )
 
 
-def _check_scope(scope: str, owner: str) -> None:
-    if scope not in ("global", "layer"):
-        raise UsageError(f"Option 'scope' of {owner} must be one of: global, layer; got {scope!r}.")
-
-
-def movement(targets: list[Target], lr_score: float | None = None, scope: str = "global") -> MovementPruner:
-    """Factory of pruner ``movement``; installs the mask parametrizations."""
-    _check_scope(scope, "pruner 'movement'")
-    if lr_score is not None and not (math.isfinite(lr_score) and lr_score > 0):
-        raise UsageError(f"Option 'lr_score' of pruner 'movement' must be a finite number > 0, got {lr_score!r}.")
-    return MovementPruner(targets, lr_score=lr_score, scope=scope)
-
-
-def movement_w0(targets: list[Target], scope: str = "global") -> MovementW0Pruner:
-    """Factory of pruner ``movement-w0``."""
-    _check_scope(scope, "pruner 'movement-w0'")
-    return MovementW0Pruner(targets, scope=scope)
+#: The registered factories are the classes: the core validates the declared options first.
+movement = MovementPruner
+movement_w0 = MovementW0Pruner
 
 
 @hookimpl

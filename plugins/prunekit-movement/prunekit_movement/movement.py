@@ -27,7 +27,6 @@ per prunable weight. The dense ``W`` is the model's own parameter.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
@@ -53,10 +52,6 @@ class MovementPruner(Pruner):
 
     def __init__(self, targets: list[Target], lr_score: float | None = None, scope: str = "global") -> None:
         super().__init__(targets)
-        if scope not in ("global", "layer"):
-            raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-        if lr_score is not None and not (math.isfinite(lr_score) and lr_score > 0):
-            raise ValueError(f"lr_score must be a finite number > 0, got {lr_score!r}")
         self.scope = scope
         self.lr_score = lr_score
         self.scores: list[torch.Tensor | None] = [None] * len(targets)

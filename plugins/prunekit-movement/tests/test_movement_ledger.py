@@ -6,9 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prunekit.builtin.models import LeNet5
-from prunekit.core.ledger import memory_ledger
-from prunekit.core.targets import prunable_targets
+from prunekit.testing import LeNet5, memory_ledger, prunable_targets
 from prunekit_movement import movement, movement_w0
 
 

@@ -6,9 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prunekit.builtin.models import LeNet5
-from prunekit.core.schedule import Schedule
-from prunekit.core.targets import measure_sparsity, prunable_targets
+from prunekit.testing import LeNet5, Schedule, measure_sparsity, prunable_targets
 from prunekit_movement import movement, movement_w0
 
 FACTORIES = {"movement": movement, "movement-w0": movement_w0}

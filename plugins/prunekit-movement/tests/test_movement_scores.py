@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.core.targets import prunable_targets
+from prunekit.testing import prunable_targets
 from prunekit_movement import MovementPruner
 
 

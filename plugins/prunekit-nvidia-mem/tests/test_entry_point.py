@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib.metadata
 
 import prunekit_nvidia_mem
-from prunekit.core.plugins import get_plugins
+from prunekit.testing import load_plugins
 
 
 def test_get_plugins_lists_the_nvidia_sampler_with_provenance():
-    plugins = get_plugins()
+    plugins = load_plugins()
     info = plugins.infos["nvidia"]
     assert info.errors == []
     assert info.distribution == "prunekit-nvidia-mem"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import prunekit_nvidia_mem.sampler as nvmod
-from prunekit.core.sampling import SamplingThread
+from prunekit.testing import SamplingThread
 from prunekit.testing import fake_pynvml as fake
 from prunekit.testing.fake_pynvml import FakeGpu, FakeNvml, FakeProcess, GiB, MiB
 from prunekit.testing.sampler_conformance import check_sampler, check_unavailable

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import prunekit_rocm_mem.sampler as rocmod
-from prunekit.core.sampling import SamplingThread
+from prunekit.testing import SamplingThread
 from prunekit.testing import fake_amdsmi as fake
 from prunekit.testing.fake_amdsmi import STATUS, FakeAmdGpu, FakeAmdProcess, FakeAmdSmi, GiB, MiB
 from prunekit.testing.sampler_conformance import check_sampler, check_unavailable
