@@ -1,15 +1,30 @@
 """The public surface for plugin authors: import everything a plugin needs from here.
 
 A plugin module implements hooks from :mod:`prunekit.hookspecs`, marked with
-:data:`hookimpl`, and registers factories through the ``register`` callback
-the core passes to each hook. Nothing else in :mod:`prunekit` is promised to
-stay stable; this module is, and changes to it are recorded in the changelog.
+:data:`hookimpl`, and registers factories through the :class:`Register` callback
+the core passes to each hook. Plugins import only this module (and
+:mod:`prunekit.testing` in their tests); a test enforces it. Nothing else in
+:mod:`prunekit` is promised to stay stable. This module is: its names and
+signatures are frozen by ``tests/test_api_surface.py``, and every change to them
+raises :data:`API_VERSION` and is recorded in ``CHANGELOG.md``.
+
+- hooks: :data:`hookimpl`, :class:`Register`, the factory Protocols
+  (:class:`ModelFactory`, :class:`DatasetFactory`, :class:`OptimizerFactory`,
+  :class:`PrunerFactory`, :class:`SamplerFactory`, :class:`TrackerFactory`);
+- options and errors: :class:`Option`, :class:`UsageError`;
+- pruners: :class:`Pruner`, :class:`MaskPruner`, :class:`Target`, :data:`SCOPE_OPTION`,
+  :data:`MASKED_OPTIMIZER_STATE`, :func:`threshold_for_sparsity`;
+- optimizers and data: :class:`TrainingOptimizer`, :class:`DatasetSplits`;
+- samplers: :class:`Sampler`, :data:`SCOPES`, :class:`SamplerUnavailable`, and for
+  GPU vendor samplers :class:`DeviceSampler` and :class:`PciAddress`;
+- trackers: :class:`Tracker`, :class:`RunStart`, :class:`RunEnd`, :data:`RUN_STATUSES`.
 """
 
 from __future__ import annotations
 
 from prunekit import hookimpl
 from prunekit.core.data import DatasetSplits
+from prunekit.core.device_sampler import DeviceSampler, PciAddress
 from prunekit.core.optim import TrainingOptimizer
 from prunekit.core.options import Option
 from prunekit.core.pruner import MASKED_OPTIMIZER_STATE, SCOPE_OPTION, MaskPruner, Pruner
@@ -19,26 +34,47 @@ from prunekit.core.threshold import threshold_for_sparsity
 from prunekit.core.tracking import STATUSES as RUN_STATUSES
 from prunekit.core.tracking import RunEnd, RunStart, Tracker
 from prunekit.errors import UsageError
-from prunekit.hookspecs import Register
+from prunekit.hookspecs import (
+    DatasetFactory,
+    ModelFactory,
+    OptimizerFactory,
+    PrunerFactory,
+    Register,
+    SamplerFactory,
+    TrackerFactory,
+)
+
+#: The version of this surface: the major part changes when a name or signature
+#: changes incompatibly, the minor part when one is added.
+API_VERSION = "1.0"
 
 __all__ = [
-    "hookimpl",
-    "Register",
-    "Option",
-    "UsageError",
-    "Target",
-    "Pruner",
-    "MaskPruner",
-    "SCOPE_OPTION",
+    "API_VERSION",
     "MASKED_OPTIMIZER_STATE",
-    "threshold_for_sparsity",
-    "TrainingOptimizer",
-    "DatasetSplits",
-    "Sampler",
-    "SamplerUnavailable",
-    "SCOPES",
-    "Tracker",
-    "RunStart",
-    "RunEnd",
     "RUN_STATUSES",
+    "SCOPES",
+    "SCOPE_OPTION",
+    "DatasetFactory",
+    "DatasetSplits",
+    "DeviceSampler",
+    "MaskPruner",
+    "ModelFactory",
+    "OptimizerFactory",
+    "Option",
+    "PciAddress",
+    "Pruner",
+    "PrunerFactory",
+    "Register",
+    "RunEnd",
+    "RunStart",
+    "Sampler",
+    "SamplerFactory",
+    "SamplerUnavailable",
+    "Target",
+    "Tracker",
+    "TrackerFactory",
+    "TrainingOptimizer",
+    "UsageError",
+    "hookimpl",
+    "threshold_for_sparsity",
 ]

@@ -1,33 +1,120 @@
 """The hooks a prunekit plugin can implement: one per kind of thing it adds.
 
-Each hook receives a ``register`` callback built by the core::
-
-    register(name, factory, *, description="", options=(), **metadata)
-
-The core records which plugin registered each name, refuses duplicates (naming
-both plugins) and validates ``options``/``metadata``. What each ``factory`` must
-accept and return is documented per hook below and in the README's
-"Writing a plugin" section.
+The core calls each hook once per process, when plugins are first loaded (the
+first ``prunekit`` command that needs them), and hands it a :class:`Register`
+callback. What each kind's ``factory`` receives and returns is a Protocol below;
+:mod:`prunekit.core.kinds` checks every registration against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
+if TYPE_CHECKING:
+    import torch
+
+    from prunekit.core.data import DatasetSplits
+    from prunekit.core.optim import TrainingOptimizer
+    from prunekit.core.options import Option
+    from prunekit.core.pruner import Pruner
+    from prunekit.core.sampling import Sampler
+    from prunekit.core.targets import Target
+    from prunekit.core.tracking import Tracker
+
 hookspec = pluggy.HookspecMarker("prunekit")
 
-Register = Callable[..., None]
+
+class Register(Protocol):
+    """The callback each hook receives.
+
+    Args:
+        name: the name users type (``--pruner NAME``); a model name may be a
+            wildcard family such as ``"timm:*"`` (its factory then also gets ``name=``).
+        factory: called by the core to build the thing (see the Protocol of each kind).
+        description: one line for ``prunekit list``.
+        options: the :class:`~prunekit.api.Option` s users may set; the core validates
+            and converts them and passes them as keyword arguments. Their names and
+            defaults must match the factory's parameters.
+        **metadata: per-kind facts (see each hook), checked for type.
+
+    An invalid registration is skipped and shown by ``prunekit plugins``; two
+    plugins registering one name is an error naming both.
+    """
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        /,
+        *,
+        description: str = "",
+        options: Sequence[Option] = (),
+        **metadata: Any,
+    ) -> None: ...
+
+
+class ModelFactory(Protocol):
+    """Returns a ``torch.nn.Module`` for inputs of ``in_channels`` x ``image_size``² and ``num_classes`` outputs."""
+
+    def __call__(self, num_classes: int, in_channels: int, image_size: int, /) -> torch.nn.Module: ...
+
+
+class DatasetFactory(Protocol):
+    """Returns the train and test splits; raises ``UsageError`` when the data is missing."""
+
+    def __call__(self, data_dir: Path | None, download: bool, seed: int, /, **options: Any) -> DatasetSplits: ...
+
+
+class OptimizerFactory(Protocol):
+    """Returns a ``torch.optim.Optimizer`` or a :class:`~prunekit.api.TrainingOptimizer` over ``param_groups``."""
+
+    def __call__(
+        self,
+        param_groups: list[dict[str, Any]],
+        /,
+        *,
+        lr: float,
+        weight_decay: float,
+        epochs: int,
+        steps_per_epoch: int,
+        **options: Any,
+    ) -> torch.optim.Optimizer | TrainingOptimizer: ...
+
+
+class PrunerFactory(Protocol):
+    """Returns a :class:`~prunekit.api.Pruner` over ``targets`` (it may install parametrizations)."""
+
+    def __call__(self, targets: list[Target], /, **options: Any) -> Pruner: ...
+
+
+class SamplerFactory(Protocol):
+    """Returns a :class:`~prunekit.api.Sampler` for the run's ``device`` (not started yet)."""
+
+    def __call__(self, device: torch.device, /) -> Sampler: ...
+
+
+class TrackerFactory(Protocol):
+    """Returns a :class:`~prunekit.api.Tracker` (called on the tracker's own worker thread)."""
+
+    def __call__(self, **options: Any) -> Tracker: ...
 
 
 @hookspec
 def register_models(register: Register) -> None:
     """Register models.
 
-    ``factory(num_classes: int, in_channels: int, image_size: int, **options)
-    -> torch.nn.Module``. Metadata: ``weight_decay`` (float, the default
-    decay for this model family).
+    Args:
+        register: call ``register(name, factory, weight_decay=5e-4)`` per model.
+            ``factory`` is a :class:`ModelFactory`; metadata ``weight_decay``
+            (a number >= 0) is the family's default decay. Models take no options.
+
+    When: once, at plugin loading. The core calls the factory once per run,
+    after the dataset is built (its shape facts are the arguments) and before
+    the pruner and the optimizer.
     """
 
 
@@ -35,9 +122,14 @@ def register_models(register: Register) -> None:
 def register_datasets(register: Register) -> None:
     """Register datasets.
 
-    ``factory(data_dir: Path | None, download: bool, seed: int, **options)
-    -> prunekit.core.data.DatasetSplits``. Raise ``prunekit.errors.UsageError``
-    when the data is missing, saying what was expected where.
+    Args:
+        register: call ``register(name, factory, options=(...))`` per dataset.
+            ``factory`` is a :class:`DatasetFactory` returning ``DatasetSplits``;
+            it raises ``UsageError`` naming what was expected where when the
+            data is missing, and downloads only when ``download`` is true.
+
+    When: once, at plugin loading. The core calls the factory first in every
+    run, with ``--data-dir``, ``--download``, ``--seed`` and the ``--dataset-opt`` values.
     """
 
 
@@ -45,13 +137,18 @@ def register_datasets(register: Register) -> None:
 def register_optimizers(register: Register) -> None:
     """Register optimizers.
 
-    ``factory(param_groups: list[dict], *, lr: float, weight_decay: float,
-    epochs: int, steps_per_epoch: int, **options)`` returns a
-    ``torch.optim.Optimizer`` or a ``prunekit.core.optim.TrainingOptimizer``.
-    Metadata: ``lr`` (default learning rate), ``weight_decay`` (default decay;
-    None uses the model's), ``state`` (names of per-weight
-    state tensors it keeps, e.g. ``("exp_avg", "exp_avg_sq")``) and
-    ``default_pruner`` (pruner used when the user names none).
+    Args:
+        register: call ``register(name, factory, options=(...), lr=..., weight_decay=...,
+            state=(...), default_pruner=...)`` per optimizer. ``factory`` is an
+            :class:`OptimizerFactory`. Metadata: ``lr`` (default rate, > 0),
+            ``weight_decay`` (default decay, or None for the model's), ``state``
+            (names of the per-weight state tensors it keeps, e.g.
+            ``("exp_avg", "exp_avg_sq")``, matched against pruners' ``requires``)
+            and ``default_pruner`` (used when the user names none).
+
+    When: once, at plugin loading. The core calls the factory once per run,
+    after the pruner factory (so parametrizations exist) with the core's two
+    parameter groups (decay for weights, none for biases and norms).
     """
 
 
@@ -59,9 +156,17 @@ def register_optimizers(register: Register) -> None:
 def register_pruners(register: Register) -> None:
     """Register pruners.
 
-    ``factory(targets: list[prunekit.core.targets.Target], **options)
-    -> prunekit.core.pruner.Pruner``. Metadata: ``requires`` (optimizer state
-    names the pruner reads, checked before training starts).
+    Args:
+        register: call ``register(name, factory, options=(...), requires=(...), dense=False)``
+            per pruner. ``factory`` is a :class:`PrunerFactory` returning a
+            ``Pruner``. Metadata: ``requires`` (optimizer state names the pruner
+            reads, checked against the optimizer's ``state`` before training)
+            and ``dense`` (True for a pruner that never prunes, a baseline: the
+            matrix runs it once per optimizer, at sparsity 0).
+
+    When: once, at plugin loading. The core calls the factory once per run,
+    after the model and before the optimizer; then ``bind``, ``before_step``,
+    ``update_masks`` and ``enforce`` as the README's pruner protocol says.
     """
 
 
@@ -69,8 +174,15 @@ def register_pruners(register: Register) -> None:
 def register_samplers(register: Register) -> None:
     """Register memory samplers.
 
-    ``factory(device: torch.device) -> prunekit.core.sampling.Sampler``.
-    Metadata: ``scope`` (``"process"``, ``"device"`` or ``"allocator"``).
+    Args:
+        register: call ``register(name, factory, scope=...)`` per sampler.
+            ``factory`` is a :class:`SamplerFactory`; metadata ``scope`` is
+            ``"process"``, ``"device"`` or ``"allocator"``. Samplers take no options.
+
+    When: once, at plugin loading. The core calls the factory once per run
+    for every sampler chosen (``--sampler``; ``auto`` tries every one), then
+    ``start()`` before training, ``sample()`` on a background thread,
+    ``phase_changed()`` on the training thread and ``stop()`` at the end.
     """
 
 
@@ -78,10 +190,15 @@ def register_samplers(register: Register) -> None:
 def register_trackers(register: Register) -> None:
     """Register experiment trackers (views of a run in TensorBoard, MLflow...).
 
-    ``factory(**options) -> prunekit.core.tracking.Tracker``, called on the
-    tracker's own worker thread, never the training thread. Metadata:
-    ``credentials`` (names of the environment variables holding the tool's
-    secrets; their values are redacted from everything prunekit writes).
-    Credentials are never options: read them from the tool's usual
-    environment variables or config files.
+    Args:
+        register: call ``register(name, factory, options=(...), credentials=(...))`` per
+            tracker. ``factory`` is a :class:`TrackerFactory` returning a ``Tracker``.
+            Metadata ``credentials``: names of the environment variables holding the
+            tool's secrets; their values are redacted from everything prunekit writes.
+            Credentials are never options: read them from the tool's usual environment
+            variables or config files.
+
+    When: once, at plugin loading. The core calls the factory once per run for
+    every chosen tracker (``--tracker``), on the tracker's own worker thread, never
+    the training thread; then ``start``, ``log_epoch``, ``log_memory`` and ``finish``.
     """

@@ -11,41 +11,18 @@ Figures (bytes unless the name says otherwise):
   summary's ``process_memory`` says why. Never reported as 0 for "unknown".
 - ``gpu_util_percent``, ``memory_util_percent``, ``power_watts``, ``temperature_c``.
 
-pynvml is imported only in :meth:`NvidiaSampler.start`.
+Finding the GPU, releasing NVML, the process list and the summary are
+:class:`prunekit.api.DeviceSampler`'s; this module holds only the NVML calls.
+pynvml is imported only in :meth:`NvidiaSampler.open_library`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import torch
-
-from prunekit.api import SamplerUnavailable
+from prunekit.api import DeviceSampler, PciAddress, SamplerUnavailable
 
 INSTALL_HINT = "pip install nvidia-ml-py"
-
-LABELS = {
-    "device_used_bytes": "device-wide: all processes on this GPU, CUDA contexts included (NVML)",
-    "device_total_bytes": "device-wide: total GPU memory (NVML)",
-    "device_reserved_bytes": "device-wide: memory reserved by the driver (NVML v2 only)",
-    "process_used_bytes": "this process only, as NVML accounts it (CUDA context included)",
-}
-
-
-def device_properties(device: torch.device) -> Any:
-    """torch's properties of ``device`` (PCI ids, UUID); the one torch lookup, patched in tests."""
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    return torch.cuda.get_device_properties(index)
-
-
-def pci_bus_id(props: Any) -> str | None:
-    """NVML's bus id string ("00000000:01:00.0") from torch device properties."""
-    try:
-        domain, bus, dev = props.pci_domain_id, props.pci_bus_id, props.pci_device_id
-    except AttributeError:
-        return None
-    return f"{int(domain):08X}:{int(bus):02X}:{int(dev):02X}.0"
 
 
 def nvml_uuid(props: Any) -> str | None:
@@ -57,127 +34,95 @@ def nvml_uuid(props: Any) -> str | None:
     return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
 
 
-class NvidiaSampler:
+class NvidiaSampler(DeviceSampler):
     """Device memory, this process's memory, utilisation, power and temperature from NVML."""
 
-    scope = "device"
+    name = "nvidia"
+    library_name = "NVML"
+    reads = "an NVIDIA GPU through NVML"
+    cpu_hint = "use --device cuda on an NVIDIA GPU machine."
+    check_hint = "check nvidia-smi."
+    bus_id_digits = 8
+    missing_pid_hint = "in a container NVML lists host pids; under MIG it needs MIG device handles"
+    no_process_figure = "NVML does not account per-process memory here (usedGpuMemory is N/A)"
+    labels = {
+        "device_used_bytes": "device-wide: all processes on this GPU, CUDA contexts included (NVML)",
+        "device_total_bytes": "device-wide: total GPU memory (NVML)",
+        "device_reserved_bytes": "device-wide: memory reserved by the driver (NVML v2 only)",
+        "process_used_bytes": "this process only, as NVML accounts it (CUDA context included)",
+    }
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = torch.device(device)
-        self._nvml: Any = None
-        self._handle: Any = None
-        self._memory_version = 2
-        self._process_call = "nvmlDeviceGetComputeRunningProcesses"
-        self._process_note = "not sampled yet"
-        self._process_samples = 0
-        self._unsupported: dict[str, str] = {}
-        self._identity: dict[str, Any] = {}
+    def __init__(self, device: Any) -> None:
+        super().__init__(device)
+        self.memory_api = "nvmlDeviceGetMemoryInfo v2"
+        self.process_api = "nvmlDeviceGetComputeRunningProcesses"
 
-    # -- start/stop ---------------------------------------------------------
-    def start(self) -> None:
-        if self.device.type != "cuda":
-            raise SamplerUnavailable(
-                f"Sampler 'nvidia' reads an NVIDIA GPU through NVML, but this run is on {self.device.type}; "
-                "use --device cuda on an NVIDIA GPU machine."
-            )
+    def open_library(self) -> Any:
         try:
             import pynvml
         except ImportError:
             raise SamplerUnavailable(f"Sampler 'nvidia' needs the NVML bindings: {INSTALL_HINT}.") from None
-        self._nvml = pynvml
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
-            self._nvml = None
-            raise SamplerUnavailable(_init_message(pynvml, exc)) from None
+            raise SamplerUnavailable(_init_message(exc)) from None
+        return pynvml
+
+    def close_library(self, lib: Any) -> None:
         try:
-            self._handle = self._find_handle()
-            self._memory()  # probes v2 and settles the memory API version
-            self._process_used()
-        except pynvml.NVMLError as exc:
-            self._release()
-            raise SamplerUnavailable(
-                f"Sampler 'nvidia': NVML cannot read {self.device} ({type(exc).__name__}: {exc}); check nvidia-smi."
-            ) from None
-        except BaseException:
-            self._release()
-            raise
+            lib.nvmlShutdown()
+        except lib.NVMLError_Uninitialized:
+            pass  # already shut down elsewhere: nothing left to release
 
-    def _find_handle(self) -> Any:
-        """The NVML handle of the torch device, by PCI bus id, then by UUID (never by index)."""
-        nvml = self._nvml
-        try:
-            props = device_properties(self.device)
-        except Exception as exc:
-            raise SamplerUnavailable(
-                f"Sampler 'nvidia': torch cannot see {self.device} ({type(exc).__name__}: {exc}); "
-                "check CUDA_VISIBLE_DEVICES and the CUDA build of torch."
-            ) from None
-        bus_id, uuid = pci_bus_id(props), nvml_uuid(props)
-        handle = None
-        if bus_id is not None:
+    def library_errors(self) -> tuple[type[BaseException], ...]:
+        return (self.lib.NVMLError,)
+
+    def is_unsupported(self, exc: BaseException) -> bool:
+        nvml = self.lib
+        return isinstance(exc, (nvml.NVMLError_NotSupported, nvml.NVMLError_NoPermission, nvml.NVMLError_FunctionNotFound))
+
+    def find_handle(self, address: PciAddress | None, props: Any) -> Any:
+        """By PCI bus id, then by UUID (never by index)."""
+        nvml, uuid = self.lib, nvml_uuid(props)
+        self.identity["uuid"] = uuid
+        for matched_by, key, lookup in (
+            ("pci_bus_id", address.bus_id(8) if address else None, nvml.nvmlDeviceGetHandleByPciBusId),
+            ("uuid", uuid, nvml.nvmlDeviceGetHandleByUUID),
+        ):
+            if key is None:
+                continue
             try:
-                handle = nvml.nvmlDeviceGetHandleByPciBusId(bus_id)
-                self._identity["matched_by"] = "pci_bus_id"
+                handle = lookup(key)
             except (nvml.NVMLError_NotFound, nvml.NVMLError_InvalidArgument):
-                handle = None
-        if handle is None and uuid is not None:
-            try:
-                handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
-                self._identity["matched_by"] = "uuid"
-            except (nvml.NVMLError_NotFound, nvml.NVMLError_InvalidArgument):
-                handle = None
-        if handle is None:
-            raise SamplerUnavailable(
-                f"Sampler 'nvidia': NVML has no GPU with PCI bus id {bus_id} or UUID {uuid} "
-                f"(torch {self.device}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
-                "is the driver's NVML from the same machine or container as CUDA?"
-            )
-        self._identity.update(
-            {
-                "torch_device": str(self.device),
-                "pci_bus_id": bus_id,
-                "uuid": uuid,
-                "name": str(getattr(props, "name", "")),
-            }
-        )
-        return handle
+                continue
+            self.identity["matched_by"] = matched_by
+            return handle
+        return None
 
-    def stop(self) -> None:
-        self._release()
+    def not_found_hint(self) -> str:
+        return f" or UUID {self.identity.get('uuid')}; is the driver's NVML from the same machine or container as CUDA?"
 
-    def _release(self) -> None:
-        nvml, self._nvml, self._handle = self._nvml, None, None
-        if nvml is not None:
-            try:
-                nvml.nvmlShutdown()
-            except nvml.NVMLError_Uninitialized:
-                pass  # already shut down elsewhere: nothing left to release
+    def probe(self) -> None:
+        self._memory()  # settles the memory API version
 
-    # -- sampling ------------------------------------------------------------
-    def sample(self) -> dict[str, float]:
-        if self._handle is None:
-            raise RuntimeError("sampler 'nvidia' is not started")
+    def read(self) -> dict[str, float]:
+        nvml, handle = self.lib, self.handle
         figures: dict[str, float] = dict(self._memory())
-        process = self._process_used()
-        if process is not None:
-            figures["process_used_bytes"] = process
-        nvml, handle = self._nvml, self._handle
-        util = self._optional("utilization", lambda: nvml.nvmlDeviceGetUtilizationRates(handle))
+        util = self.optional("utilization", lambda: nvml.nvmlDeviceGetUtilizationRates(handle))
         if util is not None:
             figures["gpu_util_percent"] = util.gpu
             figures["memory_util_percent"] = util.memory
-        power = self._optional("power", lambda: nvml.nvmlDeviceGetPowerUsage(handle))
+        power = self.optional("power", lambda: nvml.nvmlDeviceGetPowerUsage(handle))
         if power is not None:
             figures["power_watts"] = power / 1000.0  # NVML reports milliwatts
-        temp = self._optional("temperature", lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
+        temp = self.optional("temperature", lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
         if temp is not None:
             figures["temperature_c"] = temp
         return figures
 
     def _memory(self) -> dict[str, int]:
-        nvml, handle = self._nvml, self._handle
-        if self._memory_version == 2:
+        nvml, handle = self.lib, self.handle
+        if self.memory_api.endswith("v2"):
             try:
                 info = nvml.nvmlDeviceGetMemoryInfo(handle, version=nvml.nvmlMemory_v2)
                 return {
@@ -186,64 +131,21 @@ class NvidiaSampler:
                     "device_reserved_bytes": int(info.reserved),
                 }
             except (nvml.NVMLError_FunctionNotFound, nvml.NVMLError_ArgumentVersionMismatch):
-                self._memory_version = 1  # older driver: v1 from now on
+                self.memory_api = "nvmlDeviceGetMemoryInfo v1"  # older driver: v1 from now on
         info = nvml.nvmlDeviceGetMemoryInfo(handle)
         return {"device_used_bytes": int(info.used), "device_total_bytes": int(info.total)}
 
-    def _process_used(self) -> int | None:
-        """This process's used GPU memory, or None (with the reason kept for the summary)."""
-        nvml, handle = self._nvml, self._handle
-        try:
-            if self._process_call == "nvmlDeviceGetComputeRunningProcesses":
-                try:
-                    processes = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
-                except nvml.NVMLLibraryMismatchError:  # not an NVMLError: older driver, use _v2 from now on
-                    self._process_call = "nvmlDeviceGetComputeRunningProcesses_v2"
-            if self._process_call == "nvmlDeviceGetComputeRunningProcesses_v2":
-                processes = nvml.nvmlDeviceGetComputeRunningProcesses_v2(handle)
-        except (nvml.NVMLError_NotSupported, nvml.NVMLError_NoPermission, nvml.NVMLError_FunctionNotFound) as exc:
-            self._process_note = f"unavailable: NVML cannot list processes on this GPU ({type(exc).__name__}: {exc})"
-            return None
-        pid = os.getpid()
-        mine = [p for p in processes if p.pid == pid]
-        if not mine:
-            self._process_note = (
-                f"unavailable: pid {pid} is not in NVML's process list "
-                "(in a container NVML lists host pids; under MIG it needs MIG device handles)"
-            )
-            return None
-        used = [p.usedGpuMemory for p in mine]
-        if any(u is None for u in used):
-            self._process_note = "unavailable: NVML does not account per-process memory here (usedGpuMemory is N/A)"
-            return None
-        self._process_samples += 1
-        self._process_note = "reported"
-        return int(sum(used))
-
-    def _optional(self, what: str, read: Any) -> Any:
-        """A figure the GPU may not support: NotSupported disables it (reported in the summary)."""
-        if what in self._unsupported:
-            return None
-        try:
-            return read()
-        except self._nvml.NVMLError_NotSupported as exc:
-            self._unsupported[what] = str(exc)
-            return None
-
-    # -- summary ---------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
-        return {
-            "device": dict(self._identity),
-            "memory_api": f"nvmlDeviceGetMemoryInfo v{self._memory_version}",
-            "process_api": self._process_call,
-            "process_memory": self._process_note,
-            "process_samples": self._process_samples,
-            "unsupported": dict(self._unsupported),
-            "labels": dict(LABELS),
-        }
+    def processes(self) -> list[tuple[int, int | None]]:
+        nvml, handle = self.lib, self.handle
+        if self.process_api == "nvmlDeviceGetComputeRunningProcesses":
+            try:
+                return [(p.pid, p.usedGpuMemory) for p in nvml.nvmlDeviceGetComputeRunningProcesses(handle)]
+            except nvml.NVMLLibraryMismatchError:  # not an NVMLError: older driver, use _v2 from now on
+                self.process_api = "nvmlDeviceGetComputeRunningProcesses_v2"
+        return [(p.pid, p.usedGpuMemory) for p in nvml.nvmlDeviceGetComputeRunningProcesses_v2(handle)]
 
 
-def _init_message(nvml: Any, exc: Exception) -> str:
+def _init_message(exc: Exception) -> str:
     name = type(exc).__name__
     if name == "NVMLError_LibraryNotFound":
         return (

@@ -11,25 +11,25 @@ import inspect
 from pathlib import Path
 
 import pytest
+from fake_pynvml import FakeNvml
 
 import prunekit_nvidia_mem.sampler as nvmod
-from prunekit.testing.fake_pynvml import FakeNvml
 
 real = pytest.importorskip("pynvml", reason="nvidia-ml-py is not installed")
 fake = FakeNvml().module
 
 
 def used_names() -> set[str]:
-    """Attributes the sampler reads from the pynvml module (``pynvml.X``, ``nvml.X``, ``self._nvml.X``)."""
+    """Attributes the sampler reads from the pynvml module (``pynvml.X``, ``nvml.X``, ``self.lib.X``, ``lib.X``)."""
     tree = ast.parse(Path(nvmod.__file__).read_text(encoding="utf-8"))
     names = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute):
             continue
         base = node.value
-        if isinstance(base, ast.Name) and base.id in ("pynvml", "nvml"):
+        if isinstance(base, ast.Name) and base.id in ("pynvml", "nvml", "lib"):
             names.add(node.attr)
-        elif isinstance(base, ast.Attribute) and base.attr == "_nvml":
+        elif isinstance(base, ast.Attribute) and base.attr in ("_nvml", "lib"):
             names.add(node.attr)
     return names
 

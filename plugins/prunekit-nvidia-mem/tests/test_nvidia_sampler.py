@@ -6,13 +6,14 @@ import json
 import os
 import sys
 
+import fake_pynvml as fake
 import pytest
 import torch
+from fake_pynvml import FakeGpu, FakeNvml, FakeProcess, GiB, MiB
 
 import prunekit_nvidia_mem.sampler as nvmod
+from prunekit.api import PciAddress
 from prunekit.testing import SamplingThread
-from prunekit.testing import fake_pynvml as fake
-from prunekit.testing.fake_pynvml import FakeGpu, FakeNvml, FakeProcess, GiB, MiB
 from prunekit.testing.sampler_conformance import check_sampler, check_unavailable
 from prunekit_nvidia_mem import NvidiaSampler
 
@@ -48,7 +49,7 @@ def install(monkeypatch):
     def _install(nvml: FakeNvml, visible: list[int] | None = None) -> FakeNvml:
         monkeypatch.setitem(sys.modules, "pynvml", nvml.module)
         get = fake.visible_devices(nvml, visible if visible is not None else list(range(len(nvml.gpus))))
-        monkeypatch.setattr(nvmod, "device_properties", lambda device: get(device.index))
+        monkeypatch.setattr(torch.cuda, "get_device_properties", get)
         return nvml
 
     return _install
@@ -95,7 +96,7 @@ def test_falls_back_to_uuid_when_the_bus_id_is_unknown(install, monkeypatch):
     nvml = install(FakeNvml(two_gpus()))
     props = fake.torch_properties(nvml.gpus[1])
     props.pci_bus_id = 0x99  # a bus id NVML does not know
-    monkeypatch.setattr(nvmod, "device_properties", lambda device: props)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
     sampler = NvidiaSampler(CUDA0)
     sampler.start()
     assert sampler.summary()["device"]["matched_by"] == "uuid"
@@ -106,7 +107,7 @@ def test_falls_back_to_uuid_when_the_bus_id_is_unknown(install, monkeypatch):
 def test_no_matching_gpu_is_unavailable_and_releases_nvml(install, monkeypatch):
     nvml = install(FakeNvml(two_gpus()))
     props = fake.torch_properties(FakeGpu(pci_bus_id="00000000:99:00.0", uuid="GPU-ffff"))
-    monkeypatch.setattr(nvmod, "device_properties", lambda device: props)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
     message = check_unavailable(NvidiaSampler, CUDA0)
     assert "00000000:99:00.0" in message and "GPU-ffff" in message
     assert nvml.refcount == 0
@@ -184,7 +185,7 @@ def test_unsupported_optional_figure_is_dropped_and_listed(install):
     figures = [sampler.sample() for _ in range(3)]
     sampler.stop()
     assert all("power_watts" not in f and "temperature_c" in f for f in figures)
-    assert sampler.summary()["unsupported"] == {"power": "Not Supported"}
+    assert sampler.summary()["unsupported"] == {"power": "NVMLError_NotSupported: Not Supported"}
     assert nvml.calls["nvmlDeviceGetPowerUsage"] == 1
 
 
@@ -253,7 +254,7 @@ def test_passes_the_sampler_conformance_suite(install):
 
 def test_bus_id_and_uuid_formats():
     props = fake.torch_properties(FakeGpu(pci_bus_id="00000001:a3:1f.0", uuid="GPU-1234"))
-    assert nvmod.pci_bus_id(props) == "00000001:A3:1F.0"
+    assert PciAddress.of(props).bus_id(8) == "00000001:A3:1F.0"  # NVML's form
     assert nvmod.nvml_uuid(props) == "GPU-1234"  # torch prints the UUID without the prefix
     props.uuid = "MIG-5678"
     assert nvmod.nvml_uuid(props) == "MIG-5678"

@@ -15,9 +15,9 @@ import inspect
 from pathlib import Path
 
 import pytest
+from fake_amdsmi import FakeAmdGpu, FakeAmdProcess, FakeAmdSmi
 
 import prunekit_rocm_mem.sampler as rocmod
-from prunekit.testing.fake_amdsmi import FakeAmdGpu, FakeAmdProcess, FakeAmdSmi
 
 SPEC = importlib.util.find_spec("amdsmi")  # finds the package without executing it
 if SPEC is None or SPEC.origin is None:
@@ -61,8 +61,8 @@ def used_names() -> tuple[set[str], set[tuple[str, str]]]:
     tree = ast.parse(Path(rocmod.__file__).read_text(encoding="utf-8"))
 
     def is_module(node: ast.AST) -> bool:
-        return (isinstance(node, ast.Name) and node.id in ("smi", "amdsmi")) or (
-            isinstance(node, ast.Attribute) and node.attr == "_smi"
+        return (isinstance(node, ast.Name) and node.id in ("smi", "amdsmi", "lib")) or (
+            isinstance(node, ast.Attribute) and node.attr in ("_smi", "lib")
         )
 
     names, members = set(), set()
@@ -167,7 +167,7 @@ def test_real_import_fails_like_the_simulation(capfd):
     """Where libamd_smi.so is missing, the real import raises KeyError as fake_amdsmi.library_missing does."""
     import sys
 
-    from prunekit.testing.fake_amdsmi import library_missing
+    from fake_amdsmi import library_missing
 
     saved = sys.modules.pop("amdsmi", None)
     try:

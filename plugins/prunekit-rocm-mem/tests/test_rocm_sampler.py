@@ -6,13 +6,13 @@ import json
 import os
 import sys
 
+import fake_amdsmi as fake
 import pytest
 import torch
+from fake_amdsmi import STATUS, FakeAmdGpu, FakeAmdProcess, FakeAmdSmi, GiB, MiB
 
-import prunekit_rocm_mem.sampler as rocmod
+from prunekit.api import PciAddress
 from prunekit.testing import SamplingThread
-from prunekit.testing import fake_amdsmi as fake
-from prunekit.testing.fake_amdsmi import STATUS, FakeAmdGpu, FakeAmdProcess, FakeAmdSmi, GiB, MiB
 from prunekit.testing.sampler_conformance import check_sampler, check_unavailable
 from prunekit_rocm_mem import RocmSampler
 
@@ -39,7 +39,7 @@ def install(monkeypatch):
     def _install(smi: FakeAmdSmi, visible: list[int] | None = None) -> FakeAmdSmi:
         monkeypatch.setitem(sys.modules, "amdsmi", smi.module)
         get = fake.visible_devices(smi, visible if visible is not None else list(range(len(smi.gpus))))
-        monkeypatch.setattr(rocmod, "device_properties", lambda device: get(device.index))
+        monkeypatch.setattr(torch.cuda, "get_device_properties", get)
         return smi
 
     return _install
@@ -192,7 +192,7 @@ def test_no_driver_is_unavailable_with_one_clear_line(install, code, words):
 def test_no_gpu_at_the_torch_bdf_is_unavailable_and_releases_amdsmi(install, monkeypatch):
     smi = install(FakeAmdSmi(two_gpus()))
     props = fake.torch_properties(FakeAmdGpu(bdf="0000:99:00.0"))
-    monkeypatch.setattr(rocmod, "device_properties", lambda device: props)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
     message = check_unavailable(RocmSampler, CUDA0)
     assert "0000:99:00" in message and "0000:03:00.0, 0000:c3:00.0" in message
     assert smi.refcount == 0
@@ -213,7 +213,7 @@ def test_passes_the_sampler_conformance_suite(install, api):
     assert smi.refcount == 0 and smi.init_calls == smi.shutdown_calls == 2
 
 
-def test_parse_bdf():
-    assert rocmod.parse_bdf("0000:c3:00.0") == (0, 0xC3, 0)
-    assert rocmod.parse_bdf("c3:1f.0") == (0, 0xC3, 0x1F)
-    assert rocmod.parse_bdf("0001:03:00.1") == (1, 3, 0)
+def test_amdsmi_bdf_strings_parse_to_the_torch_address():
+    assert PciAddress.parse("0000:c3:00.0") == (0, 0xC3, 0)
+    assert PciAddress.parse("c3:1f.0") == (0, 0xC3, 0x1F)
+    assert PciAddress.parse("0001:03:00.1") == (1, 3, 0)
