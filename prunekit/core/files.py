@@ -5,25 +5,35 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write ``text`` (UTF-8) or bytes to a temporary file beside ``path``, fsync, then rename over it."""
+@contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path``; what the block writes there is fsynced and
+    renamed over ``path`` when the block succeeds, and removed when it fails."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
-            handle.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8) or bytes to a temporary file beside ``path``, fsync, then rename over it."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -7,11 +7,10 @@ Hollow markers are runs or rows flagged for failing or missing their target.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from prunekit.core.files import atomic_path
 from prunekit.report.load import RunRecord
 from prunekit.report.memory import MemoryFigure, MiB
 from prunekit.report.table import GroupKey, Row
@@ -56,14 +55,8 @@ def _grid(n: int, width: float = 5.2, height: float = 3.8, cols: int = 3):
 def _save(fig, path: Path) -> Path:
     """Render to a temporary file beside ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=DPI, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
