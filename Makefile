@@ -22,10 +22,12 @@ run: venv
 	$(BIN)/prunekit matrix --example digits-quick --out $(OUT) --jobs $(JOBS); \
 	status=$$?; $(BIN)/prunekit report $(OUT) && exit $$status
 
-## The test suite (lint, format check, unit tests of the core and of every plugin).
+## The test suite: lint, format check, strict typing of the API and core, then the unit tests of the
+## core and of every plugin (which also check architecture contracts and the frozen prunekit.api).
 test: venv
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 ## Performance figures (JSON), each measured against a baseline in the same run; printed and

@@ -82,7 +82,7 @@ def load_yaml_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_type(name: str, value: Any, kind: type | tuple) -> Any:
+def _check_type(name: str, value: Any, kind: type | tuple[Any, ...]) -> Any:
     wants_float = kind is float or (isinstance(kind, tuple) and float in kind)
     if wants_float and isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
         try:
@@ -101,7 +101,7 @@ def _check_type(name: str, value: Any, kind: type | tuple) -> Any:
 
 def config_from_mapping(data: dict[str, Any]) -> RunConfig:
     """Build a RunConfig from a mapping, checking each value's type."""
-    types = {
+    types: dict[str, type | tuple[Any, ...]] = {
         "model": str,
         "dataset": str,
         "data_dir": (str, type(None)),

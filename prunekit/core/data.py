@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -13,8 +14,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 class DatasetSplits:
     """Train and test splits plus the shape facts a model factory needs."""
 
-    train: Dataset
-    test: Dataset
+    train: Dataset[Any]
+    test: Dataset[Any]
     num_classes: int
     in_channels: int
     image_size: int
@@ -46,7 +47,9 @@ class TensorBatches:
                 yield self.inputs[index], self.labels[index]
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, pin_memory: bool = False):
+def make_loader(
+    dataset: Dataset[Any], batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, pin_memory: bool = False
+) -> TensorBatches | DataLoader[Any]:
     """A TensorBatches for tensor data, otherwise a seeded DataLoader."""
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
         return TensorBatches(dataset, batch_size, shuffle, seed)

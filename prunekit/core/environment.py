@@ -6,6 +6,7 @@ import os
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import torch
 
@@ -17,7 +18,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def describe_environment(device: torch.device, plugins: dict[str, str]) -> dict:
+def describe_environment(device: torch.device, plugins: dict[str, str]) -> dict[str, Any]:
     """Python, library versions, device and plugin distributions with versions."""
     info = {
         "python": platform.python_version(),

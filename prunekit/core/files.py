@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -44,6 +44,6 @@ def write_yaml(path: Path, data: Any) -> None:
     write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def append_jsonl(handle, record: dict) -> None:
+def append_jsonl(handle: IO[str], record: dict[str, Any]) -> None:
     handle.write(json.dumps(record, default=str) + "\n")
     handle.flush()

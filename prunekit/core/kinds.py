@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import Any
 
 from prunekit.core.options import Option
@@ -34,7 +33,7 @@ def _number(minimum: float, *, allow_none: bool = False, above: bool = False) ->
     def check(value: Any) -> bool:
         if value is None:
             return allow_none
-        if isinstance(value, bool) or not isinstance(value, Real):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         return value > minimum if above else value >= minimum
 

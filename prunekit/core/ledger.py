@@ -60,7 +60,7 @@ def memory_ledger(
             if id(param) in target_of:
                 per_target[target_of[id(param)]]["gradient"] += n
     if optimizer is not None:
-        for param, state in optimizer.state.items():
+        for owner_param, state in optimizer.state.items():
             for value in state.values():
                 if not isinstance(value, torch.Tensor):
                     continue
@@ -69,8 +69,8 @@ def memory_ledger(
                     totals["optimizer_scalars"] += n
                     continue
                 totals["optimizer_state"] += n
-                if id(param) in target_of:
-                    per_target[target_of[id(param)]]["optimizer_state"] += n
+                if id(owner_param) in target_of:
+                    per_target[target_of[id(owner_param)]]["optimizer_state"] += n
     for name, tensor in pruner_state.items():
         n = counter.bytes(tensor)
         totals["pruner_state"] += n

@@ -10,7 +10,8 @@ from torch import nn
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Two groups: decay for weights, none for biases and norm parameters (ndim <= 1)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim <= 1 else decay).append(param)
@@ -43,9 +44,9 @@ class TrainingOptimizer:
     def backward(self, loss: torch.Tensor) -> None:
         """Backward pass; under a GradScaler, scaled, then unscaled so gradients are true values."""
         if self.scaler is None:
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             return
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         self.scaler.unscale_(self.optimizer)
 
     def parameters(self) -> list[torch.Tensor]:
@@ -75,7 +76,7 @@ class TrainingOptimizer:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,

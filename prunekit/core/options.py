@@ -26,13 +26,14 @@ class Option:
     type: type
     default: Any
     help: str = ""
-    choices: tuple | None = None
+    choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     above: float | None = None
 
     def convert(self, value: Any, owner: str) -> Any:
         """Return ``value`` converted to this option's type, or raise UsageError."""
         where = f"Option '{self.name}' of {owner}"
+        out: Any
         try:
             if self.type is bool:
                 if isinstance(value, bool):

@@ -6,11 +6,13 @@ import importlib
 import importlib.metadata
 import traceback
 from dataclasses import dataclass, field
+from typing import Any
 
 import pluggy
 
 from prunekit import __version__, hookspecs
-from prunekit.core.registry import KINDS, Registry, make_register
+from prunekit.core.kinds import KINDS
+from prunekit.core.registry import Registry, make_register
 
 ENTRY_POINT_GROUP = "prunekit"
 
@@ -37,7 +39,7 @@ class PluginInfo:
     def error(self) -> str | None:
         return "; ".join(self.errors) or None
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "distribution": self.distribution,
@@ -103,7 +105,7 @@ def build(extra: dict[str, object] | None = None) -> Plugins:
             pm.check_pending()
             break
         except pluggy.PluginValidationError as exc:
-            name = pm.get_name(exc.plugin)
+            name = pm.get_name(exc.plugin) or ""
             pm.unregister(exc.plugin)
             infos[name].errors.append(f"invalid hook: {exc}")
 

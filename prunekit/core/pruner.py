@@ -17,6 +17,8 @@ restore it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from prunekit.core.options import Option
@@ -56,10 +58,10 @@ class Pruner:
         """Every tensor kept between steps, by a descriptive name."""
         return {}
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
 
@@ -93,7 +95,8 @@ class MaskPruner(Pruner):
         groups = [list(range(len(self.targets)))] if self.scope == "global" else [[i] for i in range(len(self.targets))]
         for indices in groups:
             scorers = [lambda i=i: self.score(i, self.targets[i]) for i in indices]
-            update_masks_(scorers, [self.masks[i] for i in indices], sparsity, self.fresh_scores)
+            masks = [self.masks[i] for i in indices]
+            update_masks_(scorers, [m for m in masks if m is not None], sparsity, self.fresh_scores)
         self.zero_optimizer_state()
         self.enforce()
 
@@ -131,10 +134,10 @@ class MaskPruner(Pruner):
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {f"mask:{t.name}": m for t, m in zip(self.targets, self.masks) if m is not None}
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"masks": [None if m is None else m.clone() for m in self.masks]}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         masks = state["masks"]
         if len(masks) != len(self.targets):
             raise ValueError("mask count does not match the prunable set")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,14 +23,19 @@ class Target:
     @property
     def weight(self) -> torch.Tensor:
         """The tensor the forward pass uses (after any parametrization)."""
-        return getattr(self.module, self.attr)
+        weight: torch.Tensor = getattr(self.module, self.attr)
+        return weight
 
     @property
     def parameter(self) -> nn.Parameter:
         """The trainable tensor the optimizer updates."""
+        owner: Any = self.module
         if parametrize.is_parametrized(self.module, self.attr):
-            return self.module.parametrizations[self.attr].original
-        return getattr(self.module, self.attr)
+            owner = owner.parametrizations[self.attr]
+            original: nn.Parameter = owner.original
+            return original
+        parameter: nn.Parameter = getattr(owner, self.attr)
+        return parameter
 
     def numel(self) -> int:
         return self.parameter.numel()

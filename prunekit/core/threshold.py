@@ -58,6 +58,7 @@ def kth_smallest(scores: Callable[[], Iterable[torch.Tensor]], k: int) -> float:
             high += torch.bincount(keys.high(bits[a:b]), minlength=_BINS).cpu()
     if k > total:
         raise ValueError(f"k={k} exceeds the number of scores ({total})")
+    assert keys is not None  # k <= total: scores() yielded at least one tensor
     bucket, rank = _pick(high, k)
 
     low = torch.zeros(_BINS, dtype=torch.int64)
