@@ -31,15 +31,14 @@ hookspec = pluggy.HookspecMarker("prunekit")
 class Register(Protocol):
     """The callback each hook receives.
 
-    Args:
-        name: the name users type (``--pruner NAME``); a model name may be a
-            wildcard family such as ``"timm:*"`` (its factory then also gets ``name=``).
-        factory: called by the core to build the thing (see the Protocol of each kind).
-        description: one line for ``prunekit list``.
-        options: the :class:`~prunekit.api.Option` s users may set; the core validates
-            and converts them and passes them as keyword arguments. Their names and
-            defaults must match the factory's parameters.
-        **metadata: per-kind facts (see each hook), checked for type.
+    :param name: the name users type (``--pruner NAME``); a model name may be a
+        wildcard family such as ``"timm:*"`` (its factory then also gets ``name=``).
+    :param factory: called by the core to build the thing (see the Protocol of each kind).
+    :param description: one line for ``prunekit list``.
+    :param options: the :class:`~prunekit.api.Option` s users may set; the core validates
+        and converts them and passes them as keyword arguments. Their names and
+        defaults must match the factory's parameters.
+    :param metadata: per-kind facts (see each hook), checked for type.
 
     An invalid registration is skipped and shown by ``prunekit plugins``; two
     plugins registering one name is an error naming both.
@@ -107,12 +106,13 @@ class TrackerFactory(Protocol):
 def register_models(register: Register) -> None:
     """Register models.
 
-    Args:
-        register: call ``register(name, factory, weight_decay=5e-4)`` per model.
-            ``factory`` is a :class:`ModelFactory`; metadata ``weight_decay``
-            (a number >= 0) is the family's default decay. Models take no options.
+    :param register: call ``register(name, factory, weight_decay=5e-4)`` per model.
+        ``factory`` is a :class:`ModelFactory`; metadata ``weight_decay``
+        (a number >= 0) is the family's default decay. Models take no options.
 
-    When: once, at plugin loading. The core calls the factory once per run,
+    :returns: nothing; what the hook registers is its result.
+
+    Called once, at plugin loading. The core calls the factory once per run,
     after the dataset is built (its shape facts are the arguments) and before
     the pruner and the optimizer.
     """
@@ -122,13 +122,14 @@ def register_models(register: Register) -> None:
 def register_datasets(register: Register) -> None:
     """Register datasets.
 
-    Args:
-        register: call ``register(name, factory, options=(...))`` per dataset.
-            ``factory`` is a :class:`DatasetFactory` returning ``DatasetSplits``;
-            it raises ``UsageError`` naming what was expected where when the
-            data is missing, and downloads only when ``download`` is true.
+    :param register: call ``register(name, factory, options=(...))`` per dataset.
+        ``factory`` is a :class:`DatasetFactory` returning ``DatasetSplits``;
+        it raises ``UsageError`` naming what was expected where when the
+        data is missing, and downloads only when ``download`` is true.
 
-    When: once, at plugin loading. The core calls the factory first in every
+    :returns: nothing; what the hook registers is its result.
+
+    Called once, at plugin loading. The core calls the factory first in every
     run, with ``--data-dir``, ``--download``, ``--seed`` and the ``--dataset-opt`` values.
     """
 
@@ -137,16 +138,17 @@ def register_datasets(register: Register) -> None:
 def register_optimizers(register: Register) -> None:
     """Register optimizers.
 
-    Args:
-        register: call ``register(name, factory, options=(...), lr=..., weight_decay=...,
-            state=(...), default_pruner=...)`` per optimizer. ``factory`` is an
-            :class:`OptimizerFactory`. Metadata: ``lr`` (default rate, > 0),
-            ``weight_decay`` (default decay, or None for the model's), ``state``
-            (names of the per-weight state tensors it keeps, e.g.
-            ``("exp_avg", "exp_avg_sq")``, matched against pruners' ``requires``)
-            and ``default_pruner`` (used when the user names none).
+    :param register: call ``register(name, factory, options=(...), lr=..., weight_decay=...,
+        state=(...), default_pruner=...)`` per optimizer. ``factory`` is an
+        :class:`OptimizerFactory`. Metadata: ``lr`` (default rate, > 0),
+        ``weight_decay`` (default decay, or None for the model's), ``state``
+        (names of the per-weight state tensors it keeps, e.g.
+        ``("exp_avg", "exp_avg_sq")``, matched against pruners' ``requires``)
+        and ``default_pruner`` (used when the user names none).
 
-    When: once, at plugin loading. The core calls the factory once per run,
+    :returns: nothing; what the hook registers is its result.
+
+    Called once, at plugin loading. The core calls the factory once per run,
     after the pruner factory (so parametrizations exist) with the core's two
     parameter groups (decay for weights, none for biases and norms).
     """
@@ -156,15 +158,16 @@ def register_optimizers(register: Register) -> None:
 def register_pruners(register: Register) -> None:
     """Register pruners.
 
-    Args:
-        register: call ``register(name, factory, options=(...), requires=(...), dense=False)``
-            per pruner. ``factory`` is a :class:`PrunerFactory` returning a
-            ``Pruner``. Metadata: ``requires`` (optimizer state names the pruner
-            reads, checked against the optimizer's ``state`` before training)
-            and ``dense`` (True for a pruner that never prunes, a baseline: the
-            matrix runs it once per optimizer, at sparsity 0).
+    :param register: call ``register(name, factory, options=(...), requires=(...), dense=False)``
+        per pruner. ``factory`` is a :class:`PrunerFactory` returning a
+        ``Pruner``. Metadata: ``requires`` (optimizer state names the pruner
+        reads, checked against the optimizer's ``state`` before training)
+        and ``dense`` (True for a pruner that never prunes, a baseline: the
+        matrix runs it once per optimizer, at sparsity 0).
 
-    When: once, at plugin loading. The core calls the factory once per run,
+    :returns: nothing; what the hook registers is its result.
+
+    Called once, at plugin loading. The core calls the factory once per run,
     after the model and before the optimizer; then ``bind``, ``before_step``,
     ``update_masks`` and ``enforce`` as the README's pruner protocol says.
     """
@@ -174,12 +177,13 @@ def register_pruners(register: Register) -> None:
 def register_samplers(register: Register) -> None:
     """Register memory samplers.
 
-    Args:
-        register: call ``register(name, factory, scope=...)`` per sampler.
-            ``factory`` is a :class:`SamplerFactory`; metadata ``scope`` is
-            ``"process"``, ``"device"`` or ``"allocator"``. Samplers take no options.
+    :param register: call ``register(name, factory, scope=...)`` per sampler.
+        ``factory`` is a :class:`SamplerFactory`; metadata ``scope`` is
+        ``"process"``, ``"device"`` or ``"allocator"``. Samplers take no options.
 
-    When: once, at plugin loading. The core calls the factory once per run
+    :returns: nothing; what the hook registers is its result.
+
+    Called once, at plugin loading. The core calls the factory once per run
     for every sampler chosen (``--sampler``; ``auto`` tries every one), then
     ``start()`` before training, ``sample()`` on a background thread,
     ``phase_changed()`` on the training thread and ``stop()`` at the end.
