@@ -194,15 +194,16 @@ def register_samplers(register: Register) -> None:
 def register_trackers(register: Register) -> None:
     """Register experiment trackers (views of a run in TensorBoard, MLflow...).
 
-    Args:
-        register: call ``register(name, factory, options=(...), credentials=(...))`` per
-            tracker. ``factory`` is a :class:`TrackerFactory` returning a ``Tracker``.
-            Metadata ``credentials``: names of the environment variables holding the
-            tool's secrets; their values are redacted from everything prunekit writes.
-            Credentials are never options: read them from the tool's usual environment
-            variables or config files.
+    :param register: call ``register(name, factory, options=(...), credentials=(...))`` per
+        tracker. ``factory`` is a :class:`TrackerFactory` returning a ``Tracker``.
+        Metadata ``credentials``: names of the environment variables holding the
+        tool's secrets; their values are redacted from everything prunekit writes.
+        Credentials are never options: read them from the tool's usual environment
+        variables or config files.
 
-    When: once, at plugin loading. The core calls the factory once per run for
+    :returns: nothing; what the hook registers is its result.
+
+    Called once, at plugin loading. The core calls the factory once per run for
     every chosen tracker (``--tracker``), on the tracker's own worker thread, never
     the training thread; then ``start``, ``log_epoch``, ``log_memory`` and ``finish``.
     """

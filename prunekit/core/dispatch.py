@@ -40,7 +40,7 @@ class TrackerWorker:
         finish_timeout_s: float,
         redact: Redactor,
         warn: Callable[[str], None],
-        save_state: Callable[[str, dict], None],
+        save_state: Callable[[str, dict[str, Any]], None],
         capacity: int = CAPACITY,
     ) -> None:
         self.name = name
@@ -59,7 +59,7 @@ class TrackerWorker:
         self.finished = False
         self.begun = False
         self.end_wait_s = 0.0  # how long the end of the run waited for this tracker
-        self._buffer: collections.deque = collections.deque()
+        self._buffer: collections.deque[tuple[str, Any]] = collections.deque()
         self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name=f"prunekit-tracker-{name}", daemon=True)
 
@@ -186,7 +186,7 @@ class Trackers:
                 )
             )
 
-    def previous_state(self) -> dict[str, dict]:
+    def previous_state(self) -> dict[str, dict[str, Any]]:
         """What each tracker's ``start`` returned in an earlier attempt of this run directory."""
         return _read_json(self.state_path) if self.state_path is not None else {}
 
@@ -222,7 +222,7 @@ class Trackers:
     def summary(self) -> dict[str, Any]:
         return {worker.name: worker.summary() for worker in self.workers}
 
-    def save_state(self, name: str, state: dict) -> None:
+    def save_state(self, name: str, state: dict[str, Any]) -> None:
         """Keep what a tracker's ``start`` returned, for a resumed run (atomic write)."""
         if self.state_path is None:
             return
@@ -234,7 +234,7 @@ class Trackers:
             write_json(self.state_path, data)
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -15,6 +15,7 @@ from prunekit.core.config import ResolvedRun
 from prunekit.core.dispatch import Trackers
 from prunekit.core.redact import Redactor
 from prunekit.core.registry import Registry
+from prunekit.core.targets import Target
 from prunekit.core.tracking import RunEnd, RunStart
 
 
@@ -49,7 +50,7 @@ def begin(trackers: Trackers, out: Path, settings: dict[str, Any], group: str | 
 
 
 @torch.no_grad()
-def layer_sparsity(targets: list) -> dict[str, float]:
+def layer_sparsity(targets: list[Target]) -> dict[str, float]:
     """Fraction of exact zeros in each prunable weight the forward pass uses."""
     return {t.name: 1.0 - torch.count_nonzero(t.weight).item() / t.weight.numel() for t in targets}
 
