@@ -41,6 +41,13 @@ def test_parse_pairs():
 def test_exclusive_lower_bound():
     eps = (Option("eps", float, 1e-8, above=0.0),)
     assert resolve_options(eps, {"eps": "1e-6"}, "pruner 'x'") == {"eps": 1e-6}
-    for bad in ("0", "-1", "nan"):
+    for bad in ("0", "-1"):
         with pytest.raises(UsageError, match="must be greater than 0.0"):
             resolve_options(eps, {"eps": bad}, "pruner 'x'")
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_numbers_must_be_finite(bad):
+    eps = (Option("eps", float, 1e-8, above=0.0),)
+    with pytest.raises(UsageError, match=f"^Option 'eps' of pruner 'x' must be a finite number, got '{bad}'.$"):
+        resolve_options(eps, {"eps": bad}, "pruner 'x'")
