@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +135,7 @@ def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradSca
     targets = prunable_targets(model)
     pruner = resolved.pruner.factory(targets, **resolved.pruner_opts)
     pin = device.type == "cuda"
+    train_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
     if dist.enabled:  # this rank's share of each epoch's seeded order; disjoint test shards
         train_loader = distributed.train_loader(splits.train, c.batch_size, dist, c.seed, c.workers, pin)
     else:

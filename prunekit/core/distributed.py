@@ -140,7 +140,7 @@ class ShardedBatches:
 
         self.inputs, self.labels = dataset.tensors
         self.batch_size = batch_size
-        self.sampler = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed)
+        self.sampler: DistributedSampler[int] = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -158,19 +158,21 @@ class ShardedBatches:
 class _EpochSampler:
     """A DistributedSampler that advances its epoch each time a DataLoader iterates it."""
 
-    def __init__(self, sampler) -> None:
+    def __init__(self, sampler: Any) -> None:
         self.sampler, self.epoch = sampler, 0
 
     def __len__(self) -> int:
         return len(self.sampler)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         self.sampler.set_epoch(self.epoch)
         self.epoch += 1
         return iter(self.sampler)
 
 
-def train_loader(dataset: Dataset, batch_size: int, dist: Dist, seed: int, workers: int = 0, pin_memory: bool = False):
+def train_loader(
+    dataset: Dataset[Any], batch_size: int, dist: Dist, seed: int, workers: int = 0, pin_memory: bool = False
+) -> ShardedBatches | DataLoader[Any]:
     """This rank's training batches (every rank the same number of steps; the sampler pads)."""
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
         return ShardedBatches(dataset, batch_size, dist, seed)
@@ -187,22 +189,24 @@ def train_loader(dataset: Dataset, batch_size: int, dist: Dist, seed: int, worke
     )
 
 
-def eval_shard(dataset: Dataset, dist: Dist) -> Dataset:
+def eval_shard(dataset: Dataset[Any], dist: Dist) -> Dataset[Any]:
     """Test examples rank, rank + N, ...: disjoint shards covering every example once (no padding)."""
     if not dist.enabled:
         return dataset
-    indices = list(range(dist.rank, len(dataset), dist.world_size))
+    indices = list(range(dist.rank, len(dataset), dist.world_size))  # type: ignore[arg-type]
     if isinstance(dataset, TensorDataset):
         return TensorDataset(*(t[indices] for t in dataset.tensors))
     return Subset(dataset, indices)
 
 
-def sampler_summaries(dist: Dist, own: dict[str, dict]) -> tuple[dict[str, dict], list[dict[str, dict]] | None]:
+def sampler_summaries(
+    dist: Dist, own: dict[str, dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, dict[str, Any]]] | None]:
     """Sampler summaries with each figure's peak and mean the maximum over ranks, and every rank's own."""
     ranks = gather(dist, own)
     if not dist.enabled:
         return own, None
-    merged: dict[str, dict] = {}
+    merged: dict[str, dict[str, Any]] = {}
     for name, info in own.items():
         entry = dict(info)
         figures = {}

@@ -46,7 +46,7 @@ def describe_environment(device: torch.device, plugins: dict[str, str]) -> dict[
     return info
 
 
-def slurm_environment() -> dict:
+def slurm_environment() -> dict[str, Any]:
     """The Slurm job this process runs in: ``job_id`` as squeue names it (``123_4`` for array element 4)."""
     env = os.environ
     array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")

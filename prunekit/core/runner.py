@@ -16,6 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from prunekit.core import distributed, run_trackers, rundir
 from prunekit.core.building import (
     autocast_factory,
@@ -27,7 +29,7 @@ from prunekit.core.building import (
     seed_everything,
     start_samplers,
 )
-from prunekit.core.config import RunConfig, validate
+from prunekit.core.config import ResolvedRun, RunConfig, validate
 from prunekit.core.evaluation import evaluate
 from prunekit.core.outcomes import Outcomes, fingerprint_test_set
 from prunekit.core.plugins import Plugins, get_plugins
@@ -71,7 +73,17 @@ def run(
         distributed.teardown(dist)
 
 
-def _run(c, resolved, plugins, dist, device, started_at, on_epoch, on_step, warn) -> tuple[Path, Summary]:
+def _run(
+    c: RunConfig,
+    resolved: ResolvedRun,
+    plugins: Plugins,
+    dist: distributed.Dist,
+    device: torch.device,
+    started_at: float,
+    on_epoch: EpochCallback | None,
+    on_step: StepCallback | None,
+    warn: Callable[[str], None],
+) -> tuple[Path, Summary]:
     autocast, scaler = autocast_factory(c, device)
     out = distributed.broadcast(dist, Path(c.out) if c.out else default_run_dir(resolved))  # rank 0's clock names it
     problem = None
