@@ -124,6 +124,17 @@ def test_a_failed_run_tells_trackers_why(tmp_path, loaded):
     assert not (tmp_path / "r" / "summary.json").exists()
 
 
+def test_a_failure_after_training_tells_trackers_too(tmp_path, loaded, monkeypatch):
+    def no_space(**kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("prunekit.core.runner.build_summary", no_space)
+    with pytest.raises(OSError):
+        run(config(tmp_path, epochs=1, trackers=["recording"]), plugins=loaded)
+    end = EVENTS["default"][-1][1]
+    assert (end.status, end.reason) == ("failed", "OSError: [Errno 28] No space left on device")
+
+
 def test_an_interrupted_run_tells_trackers_and_a_resume_gets_their_state_back(tmp_path, loaded):
     def interrupt(record):
         raise KeyboardInterrupt

@@ -178,28 +178,33 @@ def _run(
         run_trackers.end(trackers, out, status, redact.text(reason))
         raise
     sampling.stop()
-
-    fingerprint = fingerprint_test_set(c.dataset, resolved.dataset_opts, evaluation.labels.numpy())
-    outcomes = Outcomes(evaluation.correct.numpy(), fingerprint, progress.history[-1]["epoch"])
-    summary = build_summary(
-        out=out,
-        outcomes=outcomes,
-        resolved=resolved,
-        settings=settings,
-        built=built,
-        schedule=schedule,
-        prunes=prunes,
-        progress=progress,
-        samplers=sampling.summary(),  # merged over ranks (max) by build_summary
-        samplers_skipped=skipped,
-        warnings=warnings_list,
-        plugins=plugins,
-        device=device,
-        started_at=started_at,
-    )
-    summary = redact(summary)  # the environment records the command line
+    try:  # trackers hear about a failure after training too
+        fingerprint = fingerprint_test_set(c.dataset, resolved.dataset_opts, evaluation.labels.numpy())
+        outcomes = Outcomes(evaluation.correct.numpy(), fingerprint, progress.history[-1]["epoch"])
+        summary = build_summary(
+            out=out,
+            outcomes=outcomes,
+            resolved=resolved,
+            settings=settings,
+            built=built,
+            schedule=schedule,
+            prunes=prunes,
+            progress=progress,
+            samplers=sampling.summary(),  # merged over ranks (max) by build_summary
+            samplers_skipped=skipped,
+            warnings=warnings_list,
+            plugins=plugins,
+            device=device,
+            started_at=started_at,
+        )
+        summary = redact(summary)  # the environment records the command line
+        if dist.is_main:
+            rundir.write_outcomes(out, outcomes)  # before the summary, which marks the run complete
+    except BaseException as exc:
+        status, reason = run_trackers.failure_reason(exc)
+        run_trackers.end(trackers, out, status, redact.text(reason))
+        raise
     summary["trackers"] = run_trackers.end(trackers, out, "completed", summary=summary)
     if dist.is_main:
-        rundir.write_outcomes(out, outcomes)  # before the summary, which marks the run complete
         rundir.write_summary(out, summary)
     return out, summary
