@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from prunekit import hookimpl
 from prunekit.core.data import DatasetSplits
-from prunekit.core.device_sampler import DeviceSampler, PciAddress
+from prunekit.core.distribution import DISTRIBUTIONS, erk_densities, layer_sparsities, prune_counts
 from prunekit.core.optim import TrainingOptimizer
 from prunekit.core.options import Option
-from prunekit.core.pruner import MASKED_OPTIMIZER_STATE, SCOPE_OPTION, MaskPruner, Pruner
+from prunekit.core.pruner import MASKED_OPTIMIZER_STATE, SCOPE_OPTION, MaskPruner, Pruner, TrainingPlan
 from prunekit.core.sampling import SCOPES, Sampler, SamplerUnavailable
+from prunekit.core.schedule import Schedule
 from prunekit.core.targets import Target
-from prunekit.core.threshold import threshold_for_sparsity
+from prunekit.core.threshold import apply_mask_, threshold_for_sparsity
 from prunekit.core.tracking import STATUSES as RUN_STATUSES
 from prunekit.core.tracking import RunEnd, RunStart, Tracker
 from prunekit.errors import UsageError
@@ -46,7 +47,7 @@ from prunekit.hookspecs import (
 
 #: The version of this surface: the major part changes when a name or signature
 #: changes incompatibly, the minor part when one is added.
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 __all__ = [
     "API_VERSION",
@@ -55,6 +56,7 @@ __all__ = [
     "SCOPES",
     "SCOPE_OPTION",
     "DatasetFactory",
+    "DISTRIBUTIONS",
     "DatasetSplits",
     "DeviceSampler",
     "MaskPruner",
@@ -70,11 +72,17 @@ __all__ = [
     "Sampler",
     "SamplerFactory",
     "SamplerUnavailable",
+    "Schedule",
     "Target",
     "Tracker",
     "TrackerFactory",
     "TrainingOptimizer",
+    "TrainingPlan",
     "UsageError",
+    "apply_mask_",
+    "erk_densities",
     "hookimpl",
+    "layer_sparsities",
+    "prune_counts",
     "threshold_for_sparsity",
 ]

@@ -162,14 +162,18 @@ def register_pruners(register: Register) -> None:
         per pruner. ``factory`` is a :class:`PrunerFactory` returning a
         ``Pruner``. Metadata: ``requires`` (optimizer state names the pruner
         reads, checked against the optimizer's ``state`` before training)
-        and ``dense`` (True for a pruner that never prunes, a baseline: the
-        matrix runs it once per optimizer, at sparsity 0).
+        ``dense`` (True for a pruner that never prunes, a baseline: the
+        matrix runs it once per optimizer, at sparsity 0) and ``schedules``
+        (the sparsity schedules it supports, default all; the first is used
+        when a run names none, e.g. ``("constant",)`` for sparse training from
+        step 0; any other is refused with one line).
 
     :returns: nothing; what the hook registers is its result.
 
     Called once, at plugin loading. The core calls the factory once per run,
-    after the model and before the optimizer; then ``bind``, ``before_step``,
-    ``update_masks`` and ``enforce`` as the README's pruner protocol says.
+    after the model and before the optimizer; then ``bind``, ``start``,
+    ``is_update_step``, ``before_step``, ``update_masks`` and ``enforce`` as the
+    README's pruner protocol says.
     """
 
 

@@ -95,7 +95,7 @@ BAD = [
     (["--model", "vgg"], "Unknown model 'vgg'. Available:"),
     (["--dataset", "svhn"], "Unknown dataset 'svhn'. Available:"),
     (["--optimizer", "lion"], "Unknown optimizer 'lion'. Available:"),
-    (["--pruner", "snip"], "Unknown pruner 'snip'. Available:"),
+    (["--pruner", "obs"], "Unknown pruner 'obs'. Available:"),
     (["--sampler", "nosuch"], "Unknown sampler 'nosuch'. Available: "),
     (["--sparsity", "1.0"], "Sparsity must be in [0, 1), got 1.0."),
     (["--sparsity", "-0.1"], "Sparsity must be in [0, 1)"),

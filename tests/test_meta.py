@@ -40,17 +40,17 @@ def test_every_hookspec_is_exercised_by_the_builtin_plugins():
 
 def test_readme_plugin_example_runs(tmp_path):
     loaded = plugins.reset()
-    if "random" not in loaded.registry.names("pruners"):  # plugins/prunekit-example not installed: the README's copy
+    if "random-scores" not in loaded.registry.names("pruners"):  # plugins/prunekit-example not installed: the README's copy
         blocks = re.findall(r"```python\n(.*?)```", README, re.S)
         source = next(b for b in blocks if "class RandomPruner" in b)
         module = types.ModuleType("prunekit_example")
         exec(compile(source, "README:prunekit_example", "exec"), module.__dict__)
-        loaded = plugins.reset({"random": module})
+        loaded = plugins.reset({"random-scores": module})
     out, summary = run(
-        RunConfig(pruner="random", pruner_opts={"seed": "3"}, epochs=1, sparsity=0.5, out=str(tmp_path / "r"), quiet=True),
+        RunConfig(pruner="random-scores", pruner_opts={"seed": "3"}, epochs=1, sparsity=0.5, out=str(tmp_path / "r"), quiet=True),
         plugins=loaded,
     )
-    assert summary["pruner"] == "random" and summary["target_reached"]
+    assert summary["pruner"] == "random-scores" and summary["target_reached"]
     # masks (1 B) + fixed random scores (4 B) per prunable weight, all on the ledger
     assert summary["ledger"]["pruner_state_bytes_per_prunable_weight"] == 5.0
     assert json.loads((out / "summary.json").read_text())["pruner_options"] == {"scope": "global", "seed": 3}

@@ -36,3 +36,12 @@ def test_invalid_schedules(kwargs):
     args = dict(kind="gmp", target=0.5, warmup=0, end=10, frequency=1) | kwargs
     with pytest.raises(ValueError):
         Schedule(**args)
+
+
+def test_constant_is_the_target_from_step_0_with_one_update_before_the_first_step():
+    s = Schedule.constant(0.9)
+    assert (s.warmup, s.end, s.frequency) == (0, 0, 1)
+    assert [s.sparsity_at(t) for t in (0, 1, 500)] == [0.9, 0.9, 0.9]
+    assert [t for t in range(0, 100) if s.is_update_step(t)] == [0]
+    with pytest.raises(ValueError):
+        Schedule("constant", 0.9, warmup=0, end=10, frequency=1)

@@ -87,6 +87,8 @@ def check_out_dir(path: Path) -> None:
 
 def make_schedule(config: RunConfig, total_steps: int) -> Schedule:
     """The sparsity schedule, with defaults as fractions of the training steps."""
+    if config.schedule == "constant":
+        return Schedule.constant(config.sparsity)
     warmup = config.warmup if config.warmup is not None else round(WARMUP_FRACTION * total_steps)
     end = config.prune_end if config.prune_end is not None else max(warmup + 1, round(END_FRACTION * total_steps))
     if end <= warmup:

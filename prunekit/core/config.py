@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,14 @@ from prunekit.core.tracking import COMMON_OPTIONS
 from prunekit.errors import UsageError
 
 DEFAULT_PRUNER = "magnitude"
+DEFAULT_SCHEDULE = "gmp"
+_CONSTANT_ONLY = ("warmup", "prune_end", "frequency")
 
 
 @dataclass
 class RunConfig:
-    """Everything that defines a run. ``None`` means "the plugin's or schedule's default"."""
+    """Everything that defines a run. ``None`` means "the plugin's or schedule's default"
+    (``schedule=None``: the pruner's default schedule, else gmp)."""
 
     model: str = "lenet5"
     dataset: str = "digits"
@@ -33,7 +36,7 @@ class RunConfig:
     pruner: str | None = None
     pruner_opts: dict[str, Any] = field(default_factory=dict)
     sparsity: float = 0.7
-    schedule: str = "gmp"
+    schedule: str | None = None
     warmup: int | None = None
     prune_end: int | None = None
     frequency: int | None = None
@@ -114,7 +117,7 @@ def config_from_mapping(data: dict[str, Any]) -> RunConfig:
         "pruner": (str, type(None)),
         "pruner_opts": dict,
         "sparsity": float,
-        "schedule": str,
+        "schedule": (str, type(None)),
         "warmup": (int, type(None)),
         "prune_end": (int, type(None)),
         "frequency": (int, type(None)),
@@ -150,6 +153,20 @@ def config_from_mapping(data: dict[str, Any]) -> RunConfig:
     return RunConfig(**clean)
 
 
+def resolve_schedule(schedule: str | None, pruner: Entry) -> str:
+    """The run's schedule: the one named, else the pruner's first supported, else gmp.
+
+    Raises UsageError when the pruner does not support the named schedule.
+    """
+    supported = tuple(pruner.metadata.get("schedules") or ())
+    if schedule is None:
+        return supported[0] if supported else DEFAULT_SCHEDULE
+    if supported and schedule not in supported:
+        which = f"only the {supported[0]} schedule" if len(supported) == 1 else f"the {', '.join(supported[:-1])} or {supported[-1]} schedules"
+        raise UsageError(f"Pruner '{pruner.name}' supports {which}, not '{schedule}'; drop --schedule or use --schedule {supported[0]}.")
+    return schedule
+
+
 @dataclass
 class ResolvedRun:
     """A validated config with its plugin entries and resolved options."""
@@ -179,7 +196,7 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         raise UsageError(f"Epochs must be at least 1, got {c.epochs}.")
     if c.batch_size < 1:
         raise UsageError(f"Batch size must be at least 1, got {c.batch_size}.")
-    if c.schedule not in SCHEDULES:
+    if c.schedule is not None and c.schedule not in SCHEDULES:
         raise UsageError(f"Unknown schedule '{c.schedule}'. Available: {', '.join(SCHEDULES)}.")
     if c.frequency is not None and c.frequency < 1:
         raise UsageError(f"Frequency must be at least 1 optimizer step, got {c.frequency}.")
@@ -209,6 +226,13 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
     for name in dict.fromkeys(c.samplers):
         if name != "auto":
             samplers.append(registry.get("samplers", name))
+
+    c = replace(c, schedule=resolve_schedule(c.schedule, pruner))
+    if c.schedule == "constant":
+        given = [name for name in _CONSTANT_ONLY if getattr(c, name) is not None]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise UsageError(f"{flag} does not apply to the constant schedule (the target from step 0); drop it or choose gmp, cubic or linear.")
 
     trackers = [registry.get("trackers", name) for name in dict.fromkeys(c.trackers)]
     tracker_opts = resolve_tracker_options(trackers, c.tracker_opts)

@@ -104,6 +104,8 @@ KIND_SPECS: dict[str, Kind] = {
             metadata={
                 "requires": Meta((), _names, _NAMES, tuple),
                 "dense": Meta(False, lambda v: isinstance(v, bool), "True or False"),
+                # schedules it supports (default all); the first is the default when a run names none
+                "schedules": Meta((), _names, _NAMES, tuple),
             },
         ),
         Kind(

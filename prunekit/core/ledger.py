@@ -6,6 +6,10 @@ statistics), ``gradients``, ``optimizer_state`` (per-weight tensors such as
 ``exp_avg``), ``optimizer_scalars`` (0-dim bookkeeping such as Adam's ``step``),
 ``pruner_state`` (whatever ``Pruner.state_tensors()`` returns). Pruner state
 named ``"<what>:<target name>"`` is also attributed to that prunable weight.
+
+``pruner_transient`` is reported apart from the total: the peak bytes a pruner
+held only around mask updates (``Pruner.transient_bytes()``, e.g. a copy of the
+dense gradient on RigL's update steps), attributed the same way.
 """
 
 from __future__ import annotations
@@ -39,11 +43,13 @@ def memory_ledger(
     optimizer: torch.optim.Optimizer | None,
     pruner_state: dict[str, torch.Tensor],
     targets: list[Target],
+    pruner_transient: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Bytes per category, totals, and a breakdown per prunable weight."""
     counter = _Counter()
     totals = dict.fromkeys(CATEGORIES, 0)
-    per_target = {t.name: dict.fromkeys(("parameter", "gradient", "optimizer_state", "pruner_state"), 0) for t in targets}
+    keys = ("parameter", "gradient", "optimizer_state", "pruner_state", "pruner_transient")
+    per_target = {t.name: dict.fromkeys(keys, 0) for t in targets}
     target_of = {id(t.parameter): t.name for t in targets}
 
     for param in model.parameters():
@@ -78,11 +84,19 @@ def memory_ledger(
         if owner in per_target:
             per_target[owner]["pruner_state"] += n
 
+    transient = 0
+    for name, n in (pruner_transient or {}).items():
+        transient += int(n)
+        owner = name.split(":", 1)[-1]
+        if owner in per_target:
+            per_target[owner]["pruner_transient"] += int(n)
+
     prunable = sum(t.numel() for t in targets)
     n_params = sum(p.numel() for p in model.parameters())
     return {
         **totals,
         "total": sum(totals.values()),
+        "pruner_transient": transient,
         "prunable_weights": prunable,
         "parameter_count": n_params,
         "pruner_state_bytes_per_prunable_weight": totals["pruner_state"] / prunable if prunable else 0.0,

@@ -1,27 +1,37 @@
 """The pruner protocol, and a base class for boolean-mask pruners.
 
-The core drives a pruner through one training step like this::
+The core drives a pruner through a run like this::
 
-    loss.backward()
-    pruner.before_step(step)          # mask gradients, read gradients
-    optimizer-specific gradient processing and clipping
-    optimizer.step()
-    if schedule.is_update_step(step):
-        pruner.update_masks(sparsity, step)
-    pruner.enforce()                  # pruned weights are exactly zero again
+    pruner = factory(targets, **options)  # before the optimizer exists
+    pruner.bind(optimizer)
+    pruner.start(TrainingPlan(total_steps, steps_per_epoch, schedule))
+    if pruner.is_update_step(0):          # the constant schedule: masks before step 1
+        pruner.update_masks(schedule.sparsity_at(0), 0); pruner.enforce()
+    for step in 1..total_steps:
+        loss.backward()
+        pruner.before_step(step)          # mask gradients, read gradients
+        optimizer-specific gradient processing and clipping
+        optimizer.step()
+        if pruner.is_update_step(step):   # default: the schedule's update steps
+            pruner.update_masks(schedule.sparsity_at(step), step)
+        pruner.enforce()                  # pruned weights are exactly zero again
 
 ``state_tensors()`` exposes every tensor the pruner keeps between steps so the
-core can count their bytes itself; ``state_dict``/``load_state_dict`` save and
-restore it.
+core can count their bytes itself; ``transient_bytes()`` reports tensors held
+only around mask updates; ``state_dict``/``load_state_dict`` save and restore
+the state.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from prunekit.core.distribution import DISTRIBUTIONS, layer_sparsities
 from prunekit.core.options import Option
+from prunekit.core.schedule import Schedule
 from prunekit.core.targets import Target
 from prunekit.core.threshold import apply_mask_, update_masks_
 
@@ -30,8 +40,19 @@ MASKED_OPTIMIZER_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_b
 
 #: The ``scope`` option of every :class:`MaskPruner`; declare it in a mask pruner's options.
 SCOPE_OPTION = Option(
-    "scope", str, "global", "one threshold over all layers, or the same sparsity per layer", choices=("global", "layer")
+    "scope", str, "global",
+    "global: one threshold over all layers; layer: every layer at the target; erk: Erdős–Rényi-Kernel per-layer sparsities",
+    choices=DISTRIBUTIONS,
 )
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What the core knows about the run before its first optimizer step."""
+
+    total_steps: int
+    steps_per_epoch: int
+    schedule: Schedule
 
 
 class Pruner:
@@ -40,10 +61,24 @@ class Pruner:
     def __init__(self, targets: list[Target]) -> None:
         self.targets = targets
         self.optimizer: torch.optim.Optimizer | None = None
+        self.plan: TrainingPlan | None = None
 
     def bind(self, optimizer: torch.optim.Optimizer) -> None:
         """Called once, after the optimizer over the model's parameters exists."""
         self.optimizer = optimizer
+
+    def start(self, plan: TrainingPlan) -> None:
+        """Called once after :meth:`bind`, before the first step (and any step-0 update)."""
+        self.plan = plan
+
+    def is_update_step(self, step: int) -> bool:
+        """Whether the core calls :meth:`update_masks` after optimizer step ``step``.
+
+        Step 0 means before the first optimizer step (no gradients exist yet). The
+        default follows the run's schedule; a pruner with a cadence of its own
+        (RigL, SET) overrides this.
+        """
+        return self.plan is not None and self.plan.schedule.is_update_step(step)
 
     def before_step(self, step: int) -> None:
         """After backward, before gradient processing and ``optimizer.step()``."""
@@ -56,6 +91,15 @@ class Pruner:
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor kept between steps, by a descriptive name."""
+        return {}
+
+    def transient_bytes(self) -> dict[str, int]:
+        """Peak bytes of tensors held only around mask updates, not between steps.
+
+        Named like :meth:`state_tensors` (``"<what>:<target name>"``), e.g. a copy of
+        the dense gradient kept from ``before_step`` to ``update_masks`` on update
+        steps. The ledger reports them as ``pruner_transient``, apart from its total.
+        """
         return {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -71,9 +115,11 @@ class MaskPruner(Pruner):
     Subclasses implement :meth:`score`; one whose scores are always new
     tensors that nothing else holds sets ``fresh_scores = True``, which lets
     mask updates work in place in them (saving one layer-sized copy).
-    ``scope="global"`` uses one exact
-    threshold over all layers, ``"layer"`` gives each layer the scheduled
-    sparsity. Masks only grow: a pruned weight stays pruned.
+    ``scope`` splits the scheduled sparsity across layers
+    (:mod:`prunekit.core.distribution`): ``"global"`` uses one exact threshold
+    over all layers, ``"layer"`` gives each layer the scheduled sparsity,
+    ``"erk"`` gives each layer its Erdős–Rényi-Kernel share of it. Masks only
+    grow: a pruned weight stays pruned.
     """
 
     fresh_scores = False
@@ -92,11 +138,15 @@ class MaskPruner(Pruner):
         for i, target in enumerate(self.targets):
             if self.masks[i] is None:
                 self.masks[i] = torch.ones_like(target.parameter, dtype=torch.bool)
-        groups = [list(range(len(self.targets)))] if self.scope == "global" else [[i] for i in range(len(self.targets))]
-        for indices in groups:
+        if self.scope == "global":
+            groups = [(list(range(len(self.targets))), sparsity)]
+        else:
+            shapes = [tuple(t.parameter.shape) for t in self.targets]
+            groups = [([i], s) for i, s in enumerate(layer_sparsities(shapes, sparsity, self.scope))]
+        for indices, group_sparsity in groups:
             scorers = [lambda i=i: self.score(i, self.targets[i]) for i in indices]
             masks = [self.masks[i] for i in indices]
-            update_masks_(scorers, [m for m in masks if m is not None], sparsity, self.fresh_scores)
+            update_masks_(scorers, [m for m in masks if m is not None], group_sparsity, self.fresh_scores)
         self.zero_optimizer_state()
         self.enforce()
 

@@ -33,6 +33,7 @@ from prunekit.core.config import ResolvedRun, RunConfig, validate
 from prunekit.core.evaluation import evaluate
 from prunekit.core.outcomes import Outcomes, fingerprint_test_set
 from prunekit.core.plugins import Plugins, get_plugins
+from prunekit.core.pruner import TrainingPlan
 from prunekit.core.rundir import Summary
 from prunekit.core.sampling import SamplingThread
 from prunekit.core.summary import build_summary
@@ -100,6 +101,7 @@ def _run(
 
     total_steps = c.epochs * len(built.train_loader)
     schedule = make_schedule(c, total_steps)
+    built.pruner.start(TrainingPlan(total_steps, len(built.train_loader), schedule))
     warnings_list: list[str] = []
     prunes = not resolved.pruner.metadata["dense"] and c.sparsity > 0
     if prunes and schedule.end > total_steps:
@@ -141,6 +143,11 @@ def _run(
             rundir.write_config(out, settings)
         run_trackers.begin(trackers, out, settings, c.group)
         sampling.start()
+        if prunes and built.pruner.is_update_step(0):  # the constant schedule: masks before the first step
+            sampling.set_phase("mask_update")
+            built.pruner.update_masks(schedule.sparsity_at(0), 0)
+            built.pruner.enforce()
+            progress.mask_updates += 1
         with rundir.open_metrics(out) if dist.is_main else contextlib.nullcontext() as metrics_file:
             for epoch in range(1, c.epochs + 1):
                 trained = train_epoch(built, schedule, prunes, progress, sampling, device, autocast, total_steps, on_step)

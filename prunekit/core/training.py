@@ -2,7 +2,8 @@
 
 One optimizer step runs: forward, loss, backward, gradient masking
 (``pruner.before_step``), the optimizer's gradient processing and clipping, the
-optimizer step, the optimizer's ``after_step``, the scheduled mask update, and
+optimizer step, the optimizer's ``after_step``, the mask update when
+``pruner.is_update_step(step)`` (by default the schedule's update steps), and
 mask enforcement.
 """
 
@@ -82,7 +83,7 @@ def train_epoch(
         opt.process_gradients(step)
         opt.step()
         opt.after_step(step)
-        if prunes and schedule.is_update_step(step):
+        if prunes and pruner.is_update_step(step):  # the schedule's steps, or the pruner's own cadence
             if not distributed.all_finite(built.dist, loss):  # scores of NaN weights are meaningless
                 raise TrainingDiverged(f"training loss became {loss.item()} at step {step}")
             sampling.set_phase("mask_update")

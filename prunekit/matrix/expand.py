@@ -8,6 +8,9 @@ Rules:
   optimizer, with the reason;
 - a dense pruner (metadata ``dense=True``, such as ``none``) ignores the sparsity and schedule settings: one run per
   combination of the other axes, recorded with sparsity 0 and the default schedule;
+- a run without a schedule gets its pruner's default (``constant`` for sparse
+  training from step 0, else ``gmp``); a schedule the pruner does not support is
+  skipped with the reason; constant-schedule runs ignore warm-up, end and frequency;
 - an optimizer or pruner marked ``optional`` that is not installed is skipped;
   any other unknown name, bad option or bad value is an error;
 - every config is checked with :func:`prunekit.core.config.validate` before anything
@@ -20,14 +23,13 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunekit.core.config import DEFAULT_PRUNER, RunConfig, config_from_mapping, validate
+from prunekit.core.config import DEFAULT_PRUNER, DEFAULT_SCHEDULE, RunConfig, config_from_mapping, resolve_schedule, validate
 from prunekit.core.registry import BUNDLED, Entry, Registry
 from prunekit.errors import UsageError
 from prunekit.matrix.hashing import run_id
 from prunekit.matrix.spec import ALL, AXES, OPTIONS_FIELD, Choice, MatrixSpec, raise_problems
 
 _KIND = {"models": "models", "datasets": "datasets", "optimizers": "optimizers", "pruners": "pruners"}
-_DEFAULTS = RunConfig()
 _SETTING_KIND = {"model": "models", "dataset": "datasets", "optimizer": "optimizers", "pruner": "pruners"}
 
 
@@ -177,8 +179,16 @@ def expand(spec: MatrixSpec, registry: Registry) -> Plan:
             continue
         config.pruner = pruner.name
         if pruner.metadata["dense"]:  # dense: nothing to ramp, so one run whatever the sparsity axes say
-            config.schedule, config.warmup, config.prune_end, config.frequency = _DEFAULTS.schedule, None, None, None
+            config.schedule, config.warmup, config.prune_end, config.frequency = DEFAULT_SCHEDULE, None, None, None
             config.sparsity, config.pruner_opts = 0.0, {}
+        try:
+            config.schedule = resolve_schedule(config.schedule, pruner)
+        except UsageError as exc:
+            what = f"pruner '{pruner.name}' + schedule '{config.schedule}'"
+            skipped[(what, str(exc))] = skipped.get((what, str(exc)), 0) + 1
+            continue
+        if config.schedule == "constant":  # the target from step 0: no ramp settings apply
+            config.warmup, config.prune_end, config.frequency = None, None, None
         try:
             validate(config, registry)
         except UsageError as exc:

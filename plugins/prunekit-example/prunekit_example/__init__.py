@@ -37,7 +37,7 @@ def register_pruners(register: Register) -> None:
     # Options are declared once: the core validates and converts --pruner-opt values and
     # checks that these names and defaults match RandomPruner's parameters.
     register(
-        "random",
+        "random-scores",
         RandomPruner,
         description="random unstructured pruning (baseline); 5 B/weight (fp32 score + bool mask)",
         options=(SCOPE_OPTION, Option("seed", int, 0, "seed of the random scores", minimum=0)),

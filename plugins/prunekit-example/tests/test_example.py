@@ -13,11 +13,11 @@ from prunekit_example import RandomPruner
 def test_registered_with_its_distribution_and_options():
     plugins = load_plugins()
     assert plugins.infos["random"].errors == []
-    entry = plugins.registry.get("pruners", "random")
+    entry = plugins.registry.get("pruners", "random-scores")
     assert entry.distribution == "prunekit-example" and entry.factory is RandomPruner
-    assert resolve_options(entry.options, {"seed": "3"}, "pruner 'random'") == {"scope": "global", "seed": 3}
-    with pytest.raises(UsageError, match="Option 'seed' of pruner 'random' must be at least 0"):
-        resolve_options(entry.options, {"seed": "-1"}, "pruner 'random'")
+    assert resolve_options(entry.options, {"seed": "3"}, "pruner 'random-scores'") == {"scope": "global", "seed": 3}
+    with pytest.raises(UsageError, match="Option 'seed' of pruner 'random-scores' must be at least 0"):
+        resolve_options(entry.options, {"seed": "-1"}, "pruner 'random-scores'")
 
 
 @pytest.mark.parametrize("scope", ["global", "layer"])

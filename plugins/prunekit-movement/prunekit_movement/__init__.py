@@ -8,6 +8,9 @@ from prunekit_movement.w0 import MovementW0Pruner
 
 __all__ = ["MovementPruner", "MovementW0Pruner", "movement", "movement_w0"]
 
+#: Movement scores need training steps: at step 0 (the constant schedule) they are all zero.
+RAMPS = ("gmp", "cubic", "linear")
+
 LR_SCORE_OPTION = Option(
     "lr_score",
     float,
@@ -28,11 +31,11 @@ def register_pruners(register):
         "movement",
         movement,
         description="Sanh et al. 2020 hard movement: S -= lr_S*grad*W each step, top-k masks, pruned weights can return; 5 B/weight",
-        options=(LR_SCORE_OPTION, SCOPE_OPTION),
+        options=(LR_SCORE_OPTION, SCOPE_OPTION), schedules=RAMPS,
     )
     register(
         "movement-w0",
         movement_w0,
         description="original AdamWPrune proxy W*(W-W0), masks only grow; 5 B/weight (fp32 W0 + bool mask)",
-        options=(SCOPE_OPTION,),
+        options=(SCOPE_OPTION,), schedules=RAMPS,
     )

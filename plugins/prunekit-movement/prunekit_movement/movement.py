@@ -9,7 +9,7 @@ start, that accumulates at every optimizer step::
 forward pass used, read at every position, pruned ones included) and ``W`` is
 the retained dense weight. At each scheduled update the mask keeps the
 ``1 - sparsity`` highest scores (exactly: ties at the shared threshold are
-broken by position), globally or per layer. Pruned weights keep their values
+broken by position), globally, per layer or per ERK share (``scope``). Pruned weights keep their values
 and keep accumulating scores, so they can come back.
 
 Mechanism: a :class:`~prunekit_movement.gate.MaskGate` parametrization, so the
@@ -31,7 +31,7 @@ from collections.abc import Iterator
 
 import torch
 
-from prunekit.api import MASKED_OPTIMIZER_STATE, Pruner, Target, threshold_for_sparsity
+from prunekit.api import MASKED_OPTIMIZER_STATE, Pruner, Target, layer_sparsities, threshold_for_sparsity
 from prunekit_movement.gate import MaskGate, install_gate
 
 
@@ -92,10 +92,13 @@ class MovementPruner(Pruner):
     @torch.no_grad()
     def update_masks(self, sparsity: float, step: int) -> None:
         """Keep exactly ``round((1 - sparsity) * n)`` highest scores per group."""
-        n_layers = len(self.targets)
-        groups = [list(range(n_layers))] if self.scope == "global" else [[i] for i in range(n_layers)]
-        for indices in groups:
-            self._update_group(indices, sparsity)
+        if self.scope == "global":
+            groups = [(list(range(len(self.targets))), sparsity)]
+        else:
+            shapes = [tuple(t.parameter.shape) for t in self.targets]
+            groups = [([i], s) for i, s in enumerate(layer_sparsities(shapes, sparsity, self.scope))]
+        for indices, group_sparsity in groups:
+            self._update_group(indices, group_sparsity)
         self._zero_pruned_optimizer_state()
 
     def enforce(self) -> None:

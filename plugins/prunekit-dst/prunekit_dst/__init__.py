@@ -1,0 +1,98 @@
+"""prunekit plugin: sparse training from step 0 and pruning at initialisation.
+
+Pruners ``rigl`` (Evci et al. 2020), ``set`` (Mocanu et al. 2018), ``snip``
+(Lee et al. 2019) and ``random``; all use the ``constant`` schedule (the target
+sparsity from step 0) and keep one ``torch.bool`` mask per prunable weight.
+"""
+
+from __future__ import annotations
+
+from prunekit.api import DISTRIBUTIONS, Option, Target, UsageError, hookimpl
+from prunekit_dst.dynamic import DynamicSparsePruner, RigLPruner, SETPruner
+from prunekit_dst.random_mask import RandomPruner
+from prunekit_dst.snip import SnipPruner
+
+__version__ = "0.1.0"
+__all__ = ["DynamicSparsePruner", "RandomPruner", "RigLPruner", "SETPruner", "SnipPruner", "random", "rigl", "set_", "snip"]
+
+PER_LAYER = ("layer", "erk")
+
+
+def _scope(default: str, choices: tuple[str, ...]) -> Option:
+    return Option(
+        "scope", str, default,
+        "layer: every layer at the target; erk: Erdős–Rényi-Kernel per-layer sparsities"
+        + ("; global: one threshold over all layers" if "global" in choices else ""),
+        choices=choices,
+    )
+
+
+SEED_OPTION = Option("seed", int, None, "seed of the random choices; default: drawn from the run's --seed", minimum=0)
+DYNAMIC_OPTIONS = (
+    _scope("erk", PER_LAYER),
+    Option("delta_t", int, 100, "optimizer steps between topology updates", minimum=1),
+    Option("alpha", float, 0.3, "initial fraction of each layer's active weights dropped (and regrown) per update", minimum=0.0),
+    Option("end_fraction", float, 0.75, "fraction of training after which the topology stays fixed", above=0.0),
+    Option("decay", str, "cosine", "drop fraction schedule: cosine-decayed to 0 at end_fraction, or constant", choices=("cosine", "constant")),
+    SEED_OPTION,
+)
+
+
+def _check(owner: str, scope: str, choices: tuple[str, ...], alpha: float = 0.0, end_fraction: float = 1.0) -> None:
+    if scope not in choices:
+        raise UsageError(f"Option 'scope' of pruner '{owner}' must be one of: {', '.join(choices)}; got {scope!r}.")
+    if not 0.0 <= alpha <= 1.0:
+        raise UsageError(f"Option 'alpha' of pruner '{owner}' must be between 0 and 1, got {alpha!r}.")
+    if not 0.0 < end_fraction <= 1.0:
+        raise UsageError(f"Option 'end_fraction' of pruner '{owner}' must be in (0, 1], got {end_fraction!r}.")
+
+
+def rigl(targets: list[Target], scope: str = "erk", delta_t: int = 100, alpha: float = 0.3,
+         end_fraction: float = 0.75, decay: str = "cosine", seed: int | None = None) -> RigLPruner:
+    """Factory of pruner ``rigl``."""
+    _check("rigl", scope, PER_LAYER, alpha, end_fraction)
+    return RigLPruner(targets, scope, delta_t, alpha, end_fraction, decay, seed)
+
+
+def set_(targets: list[Target], scope: str = "erk", delta_t: int = 100, alpha: float = 0.3,
+         end_fraction: float = 0.75, decay: str = "cosine", seed: int | None = None) -> SETPruner:
+    """Factory of pruner ``set``."""
+    _check("set", scope, PER_LAYER, alpha, end_fraction)
+    return SETPruner(targets, scope, delta_t, alpha, end_fraction, decay, seed)
+
+
+def snip(targets: list[Target], scope: str = "global") -> SnipPruner:
+    """Factory of pruner ``snip``."""
+    _check("snip", scope, DISTRIBUTIONS)
+    return SnipPruner(targets, scope)
+
+
+def random(targets: list[Target], scope: str = "erk", seed: int | None = None) -> RandomPruner:
+    """Factory of pruner ``random``."""
+    _check("random", scope, DISTRIBUTIONS)
+    return RandomPruner(targets, scope, seed)
+
+
+@hookimpl
+def register_pruners(register) -> None:
+    constant = ("constant",)
+    register(
+        "rigl", rigl,
+        description="RigL (Evci et al. 2020): constant sparsity, drop smallest |w| / grow largest |dense grad| every delta_t steps; 1 B/weight",
+        options=DYNAMIC_OPTIONS, schedules=constant,
+    )
+    register(
+        "set", set_,
+        description="SET (Mocanu et al. 2018): constant sparsity, drop smallest |w| / grow at random every delta_t steps; 1 B/weight",
+        options=DYNAMIC_OPTIONS, schedules=constant,
+    )
+    register(
+        "snip", snip,
+        description="SNIP (Lee et al. 2019): masks once from |w*g| on the first batch, then fixed; 1 B/weight",
+        options=(_scope("global", DISTRIBUTIONS),), schedules=constant,
+    )
+    register(
+        "random", random,
+        description="fixed random mask at the target from step 0 (baseline); 1 B/weight",
+        options=(_scope("erk", DISTRIBUTIONS), SEED_OPTION), schedules=constant,
+    )

@@ -1,0 +1,184 @@
+"""Dynamic sparse training: RigL (Evci et al. 2020) and SET (Mocanu et al. 2018).
+
+Both keep every layer's number of active weights constant from step 0 (a random
+mask with the layer's ``layer`` or ``erk`` share of the target). Every
+``delta_t`` optimizer steps, up to ``end_fraction`` of training, each layer
+drops ``n = floor(drop_fraction * active)`` of its active weights with the
+smallest magnitude and grows ``n`` weights among those not active after the
+drop (a weight just dropped may come back unchanged): RigL grows the largest
+|dense gradient| of this step, SET grows at random. ``drop_fraction`` is
+``alpha`` cosine-decayed to 0 at ``end_fraction`` (or constant). Newly grown
+weights start at exactly zero, with their optimizer moments zeroed. Ties are
+broken by position.
+
+Order within an update step (step ``t`` a multiple of ``delta_t``): backward;
+``before_step`` copies |gradient| of every prunable weight (RigL only; the
+dense gradient, pruned positions included, which is the ``.grad`` the backward
+pass always computes here) and masks the gradient; the optimizer steps with the
+old mask; ``update_masks`` drops by the updated weights and grows; the copy is
+freed. (The reference RigL code skips the optimizer step on update steps; here
+it is taken, once every ``delta_t`` steps.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from prunekit.api import MASKED_OPTIMIZER_STATE, MaskPruner, Target, prune_counts
+from prunekit_dst.select import lowest, run_seed, uniform
+
+
+class DynamicSparsePruner(MaskPruner):
+    """Constant per-layer sparsity with drop-and-grow every ``delta_t`` steps."""
+
+    grow_by_gradient = False
+
+    def __init__(
+        self,
+        targets: list[Target],
+        scope: str = "erk",
+        delta_t: int = 100,
+        alpha: float = 0.3,
+        end_fraction: float = 0.75,
+        decay: str = "cosine",
+        seed: int | None = None,
+    ) -> None:
+        if scope == "global":
+            raise ValueError("dynamic sparse training keeps per-layer counts: scope must be 'layer' or 'erk'")
+        super().__init__(targets, scope=scope)
+        if delta_t < 1 or not 0.0 <= alpha <= 1.0 or not 0.0 < end_fraction <= 1.0 or decay not in ("cosine", "constant"):
+            raise ValueError("need delta_t >= 1, 0 <= alpha <= 1, 0 < end_fraction <= 1, decay cosine or constant")
+        self.delta_t, self.alpha, self.end_fraction, self.decay = delta_t, alpha, end_fraction, decay
+        self.seed = run_seed() if seed is None else seed
+        self._grow_scores: list[torch.Tensor | None] = [None] * len(targets)
+        self._transient: dict[str, int] = {}
+        self.topology_updates = 0
+
+    # -- cadence ----------------------------------------------------------
+    def end_step(self) -> int | None:
+        """Last step with a topology update: ``round(end_fraction * total_steps)``."""
+        return None if self.plan is None else int(round(self.end_fraction * self.plan.total_steps))
+
+    def is_topology_step(self, step: int) -> bool:
+        end = self.end_step()
+        return end is not None and 0 < step <= end and step % self.delta_t == 0
+
+    def is_update_step(self, step: int) -> bool:
+        return super().is_update_step(step) if step == 0 else self.is_topology_step(step)
+
+    def drop_fraction(self, step: int) -> float:
+        """``alpha``, or ``alpha / 2 * (1 + cos(pi * step / end))`` for the cosine decay."""
+        end = self.end_step()
+        if self.decay == "constant" or not end:
+            return self.alpha
+        return self.alpha * 0.5 * (1.0 + math.cos(math.pi * min(step, end) / end))
+
+    # -- hooks --------------------------------------------------------------
+    @torch.no_grad()
+    def before_step(self, step: int) -> None:
+        if self.grow_by_gradient and self.is_topology_step(step) and self.masks[0] is not None:
+            for i, target in enumerate(self.targets):
+                grad = target.parameter.grad
+                self._grow_scores[i] = None if grad is None else grad.detach().abs()
+                held = 0 if grad is None else self._grow_scores[i].untyped_storage().nbytes()
+                key = f"dense_grad:{target.name}"
+                self._transient[key] = max(self._transient.get(key, 0), held)
+        super().before_step(step)
+
+    @torch.no_grad()
+    def update_masks(self, sparsity: float, step: int) -> None:
+        shapes = [tuple(t.parameter.shape) for t in self.targets]
+        prune = prune_counts(shapes, sparsity, self.scope)
+        try:
+            if any(m is None for m in self.masks):
+                self._initialise(prune)
+            elif self.is_topology_step(step) and all(self._pruned(i) == p for i, p in enumerate(prune)):
+                self._drop_and_grow(step)
+            else:
+                self._resize(prune, step)
+        finally:
+            self._grow_scores = [None] * len(self.targets)
+        self.zero_optimizer_state()
+        self.enforce()
+
+    def transient_bytes(self) -> dict[str, int]:
+        return dict(self._transient)
+
+    def state_dict(self) -> dict:
+        return super().state_dict() | {"seed": self.seed, "topology_updates": self.topology_updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.seed = int(state["seed"])
+        self.topology_updates = int(state.get("topology_updates", 0))
+
+    # -- topology -------------------------------------------------------------
+    def _pruned(self, i: int) -> int:
+        mask = self.masks[i]
+        return mask.numel() - int(mask.sum())
+
+    def _initialise(self, prune: list[int]) -> None:
+        """A random mask per layer with exactly ``prune[i]`` weights pruned."""
+        for i, target in enumerate(self.targets):
+            param = target.parameter
+            scores = uniform(param.shape, param.device, self.seed, "init", i).view(-1)
+            self.masks[i] = (~lowest(scores, prune[i])).view(param.shape)
+
+    def _grow_score(self, i: int, step: int, tag: str) -> torch.Tensor:
+        """Higher is grown first: |dense gradient| (RigL, when copied) or uniform noise."""
+        param = self.targets[i].parameter
+        held = self._grow_scores[i]
+        if self.grow_by_gradient and held is not None:
+            return held.view(-1).float()
+        return uniform(param.shape, param.device, self.seed, tag, step, i).view(-1)
+
+    def _drop_and_grow(self, step: int) -> None:
+        fraction = self.drop_fraction(step)
+        grow = [self._grow_score(i, step, "grow") for i in range(len(self.targets))]
+        if not all(bool(torch.isfinite(g).all()) for g in grow):
+            return  # a non-finite gradient (e.g. an AMP overflow step): keep the topology
+        for i, target in enumerate(self.targets):
+            mask = self.masks[i].view(-1)
+            n = int(int(mask.sum()) * fraction)
+            if n == 0:
+                continue
+            dropped = lowest(target.parameter.detach().view(-1).abs().float().masked_fill_(~mask, math.inf), n)
+            kept = mask & ~dropped
+            grown = lowest(grow[i].neg().masked_fill_(kept, math.inf), n)
+            self._grow(i, grown & ~mask)
+            torch.bitwise_or(kept, grown, out=mask)
+        self.topology_updates += 1
+
+    def _resize(self, prune: list[int], step: int) -> None:
+        """Reach a new per-layer count: drop the smallest |w| or grow (masks may shrink or grow)."""
+        for i, target in enumerate(self.targets):
+            mask = self.masks[i].view(-1)
+            extra = prune[i] - self._pruned(i)
+            if extra > 0:
+                mask &= ~lowest(target.parameter.detach().view(-1).abs().float().masked_fill_(~mask, math.inf), extra)
+            elif extra < 0:
+                grown = lowest(self._grow_score(i, step, "resize").neg().masked_fill_(mask, math.inf), -extra)
+                self._grow(i, grown)
+                mask |= grown
+
+    def _grow(self, i: int, new: torch.Tensor) -> None:
+        """New connections start at zero, with zero optimizer moments."""
+        param = self.targets[i].parameter
+        param.detach().view(-1).masked_fill_(new, 0)
+        state = self.optimizer.state.get(param, {}) if self.optimizer is not None else {}
+        for key in MASKED_OPTIMIZER_STATE:
+            value = state.get(key)
+            if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                value.view(-1).masked_fill_(new, 0)
+
+
+class RigLPruner(DynamicSparsePruner):
+    """RigL: grow the inactive weights with the largest |dense gradient|."""
+
+    grow_by_gradient = True
+
+
+class SETPruner(DynamicSparsePruner):
+    """SET: grow at random (seeded, stateless: the same on every rank and after a resume)."""
