@@ -83,7 +83,12 @@ _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-o
 @click.option("--pruner", default=None, help="Pruner name [default: the optimizer's, else magnitude].")
 @click.option("--pruner-opt", multiple=True, metavar="KEY=VALUE", help="Pruner option (repeatable).")
 @click.option("--sparsity", type=float, default=0.7, show_default=True, help="Target fraction of prunable weights set to zero.")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default=None, help="Sparsity schedule [default: the pruner's (constant for sparse training from step 0), else gmp].")
+@click.option(
+    "--schedule",
+    type=click.Choice(SCHEDULES),
+    default=None,
+    help="Sparsity schedule [default: the pruner's (constant for sparse training from step 0), else gmp].",
+)
 @click.option("--warmup", type=int, default=None, help="Optimizer steps before pruning starts [default: 10% of steps].")
 @click.option("--prune-end", type=int, default=None, help="Step at which the target is reached [default: 80% of steps].")
 @click.option("--frequency", type=int, default=None, help="Steps between mask updates [default: 50 updates on the ramp].")

@@ -100,7 +100,13 @@ def test_ledger_lenet5_adamw_magnitude():
     assert ledger["pruner_state"] == 61_470
     assert ledger["pruner_state_bytes_per_prunable_weight"] == 1.0
     per = ledger["per_prunable_weight"]["classifier.1.weight"]
-    assert per == {"parameter": 192_000, "gradient": 192_000, "optimizer_state": 384_000, "pruner_state": 48_000, "pruner_transient": 0}
+    assert per == {
+        "parameter": 192_000,
+        "gradient": 192_000,
+        "optimizer_state": 384_000,
+        "pruner_state": 48_000,
+        "pruner_transient": 0,
+    }
 
 
 def test_ledger_counts_shared_storage_once():

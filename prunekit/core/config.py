@@ -162,8 +162,14 @@ def resolve_schedule(schedule: str | None, pruner: Entry) -> str:
     if schedule is None:
         return supported[0] if supported else DEFAULT_SCHEDULE
     if supported and schedule not in supported:
-        which = f"only the {supported[0]} schedule" if len(supported) == 1 else f"the {', '.join(supported[:-1])} or {supported[-1]} schedules"
-        raise UsageError(f"Pruner '{pruner.name}' supports {which}, not '{schedule}'; drop --schedule or use --schedule {supported[0]}.")
+        which = (
+            f"only the {supported[0]} schedule"
+            if len(supported) == 1
+            else f"the {', '.join(supported[:-1])} or {supported[-1]} schedules"
+        )
+        raise UsageError(
+            f"Pruner '{pruner.name}' supports {which}, not '{schedule}'; drop --schedule or use --schedule {supported[0]}."
+        )
     return schedule
 
 
@@ -232,7 +238,9 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         given = [name for name in _CONSTANT_ONLY if getattr(c, name) is not None]
         if given:
             flag = "--" + given[0].replace("_", "-")
-            raise UsageError(f"{flag} does not apply to the constant schedule (the target from step 0); drop it or choose gmp, cubic or linear.")
+            raise UsageError(
+                f"{flag} does not apply to the constant schedule (the target from step 0); drop it or choose gmp, cubic or linear."
+            )
 
     trackers = [registry.get("trackers", name) for name in dict.fromkeys(c.trackers)]
     tracker_opts = resolve_tracker_options(trackers, c.tracker_opts)

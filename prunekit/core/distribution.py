@@ -18,7 +18,7 @@ a weight per layer.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 DISTRIBUTIONS = ("global", "layer", "erk")
 

@@ -40,7 +40,9 @@ MASKED_OPTIMIZER_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_b
 
 #: The ``scope`` option of every :class:`MaskPruner`; declare it in a mask pruner's options.
 SCOPE_OPTION = Option(
-    "scope", str, "global",
+    "scope",
+    str,
+    "global",
     "global: one threshold over all layers; layer: every layer at the target; erk: Erdős–Rényi-Kernel per-layer sparsities",
     choices=DISTRIBUTIONS,
 )

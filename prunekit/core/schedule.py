@@ -46,7 +46,7 @@ class Schedule:
             raise ValueError("need 0 <= warmup < end")
 
     @classmethod
-    def constant(cls, target: float) -> "Schedule":
+    def constant(cls, target: float) -> Schedule:
         """The target from step 0 on."""
         return cls("constant", target, warmup=0, end=0, frequency=1)
 

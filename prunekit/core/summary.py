@@ -46,7 +46,9 @@ def build_summary(
     history = progress.history
     sparsity = measure_sparsity(built.model, built.targets)
     pruner = built.pruner
-    ledger = memory_ledger(built.model, built.optimizer.optimizer, pruner.state_tensors(), built.targets, pruner.transient_bytes())
+    ledger = memory_ledger(
+        built.model, built.optimizer.optimizer, pruner.state_tensors(), built.targets, pruner.transient_bytes()
+    )
     target = c.sparsity if prunes else 0.0
     best = max(history, key=lambda r: r["test_accuracy"])
     steps = progress.step

@@ -20,7 +20,9 @@ PER_LAYER = ("layer", "erk")
 
 def _scope(default: str, choices: tuple[str, ...]) -> Option:
     return Option(
-        "scope", str, default,
+        "scope",
+        str,
+        default,
         "layer: every layer at the target; erk: Erdős–Rényi-Kernel per-layer sparsities"
         + ("; global: one threshold over all layers" if "global" in choices else ""),
         choices=choices,
@@ -33,7 +35,13 @@ DYNAMIC_OPTIONS = (
     Option("delta_t", int, 100, "optimizer steps between topology updates", minimum=1),
     Option("alpha", float, 0.3, "initial fraction of each layer's active weights dropped (and regrown) per update", minimum=0.0),
     Option("end_fraction", float, 0.75, "fraction of training after which the topology stays fixed", above=0.0),
-    Option("decay", str, "cosine", "drop fraction schedule: cosine-decayed to 0 at end_fraction, or constant", choices=("cosine", "constant")),
+    Option(
+        "decay",
+        str,
+        "cosine",
+        "drop fraction schedule: cosine-decayed to 0 at end_fraction, or constant",
+        choices=("cosine", "constant"),
+    ),
     SEED_OPTION,
 )
 
@@ -47,15 +55,29 @@ def _check(owner: str, scope: str, choices: tuple[str, ...], alpha: float = 0.0,
         raise UsageError(f"Option 'end_fraction' of pruner '{owner}' must be in (0, 1], got {end_fraction!r}.")
 
 
-def rigl(targets: list[Target], scope: str = "erk", delta_t: int = 100, alpha: float = 0.3,
-         end_fraction: float = 0.75, decay: str = "cosine", seed: int | None = None) -> RigLPruner:
+def rigl(
+    targets: list[Target],
+    scope: str = "erk",
+    delta_t: int = 100,
+    alpha: float = 0.3,
+    end_fraction: float = 0.75,
+    decay: str = "cosine",
+    seed: int | None = None,
+) -> RigLPruner:
     """Factory of pruner ``rigl``."""
     _check("rigl", scope, PER_LAYER, alpha, end_fraction)
     return RigLPruner(targets, scope, delta_t, alpha, end_fraction, decay, seed)
 
 
-def set_(targets: list[Target], scope: str = "erk", delta_t: int = 100, alpha: float = 0.3,
-         end_fraction: float = 0.75, decay: str = "cosine", seed: int | None = None) -> SETPruner:
+def set_(
+    targets: list[Target],
+    scope: str = "erk",
+    delta_t: int = 100,
+    alpha: float = 0.3,
+    end_fraction: float = 0.75,
+    decay: str = "cosine",
+    seed: int | None = None,
+) -> SETPruner:
     """Factory of pruner ``set``."""
     _check("set", scope, PER_LAYER, alpha, end_fraction)
     return SETPruner(targets, scope, delta_t, alpha, end_fraction, decay, seed)
@@ -77,22 +99,30 @@ def random(targets: list[Target], scope: str = "erk", seed: int | None = None) -
 def register_pruners(register) -> None:
     constant = ("constant",)
     register(
-        "rigl", rigl,
+        "rigl",
+        rigl,
         description="RigL (Evci et al. 2020): constant sparsity, drop smallest |w| / grow largest |dense grad| every delta_t steps; 1 B/weight",
-        options=DYNAMIC_OPTIONS, schedules=constant,
+        options=DYNAMIC_OPTIONS,
+        schedules=constant,
     )
     register(
-        "set", set_,
+        "set",
+        set_,
         description="SET (Mocanu et al. 2018): constant sparsity, drop smallest |w| / grow at random every delta_t steps; 1 B/weight",
-        options=DYNAMIC_OPTIONS, schedules=constant,
+        options=DYNAMIC_OPTIONS,
+        schedules=constant,
     )
     register(
-        "snip", snip,
+        "snip",
+        snip,
         description="SNIP (Lee et al. 2019): masks once from |w*g| on the first batch, then fixed; 1 B/weight",
-        options=(_scope("global", DISTRIBUTIONS),), schedules=constant,
+        options=(_scope("global", DISTRIBUTIONS),),
+        schedules=constant,
     )
     register(
-        "random", random,
+        "random",
+        random,
         description="fixed random mask at the target from step 0 (baseline); 1 B/weight",
-        options=(_scope("erk", DISTRIBUTIONS), SEED_OPTION), schedules=constant,
+        options=(_scope("erk", DISTRIBUTIONS), SEED_OPTION),
+        schedules=constant,
     )

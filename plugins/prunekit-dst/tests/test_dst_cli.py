@@ -48,12 +48,18 @@ def test_one_epoch_keeps_the_target_with_every_byte_on_the_ledger(tmp_path, prun
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--pruner", "rigl", "--schedule", "gmp"],
-         "Error: Pruner 'rigl' supports only the constant schedule, not 'gmp'; drop --schedule or use --schedule constant."),
-        (["--pruner", "set", "--frequency", "10"],
-         "Error: --frequency does not apply to the constant schedule (the target from step 0); drop it or choose gmp, cubic or linear."),
-        (["--pruner", "set", "--pruner-opt", "alpha=1.5"],
-         "Error: Option 'alpha' of pruner 'set' must be between 0 and 1, got 1.5."),
+        (
+            ["--pruner", "rigl", "--schedule", "gmp"],
+            "Error: Pruner 'rigl' supports only the constant schedule, not 'gmp'; drop --schedule or use --schedule constant.",
+        ),
+        (
+            ["--pruner", "set", "--frequency", "10"],
+            "Error: --frequency does not apply to the constant schedule (the target from step 0); drop it or choose gmp, cubic or linear.",
+        ),
+        (
+            ["--pruner", "set", "--pruner-opt", "alpha=1.5"],
+            "Error: Option 'alpha' of pruner 'set' must be between 0 and 1, got 1.5.",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):

@@ -16,10 +16,16 @@ from prunekit.testing.pruner_conformance import check_pruner
 from prunekit_dst import random, rigl, set_, snip
 
 CASES = [
-    (rigl, {"scope": "layer"}), (rigl, {"scope": "erk"}),
-    (set_, {"scope": "layer"}), (set_, {"scope": "erk"}),
-    (random, {"scope": "layer"}), (random, {"scope": "erk"}), (random, {"scope": "global"}),
-    (snip, {"scope": "global"}), (snip, {"scope": "layer"}), (snip, {"scope": "erk"}),
+    (rigl, {"scope": "layer"}),
+    (rigl, {"scope": "erk"}),
+    (set_, {"scope": "layer"}),
+    (set_, {"scope": "erk"}),
+    (random, {"scope": "layer"}),
+    (random, {"scope": "erk"}),
+    (random, {"scope": "global"}),
+    (snip, {"scope": "global"}),
+    (snip, {"scope": "layer"}),
+    (snip, {"scope": "erk"}),
 ]
 IDS = [f"{f.__name__.rstrip('_')}-{o['scope']}" for f, o in CASES]
 

@@ -31,11 +31,13 @@ def register_pruners(register):
         "movement",
         movement,
         description="Sanh et al. 2020 hard movement: S -= lr_S*grad*W each step, top-k masks, pruned weights can return; 5 B/weight",
-        options=(LR_SCORE_OPTION, SCOPE_OPTION), schedules=RAMPS,
+        options=(LR_SCORE_OPTION, SCOPE_OPTION),
+        schedules=RAMPS,
     )
     register(
         "movement-w0",
         movement_w0,
         description="original AdamWPrune proxy W*(W-W0), masks only grow; 5 B/weight (fp32 W0 + bool mask)",
-        options=(SCOPE_OPTION,), schedules=RAMPS,
+        options=(SCOPE_OPTION,),
+        schedules=RAMPS,
     )
