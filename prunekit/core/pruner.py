@@ -80,7 +80,8 @@ class Pruner:
         default follows the run's schedule; a pruner with a cadence of its own
         (RigL, SET) overrides this.
         """
-        return self.plan is not None and self.plan.schedule.is_update_step(step)
+        plan = getattr(self, "plan", None)  # a subclass may not have called Pruner.__init__
+        return plan is not None and plan.schedule.is_update_step(step)
 
     def before_step(self, step: int) -> None:
         """After backward, before gradient processing and ``optimizer.step()``."""
