@@ -38,15 +38,9 @@ def _model(quick: bool):
     return resnet18(10, 3, 32)
 
 
-def _step(model, opt, pruner, inputs, labels, step: int) -> float:
+def _timed(fn, *args) -> float:
     start = time.perf_counter()
-    opt.zero_grad(set_to_none=True)
-    F.cross_entropy(model(inputs), labels).backward()
-    pruner.before_step(step)
-    opt.step()
-    if pruner.is_update_step(step):
-        pruner.update_masks(0.9, step)
-    pruner.enforce()
+    fn(*args)
     return time.perf_counter() - start
 
 
@@ -62,17 +56,34 @@ def measure(factory, rounds: int, quick: bool) -> dict:
     pruner.enforce()
     g = torch.Generator().manual_seed(0)
     inputs, labels = torch.randn(32, 3, 32, 32, generator=g), torch.randint(0, 10, (32,), generator=g)
-    ordinary, update = [], []
+    times: dict[str, list[float]] = {"step": [], "before_step": [], "before_step_update": [], "update_masks": []}
     for step in range(1, 2 * rounds + 3):  # odd steps ordinary, even steps update; the first two untimed
-        seconds = _step(model, opt, pruner, inputs, labels, step)
-        if step > 2:
-            (update if step % 2 == 0 else ordinary).append(seconds)
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(inputs), labels).backward()
+        before = _timed(pruner.before_step, step)
+        opt.step()
+        update = _timed(pruner.update_masks, 0.9, step) if pruner.is_update_step(step) else 0.0
+        pruner.enforce()
+        total = time.perf_counter() - start - update
+        if step <= 2:
+            continue
+        if step % 2:
+            times["step"].append(total)
+            times["before_step"].append(before)
+        else:
+            times["before_step_update"].append(before)
+            times["update_masks"].append(update)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    extra = med["before_step_update"] - med["before_step"] + med["update_masks"]
     prunable = sum(t.numel() for t in targets)
     transient = sum(pruner.transient_bytes().values())
     return {
-        "ordinary_step_s": statistics.median(ordinary),
-        "update_step_s": statistics.median(update),
-        "update_over_ordinary": statistics.median(update) / statistics.median(ordinary),
+        "ordinary_step_s": med["step"],
+        "before_step_s": med["before_step"],
+        "before_step_on_update_s": med["before_step_update"],
+        "update_masks_s": med["update_masks"],
+        "update_extra_over_ordinary_step": extra / med["step"],
         "transient_bytes": transient,
         "transient_bytes_per_prunable_weight": transient / prunable,
         "kept_bytes_per_prunable_weight": sum(t.numel() * t.element_size() for t in pruner.state_tensors().values()) / prunable,
