@@ -136,8 +136,7 @@ class DynamicSparsePruner(MaskPruner):
 
     def _drop_and_grow(self, step: int) -> None:
         fraction = self.drop_fraction(step)
-        grow = [self._grow_score(i, step, "grow") for i in range(len(self.targets))]
-        if not all(bool(torch.isfinite(g).all()) for g in grow):
+        if not all(bool(torch.isfinite(g).all()) for g in self._grow_scores if g is not None):
             return  # a non-finite gradient (e.g. an AMP overflow step): keep the topology
         for i, target in enumerate(self.targets):
             mask = self.masks[i].view(-1)
@@ -146,7 +145,7 @@ class DynamicSparsePruner(MaskPruner):
                 continue
             dropped = lowest(target.parameter.detach().view(-1).abs().float().masked_fill_(~mask, math.inf), n)
             kept = mask & ~dropped
-            grown = lowest(grow[i].neg().masked_fill_(kept, math.inf), n)
+            grown = lowest(self._grow_score(i, step, "grow").neg().masked_fill_(kept, math.inf), n)
             self._grow(i, grown & ~mask)
             torch.bitwise_or(kept, grown, out=mask)
         self.topology_updates += 1
