@@ -16,6 +16,8 @@ __version__ = "0.1.0"
 __all__ = ["DynamicSparsePruner", "RandomPruner", "RigLPruner", "SETPruner", "SnipPruner", "random", "rigl", "set_", "snip"]
 
 PER_LAYER = ("layer", "erk")
+# SNIP's zero sensitivities (dead units) tie; per-layer scopes need the core's exact tie-breaking.
+SNIP_SCOPES = ("global",)
 
 
 def _scope(default: str, choices: tuple[str, ...]) -> Option:
@@ -85,7 +87,7 @@ def set_(
 
 def snip(targets: list[Target], scope: str = "global") -> SnipPruner:
     """Factory of pruner ``snip``."""
-    _check("snip", scope, DISTRIBUTIONS)
+    _check("snip", scope, SNIP_SCOPES)
     return SnipPruner(targets, scope)
 
 
@@ -116,7 +118,7 @@ def register_pruners(register) -> None:
         "snip",
         snip,
         description="SNIP (Lee et al. 2019): masks once from |w*g| on the first batch, then fixed; 1 B/weight",
-        options=(_scope("global", DISTRIBUTIONS),),
+        options=(_scope("global", SNIP_SCOPES),),
         schedules=constant,
     )
     register(

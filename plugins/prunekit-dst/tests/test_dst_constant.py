@@ -24,8 +24,6 @@ CASES = [
     (random, {"scope": "erk"}),
     (random, {"scope": "global"}),
     (snip, {"scope": "global"}),
-    (snip, {"scope": "layer"}),
-    (snip, {"scope": "erk"}),
 ]
 IDS = [f"{f.__name__.rstrip('_')}-{o['scope']}" for f, o in CASES]
 
