@@ -10,7 +10,7 @@ step, and the bytes held only during the update (the ledger's ``pruner_transient
 the dense gradient itself is the ``.grad`` every backward pass already computes in
 prunekit, since masks keep dense storage). Prints JSON.
 
-    python benchmarks/bench_dst_update.py [--rounds 5] [--threads N] [--quick]
+    python benchmarks/bench_dst_update.py [--rounds 5] [--model resnet18|lenet5] [--threads N] [--quick]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _quick import parse_args
 
 from prunekit.api import Schedule, TrainingPlan
 from prunekit.testing.models import parameter_groups, prunable_targets
@@ -95,15 +96,15 @@ def measure(factory, rounds: int, quick: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed ordinary and update steps each")
+    parser.add_argument("--model", choices=("resnet18", "lenet5"), default="resnet18", help="resnet18 (CIFAR stem) or lenet5")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--quick", action="store_true", help="LeNet-5 (3 channels) instead of ResNet-18, 3 rounds")
-    args = parser.parse_args()
+    args = parse_args(parser, quick={"rounds": 3, "model": "lenet5"})
     if args.threads:
         torch.set_num_threads(args.threads)
-    rounds = 3 if args.quick else args.rounds
+    rounds, quick = args.rounds, args.model == "lenet5"
     result = {
         "benchmark": "dst_update",
-        "model": "lenet5" if args.quick else "resnet18-cifar",
+        "model": "lenet5" if quick else "resnet18-cifar",
         "sparsity": 0.9,
         "distribution": "erk",
         "threads": torch.get_num_threads(),
