@@ -25,13 +25,13 @@ import torch.nn.functional as F
 from _quick import parse_args
 
 from prunekit.api import Schedule, TrainingPlan
-from prunekit.testing.models import parameter_groups, prunable_targets
+from prunekit.testing import parameter_groups, prunable_targets
 from prunekit_dst import rigl, set_
 
 
 def _model(quick: bool):
     if quick:
-        from prunekit.testing.models import lenet5
+        from prunekit.testing import lenet5
 
         return lenet5(10, 3, 32)
     from prunekit.builtin.models import resnet18

@@ -13,7 +13,9 @@ raises :data:`API_VERSION` and is recorded in ``CHANGELOG.md``.
   :class:`PrunerFactory`, :class:`SamplerFactory`, :class:`TrackerFactory`);
 - options and errors: :class:`Option`, :class:`UsageError`;
 - pruners: :class:`Pruner`, :class:`MaskPruner`, :class:`Target`, :data:`SCOPE_OPTION`,
-  :data:`MASKED_OPTIMIZER_STATE`, :func:`threshold_for_sparsity`;
+  :data:`MASKED_OPTIMIZER_STATE`, :func:`threshold_for_sparsity`, :func:`apply_mask_`,
+  :class:`TrainingPlan`, :class:`Schedule`; layer-wise sparsity: :data:`DISTRIBUTIONS`,
+  :func:`erk_densities`, :func:`layer_sparsities`, :func:`prune_counts`;
 - optimizers and data: :class:`TrainingOptimizer`, :class:`DatasetSplits`;
 - samplers: :class:`Sampler`, :data:`SCOPES`, :class:`SamplerUnavailable`, and for
   GPU vendor samplers :class:`DeviceSampler` and :class:`PciAddress`;
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from prunekit import hookimpl
 from prunekit.core.data import DatasetSplits
+from prunekit.core.device_sampler import DeviceSampler, PciAddress
 from prunekit.core.distribution import DISTRIBUTIONS, erk_densities, layer_sparsities, prune_counts
 from prunekit.core.optim import TrainingOptimizer
 from prunekit.core.options import Option

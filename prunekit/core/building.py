@@ -86,7 +86,12 @@ def check_out_dir(path: Path) -> None:
 
 
 def make_schedule(config: RunConfig, total_steps: int) -> Schedule:
-    """The sparsity schedule, with defaults as fractions of the training steps."""
+    """The sparsity schedule, with defaults as fractions of the training steps.
+
+    ``config`` comes from :func:`prunekit.core.config.validate`, which names the schedule.
+    """
+    if config.schedule is None:
+        raise ValueError("make_schedule needs a validated config (schedule resolved)")
     if config.schedule == "constant":
         return Schedule.constant(config.sparsity)
     warmup = config.warmup if config.warmup is not None else round(WARMUP_FRACTION * total_steps)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from prunekit.api import Schedule, TrainingPlan
-from prunekit.testing.models import adamw, lenet5, parameter_groups, prunable_targets
+from prunekit.testing import builtin_optimizers, lenet5, parameter_groups, prunable_targets
 
 
 def build(factory, options: dict, total_steps: int, sparsity: float, seed: int = 0):
@@ -16,7 +16,9 @@ def build(factory, options: dict, total_steps: int, sparsity: float, seed: int =
     model = lenet5(10, 1, 32)
     targets = prunable_targets(model)
     pruner = factory(targets, **options)
-    opt = adamw(parameter_groups(model, 1e-4), lr=1e-3, weight_decay=1e-4, epochs=1, steps_per_epoch=total_steps)
+    opt = builtin_optimizers.adamw(
+        parameter_groups(model, 1e-4), lr=1e-3, weight_decay=1e-4, epochs=1, steps_per_epoch=total_steps
+    )
     pruner.bind(opt)
     pruner.start(TrainingPlan(total_steps, total_steps, Schedule.constant(sparsity)))
     return model, targets, pruner, opt

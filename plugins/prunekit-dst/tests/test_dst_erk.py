@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from prunekit.api import erk_densities, prune_counts
-from prunekit.testing.models import adamw, lenet5, parameter_groups, prunable_targets
+from prunekit.testing import builtin_optimizers, lenet5, parameter_groups, prunable_targets
 from prunekit_dst import random, rigl, set_
 
 LENET = [(6, 1, 5, 5), (16, 6, 5, 5), (120, 400), (84, 120), (10, 84)]  # conv1, conv2, fc1, fc2, fc3
@@ -53,7 +53,7 @@ def test_core_mask_pruners_offer_erk():
     model = lenet5(10, 1, 32)
     targets = prunable_targets(model)
     pruner = Magnitude(targets, scope="erk")
-    pruner.bind(adamw(parameter_groups(model, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=1))
+    pruner.bind(builtin_optimizers.adamw(parameter_groups(model, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=1))
     pruner.update_masks(0.9, 1)
     pruner.enforce()
     assert [int((t.weight == 0).sum()) for t in targets] == prune_counts(LENET, 0.9, "erk")

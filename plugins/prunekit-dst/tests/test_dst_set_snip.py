@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from prunekit.api import Schedule, TrainingPlan
-from prunekit.testing.models import prunable_targets
+from prunekit.testing import prunable_targets
 from prunekit_dst import set_, snip
 
 
