@@ -31,7 +31,7 @@ def open_trackers(resolved: ResolvedRun, out: Path, redact: Redactor, warn: Call
     return Trackers(chosen, state_path=Path(out) / rundir.TRACKERS, redact=redact, warn=warn)
 
 
-def begin(trackers: Trackers, out: Path, settings: dict[str, Any], group: str | None) -> None:
+def begin(trackers: Trackers, out: Path, settings: dict[str, Any], group: str | None, target_sparsity: float = 0.0) -> None:
     """Start every tracker with the (already redacted) resolved settings."""
     if not trackers.workers:
         return
@@ -45,6 +45,7 @@ def begin(trackers: Trackers, out: Path, settings: dict[str, Any], group: str | 
             resumed=bool(previous),
             previous=previous.get(worker.name, {}),
             prunekit_version=__version__,
+            target_sparsity=target_sparsity,
         )
         worker.begin(run)
 

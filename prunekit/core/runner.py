@@ -141,7 +141,7 @@ def _run(
             except OSError as exc:
                 raise UsageError(f"Cannot create --out {out}: {exc.strerror or exc}.") from None
             rundir.write_config(out, settings)
-        run_trackers.begin(trackers, out, settings, c.group)
+        run_trackers.begin(trackers, out, settings, c.group, c.sparsity if prunes else 0.0)
         sampling.start()
         if prunes and built.pruner.is_update_step(0):  # the constant schedule: masks before the first step
             sampling.set_phase("mask_update")

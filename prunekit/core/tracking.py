@@ -42,6 +42,7 @@ class RunStart:
     name) or is None for a single run. ``previous`` is what this tracker's
     ``start`` returned in an earlier attempt of the same run directory (a
     resumed run), else empty. ``resumed`` says the run continues an earlier one.
+    ``target_sparsity`` is the run's target (0 for a dense pruner).
     """
 
     run_dir: Path
@@ -51,6 +52,7 @@ class RunStart:
     resumed: bool = False
     previous: dict[str, Any] = field(default_factory=dict)
     prunekit_version: str = ""
+    target_sparsity: float = 0.0
 
 
 @dataclass(frozen=True)

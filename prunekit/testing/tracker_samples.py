@@ -44,6 +44,7 @@ def sample_run_start(run_dir: Path, *, group: str | None = "conformance-matrix",
         resumed=previous is not None,
         previous=dict(previous or {}),
         prunekit_version="0.1.0",
+        target_sparsity=0.7,
     )
 
 

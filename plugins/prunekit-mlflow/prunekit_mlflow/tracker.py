@@ -97,13 +97,12 @@ class MlflowTracker:
         experiment_id = self._experiment(self.experiment or run.group or DEFAULT_EXPERIMENT)
         previous = run.previous.get("run_id")
         c = run.config
-        target = c.get("sparsity", 0.0) if c.get("pruner") != "none" else 0.0
         tags = {
             "model": c.get("model"),
             "dataset": c.get("dataset"),
             "optimizer": c.get("optimizer"),
             "pruner": c.get("pruner"),
-            "target_sparsity": target,
+            "target_sparsity": run.target_sparsity,
             "prunekit_version": run.prunekit_version,
             "prunekit.run_dir": str(run.run_dir),
             **({"prunekit.group": run.group} if run.group else {}),
