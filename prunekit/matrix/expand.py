@@ -26,8 +26,9 @@ from typing import Any
 from prunekit.core.config import DEFAULT_PRUNER, DEFAULT_SCHEDULE, RunConfig, config_from_mapping, resolve_schedule, validate
 from prunekit.core.registry import BUNDLED, Entry, Registry
 from prunekit.errors import UsageError
+from prunekit.matrix.axes import ALL, AXES, OPTIONS_FIELD, Choice, raise_problems
 from prunekit.matrix.hashing import run_id
-from prunekit.matrix.spec import ALL, AXES, OPTIONS_FIELD, Choice, MatrixSpec, raise_problems
+from prunekit.matrix.spec import MatrixSpec
 
 _KIND = {"models": "models", "datasets": "datasets", "optimizers": "optimizers", "pruners": "pruners"}
 _SETTING_KIND = {"model": "models", "dataset": "datasets", "optimizer": "optimizers", "pruner": "pruners"}

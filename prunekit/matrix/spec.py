@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,15 @@ import yaml
 
 from prunekit.core.config import FIELD_NAMES, TRACKING_FIELDS, config_from_mapping
 from prunekit.errors import UsageError
-
-ALL = "all"
+from prunekit.matrix.axes import (
+    AXES,
+    Choice,
+    Problems,
+    canon,
+    dedup,
+    entry_form,
+    parse_axis,
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -58,44 +65,9 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
-#: Axis key -> the RunConfig field it sets.
-AXES: dict[str, str] = {
-    "models": "model",
-    "datasets": "dataset",
-    "optimizers": "optimizer",
-    "pruners": "pruner",
-    "sparsities": "sparsity",
-    "schedules": "schedule",
-    "lrs": "lr",
-    "batch_sizes": "batch_size",
-    "epochs": "epochs",
-    "samplers": "samplers",
-    "seeds": "seed",
-}
 TOP_KEYS = ("name", "description", *AXES, "settings")
 #: RunConfig fields the matrix decides itself.
 RESERVED = ("out", "quiet", "group")
-#: Keys allowed in the mapping form of an entry, per axis.
-ENTRY_KEYS = {
-    "datasets": ("name", "options", "data_dir", "download"),
-    "optimizers": ("name", "options", "lr", "weight_decay", "optional"),
-    "pruners": ("name", "options", "optional"),
-}
-#: Which options field a mapping entry's ``options`` fills.
-OPTIONS_FIELD = {"datasets": "dataset_opts", "optimizers": "optimizer_opts", "pruners": "pruner_opts"}
-_NUMBER_AXES = {"sparsities": float, "lrs": float, "seeds": int, "epochs": int, "batch_sizes": int}
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One value of a named axis: a plugin name, its options and extra settings."""
-
-    name: str
-    settings: dict[str, Any] = field(default_factory=dict)
-    optional: bool = False
-
-    def key(self) -> str:
-        return json.dumps([self.name, self.settings], sort_keys=True, default=str)
 
 
 @dataclass
@@ -119,135 +91,6 @@ class MatrixSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _entry(choice: Choice) -> dict[str, Any]:
-    """A choice in the spec's own mapping form."""
-    back = {v: "options" for v in OPTIONS_FIELD.values()}
-    return {
-        "name": choice.name,
-        **{back.get(k, k): v for k, v in choice.settings.items()},
-        **({"optional": True} if choice.optional else {}),
-    }
-
-
-def _canon(key: Any) -> str:
-    return str(key).replace("-", "_")
-
-
-class _Problems:
-    """Collects every problem so they are reported at once."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-        self.items: list[str] = []
-
-    def add(self, message: str) -> None:
-        if message not in self.items:
-            self.items.append(message)
-
-    def raise_if_any(self) -> None:
-        raise_problems(self.where, self.items)
-
-
-def raise_problems(where: str, problems: list[str]) -> None:
-    """One UsageError naming every problem (one line)."""
-    if not problems:
-        return
-    if len(problems) == 1:
-        raise UsageError(f"{where}: {problems[0]}")
-    listed = " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
-    raise UsageError(f"{where} has {len(problems)} problems: {listed}")
-
-
-def _check_number(axis: str, value: Any, kind: type, problems: _Problems) -> Any:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        ok = ok and float(value).is_integer()
-    if not ok:
-        problems.add(f"Axis '{axis}' takes {'integers' if kind is int else 'numbers'}, got {value!r}.")
-        return None
-    return kind(value)
-
-
-def _parse_choice(axis: str, value: Any, problems: _Problems) -> Choice | str | None:
-    if isinstance(value, str):
-        if axis == "optimizers" and value == ALL:
-            return ALL
-        return Choice(value)
-    if isinstance(value, dict) and axis in ENTRY_KEYS:
-        value = {_canon(k): v for k, v in value.items()}
-        unknown = sorted(set(value) - set(ENTRY_KEYS[axis]))
-        if unknown:
-            problems.add(f"Unknown key '{unknown[0]}' in an entry of '{axis}'. Valid: {', '.join(ENTRY_KEYS[axis])}.")
-            return None
-        name = value.get("name")
-        if not isinstance(name, str) or not name:
-            problems.add(f"An entry of '{axis}' needs a 'name' (a string), got {value!r}.")
-            return None
-        settings: dict[str, Any] = {}
-        for key, item in value.items():
-            if key in ("name", "optional"):
-                continue
-            target = OPTIONS_FIELD[axis] if key == "options" else key
-            if key == "options" and not isinstance(item, dict):
-                problems.add(f"'options' of {axis[:-1]} '{name}' must be a mapping, got {item!r}.")
-                continue
-            try:
-                config_from_mapping({target: item})
-            except UsageError as exc:
-                problems.add(f"In {axis[:-1]} '{name}': {exc}")
-                continue
-            settings[target] = dict(item) if key == "options" else item
-        optional = value.get("optional", False)
-        if not isinstance(optional, bool):
-            problems.add(f"'optional' of {axis[:-1]} '{name}' must be true or false, got {optional!r}.")
-        return Choice(name, settings, optional is True)
-    forms = "a name or a mapping with 'name'" if axis in ENTRY_KEYS else "a name"
-    problems.add(f"Each value of '{axis}' must be {forms}, got {value!r}.")
-    return None
-
-
-def _parse_axis(axis: str, raw: Any, problems: _Problems) -> list[Any]:
-    if axis == "optimizers" and raw == ALL:
-        return [ALL]
-    if axis == "samplers":
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, list):
-            problems.add(f"Axis 'samplers' must be a list of sampler sets, got {raw!r}.")
-            return []
-        values = []
-        for item in raw:
-            group = [item] if isinstance(item, str) else item
-            if not isinstance(group, list) or not group or not all(isinstance(s, str) for s in group):
-                problems.add(f"Each value of 'samplers' must be a sampler name or a list of names, got {item!r}.")
-                continue
-            values.append(sorted(dict.fromkeys(group)))
-        return values
-    if not isinstance(raw, list):
-        raw = [raw]
-    values = []
-    for item in raw:
-        if axis in _NUMBER_AXES:
-            parsed = _check_number(axis, item, _NUMBER_AXES[axis], problems)
-        elif axis in ("models", "schedules"):
-            parsed = item if isinstance(item, str) else None
-            if parsed is None:
-                problems.add(f"Each value of '{axis}' must be a name, got {item!r}.")
-        else:
-            parsed = _parse_choice(axis, item, problems)
-        if parsed is not None:
-            values.append(parsed)
-    return values
-
-
-def _dedup(values: list[Any]) -> list[Any]:
-    seen: dict[str, Any] = {}
-    for v in values:
-        key = v.key() if isinstance(v, Choice) else json.dumps(v, sort_keys=True, default=str)
-        seen.setdefault(key, v)
-    return list(seen.values())
-
-
 def parse_spec(
     data: Any, where: str = "spec", default_name: str = "matrix", overrides: dict[str, Any] | None = None
 ) -> MatrixSpec:
@@ -255,12 +98,12 @@ def parse_spec(
 
     ``overrides`` are settings given on the command line; they replace the spec's.
     """
-    problems = _Problems(f"Matrix spec {where}")
+    problems = Problems(f"Matrix spec {where}")
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise UsageError(f"Matrix spec {where} must be a mapping of axes and settings, got {type(data).__name__}.")
-    data = {_canon(k): v for k, v in data.items()}
+    data = {canon(k): v for k, v in data.items()}
     for key in data:
         if key not in TOP_KEYS:
             hint = " (a setting: put it under 'settings:')" if key in FIELD_NAMES else ""
@@ -279,8 +122,8 @@ def parse_spec(
     if not isinstance(raw_settings, dict):
         problems.add(f"'settings' must be a mapping of run settings, got {raw_settings!r}.")
         raw_settings = {}
-    raw_settings = {_canon(k): v for k, v in raw_settings.items()}
-    overrides = {_canon(k): v for k, v in (overrides or {}).items()}
+    raw_settings = {canon(k): v for k, v in raw_settings.items()}
+    overrides = {canon(k): v for k, v in (overrides or {}).items()}
     raw_settings.update(overrides)
     for axis, target in AXES.items():  # a command-line setting replaces that axis
         if target in overrides:
@@ -304,7 +147,7 @@ def parse_spec(
     for axis, target in AXES.items():
         if axis not in data:
             continue
-        values = _dedup(_parse_axis(axis, data[axis], problems))
+        values = dedup(parse_axis(axis, data[axis], problems))
         if data[axis] in ([], None):
             problems.add(f"Axis '{axis}' is empty; give at least one value or leave it out.")
         if target in settings:
@@ -314,7 +157,7 @@ def parse_spec(
 
     normalized = {"name": name, "description": description, "settings": settings}
     for axis, values in axes.items():
-        normalized[axis] = [_entry(v) if isinstance(v, Choice) else v for v in values]
+        normalized[axis] = [entry_form(v) if isinstance(v, Choice) else v for v in values]
     return MatrixSpec(name, description, axes, settings, normalized, where)
 
 
