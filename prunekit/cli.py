@@ -19,6 +19,7 @@ from prunekit.matrix.cli import matrix
 from prunekit.report.cli import report
 
 MiB = 1024 * 1024
+EXIT_INTERRUPTED = 3  # a run stopped by SIGTERM/SIGUSR1 after writing its checkpoint
 
 
 def fail(message: str) -> None:
@@ -59,6 +60,7 @@ _RUN_FIELDS = {
     "seed": "seed",
     "amp": "amp",
     "workers": "workers",
+    "checkpoint_every": "checkpoint_every",
     "out": "out",
     "quiet": "quiet",
     "tracker": "trackers",
@@ -110,9 +112,25 @@ _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-o
     help="Option of a tracker, e.g. mlflow.experiment=lenet (repeatable).",
 )
 @click.option(
+    "--checkpoint-every",
+    type=int,
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Write checkpoint.pt every N epochs (and at the end); 0: only when stopped by SIGTERM/SIGUSR1.",
+)
+@click.option(
     "--out",
     default=None,
     help="Run directory to create [default: runs/<model>-<dataset>-<optimizer>-<pruner>-s<sparsity>-seed<seed>-<time>].",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="RUN_DIR",
+    help="Continue a stopped run from RUN_DIR/checkpoint.pt with the settings in RUN_DIR/config.yaml.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
 @click.option(
@@ -122,29 +140,55 @@ _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-o
     help="Train with DDP on N processes of this node (starts torchrun; nccl on CUDA, gloo on CPU). --batch-size stays per process.",
 )
 @click.pass_context
-def run(ctx: click.Context, config_file: Path | None, nproc_per_node: int | None, **options) -> None:
-    """Train one model with one optimizer and pruner; write a run directory."""
-    config = build_config(ctx, config_file, options)
+def run(ctx: click.Context, config_file: Path | None, resume_dir: Path | None, nproc_per_node: int | None, **options) -> None:
+    """Train one model with one optimizer and pruner; write a run directory.
+
+    SIGTERM or SIGUSR1 stops it after the current step with a checkpoint (exit status 3).
+    """
+    saved = None
+    if resume_dir is None:
+        config = build_config(ctx, config_file, options)
+    else:
+        given = ["--config"] if config_file else []
+        given += [
+            f"--{p.replace('_', '-')}"
+            for p in _RUN_FIELDS
+            if p != "quiet" and ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise UsageError(f"--resume takes every setting from {resume_dir / 'config.yaml'}; drop {', '.join(given)}.")
+        from prunekit.core.resume import open_stopped_run
+
+        config, saved = open_stopped_run(resume_dir)
+        config.quiet = config.quiet or options["quiet"]
     from prunekit.core.launch import launch, under_torchrun
 
     if nproc_per_node is not None and nproc_per_node < 1:
         raise UsageError(f"--nproc-per-node must be at least 1, got {nproc_per_node}.")
     if nproc_per_node and nproc_per_node > 1 and not under_torchrun():
+        if saved is not None:
+            raise UsageError("--resume with --nproc-per-node is not supported yet; resume under torchrun directly.")
         sys.exit(launch(config, nproc_per_node))
     from prunekit.core.run_trackers import interrupt_on_sigterm
-    from prunekit.core.runner import TrainingDiverged  # heavy: torch
+    from prunekit.core.runner import RunInterrupted, TrainingDiverged  # heavy: torch
     from prunekit.core.runner import run as run_training
     from prunekit.progress import RunProgress
 
-    interrupt_on_sigterm()
+    interrupt_on_sigterm()  # outside the training loop; inside it, SIGTERM checkpoints (RunInterrupted)
 
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
-    with RunProgress(config.epochs, quiet=config.quiet or not main_rank) as progress:
-        try:
-            out, summary = run_training(config, on_epoch=progress.epoch, on_step=progress.step, warn=progress.warn)
-        except TrainingDiverged as exc:
-            click.echo(f"Error: run failed: {exc}", err=True)
-            sys.exit(1)
+    try:
+        with RunProgress(config.epochs, quiet=config.quiet or not main_rank) as progress:
+            out, summary = run_training(
+                config, on_epoch=progress.epoch, on_step=progress.step, warn=progress.warn, resume_from=saved
+            )
+    except TrainingDiverged as exc:
+        click.echo(f"Error: run failed: {exc}", err=True)
+        sys.exit(1)
+    except RunInterrupted as exc:
+        if main_rank:
+            click.echo(f"Run {exc}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if main_rank:
         print_summary(out, summary)
 

@@ -169,3 +169,33 @@ def test_a_killed_child_is_a_recorded_failure_the_matrix_goes_on_and_a_rerun_red
     assert not (runs / first / "failure.json").exists()
     assert epochs_written(runs / first / "metrics.jsonl") == EPOCHS
     assert stamp(runs / second / "summary.json") == kept
+
+
+def test_kill_9_of_the_matrix_redoes_no_checkpointed_epoch(tmp_path):
+    from prunekit.core import checkpoint
+
+    spec, env = setup(tmp_path, "[0.5]")
+    out = tmp_path / "m"
+    proc = start(spec, out, env, tmp_path / "first.log")
+    wait_for(lambda: (out / "matrix.json").exists(), proc)
+    [run_id] = run_ids(out)
+    run_dir = out / "runs" / run_id
+    wait_for(lambda: (run_dir / "checkpoint.pt").exists() and len(epochs_written(run_dir / "metrics.jsonl")) >= 2, proc)
+    worker = the_worker(proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs([worker], timeout=10)
+    assert not alive
+    saved = checkpoint.load(run_dir / "checkpoint.pt").epoch  # what the killed run had checkpointed
+    assert 1 <= saved < 4
+
+    result = finish(spec, out, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 to run now. 1 of them continue from a checkpoint." in result.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["resumed_at_epochs"] == [saved]
+    assert epochs_written(run_dir / "metrics.jsonl") == EPOCHS  # no epoch twice
+    log = (out / "logs" / f"{run_id}.log").read_text()
+    after = log.split(f"resuming from the checkpoint after epoch {saved}")[1]
+    trained_again = [int(line.split()[1].rstrip(":")) for line in after.splitlines() if line.startswith("epoch ")]
+    assert trained_again == EPOCHS[saved:]  # only the epochs after the checkpoint were trained again

@@ -129,6 +129,23 @@ class SpamOptimizer(TrainingOptimizer):
         super().end_epoch(epoch)
         self._scheduled = [g["lr"] for g in self.optimizer.param_groups]
 
+    def extra_state(self) -> dict:
+        return {
+            "norms": list(self.norms),
+            "spikes": self.spikes,
+            "resets": self.resets,
+            "last_reset": self._last_reset,
+            "scheduled": list(self._scheduled),
+        }
+
+    def load_extra_state(self, state: dict) -> None:
+        self.norms.clear()
+        self.norms.extend(float(n) for n in state["norms"])
+        self.spikes = int(state["spikes"])
+        self.resets = int(state["resets"])
+        self._last_reset = int(state["last_reset"])
+        self._scheduled = [float(lr) for lr in state["scheduled"]]
+
 
 def adamwspam(
     param_groups,

@@ -48,6 +48,7 @@ class RunConfig:
     seed: int = 0
     amp: bool = False
     workers: int = 0
+    checkpoint_every: int = 1
     out: str | None = None
     quiet: bool = False
     trackers: list[str] = field(default_factory=list)
@@ -129,6 +130,7 @@ def config_from_mapping(data: dict[str, Any]) -> RunConfig:
         "seed": int,
         "amp": bool,
         "workers": int,
+        "checkpoint_every": int,
         "out": (str, type(None)),
         "quiet": bool,
         "trackers": list,
@@ -220,6 +222,8 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         raise UsageError(f"Sample interval must be positive, got {c.sample_interval}.")
     if c.workers < 0:
         raise UsageError(f"Workers must be at least 0, got {c.workers}.")
+    if c.checkpoint_every < 0:
+        raise UsageError(f"Checkpoint interval must be at least 0 epochs (0: no periodic checkpoints), got {c.checkpoint_every}.")
     if c.device != "auto" and c.device != "cpu" and not c.device.startswith("cuda"):
         raise UsageError(f"Unknown device '{c.device}'. Valid: auto, cpu, cuda, cuda:N.")
 

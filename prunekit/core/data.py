@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 
 @dataclass
@@ -25,6 +25,7 @@ class TensorBatches:
     """Batches of an in-memory TensorDataset, shuffled by a seeded generator.
 
     Much cheaper than a DataLoader for data that already sits in tensors.
+    ``skip`` batches of the next epoch are left out (a run resumed mid-epoch).
     """
 
     def __init__(self, dataset: TensorDataset, batch_size: int, shuffle: bool, seed: int) -> None:
@@ -32,6 +33,7 @@ class TensorBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = torch.Generator().manual_seed(seed)
+        self.skip = 0
 
     def __len__(self) -> int:
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
@@ -39,7 +41,8 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
+        first, self.skip = self.skip * self.batch_size, 0
+        for start in range(first, n, self.batch_size):
             if order is None:
                 yield self.inputs[start : start + self.batch_size], self.labels[start : start + self.batch_size]
             else:
@@ -47,16 +50,57 @@ class TensorBatches:
                 yield self.inputs[index], self.labels[index]
 
 
+class SeededOrder(Sampler[int]):
+    """Indices of a map-style dataset, shuffled each epoch by a seeded generator.
+
+    ``skip`` leading indices of the next epoch are left out (a run resumed mid-epoch).
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int) -> None:
+        self.size = size
+        self.shuffle = shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+        self.skip = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.size, generator=self.generator) if self.shuffle else torch.arange(self.size)
+        first, self.skip = self.skip, 0
+        return iter(order[first:].tolist())
+
+
+def data_generators(loader: Any) -> dict[str, torch.Generator]:
+    """The generators that decide what a training epoch sees, by name (saved in checkpoints)."""
+    order = loader if isinstance(loader, TensorBatches) else getattr(loader, "sampler", None)
+    return {"order": order.generator} if isinstance(order, (TensorBatches, SeededOrder)) else {}
+
+
+def skip_batches(loader: Any, batches: int) -> None:
+    """Leave out the first ``batches`` batches of the loader's next epoch."""
+    if isinstance(loader, TensorBatches):
+        loader.skip = batches
+    elif isinstance(getattr(loader, "sampler", None), SeededOrder):
+        loader.sampler.skip = batches * loader.batch_size
+    elif batches:
+        raise ValueError("this loader cannot start part-way through an epoch")
+
+
 def make_loader(
     dataset: Dataset[Any], batch_size: int, *, shuffle: bool, seed: int, workers: int = 0, pin_memory: bool = False
 ) -> TensorBatches | DataLoader[Any]:
-    """A TensorBatches for tensor data, otherwise a seeded DataLoader."""
+    """A TensorBatches for tensor data, otherwise a DataLoader over a :class:`SeededOrder`.
+
+    The DataLoader's own generator only seeds worker processes; the order of
+    examples comes from the sampler's, so a checkpoint can restore it exactly.
+    """
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
         return TensorBatches(dataset, batch_size, shuffle, seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=SeededOrder(len(dataset), shuffle, seed),
         num_workers=workers,
         pin_memory=pin_memory,
         persistent_workers=workers > 0,

@@ -77,7 +77,25 @@ class TrainingOptimizer:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything that shapes later steps: the torch optimizer, the scheduler and :meth:`extra_state`."""
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "extra": self.extra_state(),
         }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (on the parameters' devices)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if (state.get("scheduler") is None) != (self.scheduler is None):
+            raise ValueError("the saved optimizer state and this optimizer disagree on having a scheduler")
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.load_extra_state(state.get("extra") or {})
+
+    def extra_state(self) -> dict:
+        """A subclass's own state kept between steps (counters, histories): plain data and tensors."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what :meth:`extra_state` returned."""

@@ -80,10 +80,17 @@ def parse_pairs(pairs: Iterable[str], flag: str) -> dict[str, str]:
 
 
 def resolve_options(declared: Sequence[Option], given: Mapping[str, Any], owner: str) -> dict[str, Any]:
-    """Return every declared option with its default or converted given value."""
+    """Return every declared option with its default or converted given value.
+
+    ``None`` given for an option whose default is ``None`` keeps that default,
+    so resolved options (as ``config.yaml`` records them) resolve again.
+    """
     by_name = {o.name: o for o in declared}
     unknown = sorted(set(given) - set(by_name))
     if unknown:
         valid = ", ".join(by_name) or "none"
         raise UsageError(f"Unknown option '{unknown[0]}' for {owner}. Valid options: {valid}.")
-    return {name: opt.convert(given[name], owner) if name in given else opt.default for name, opt in by_name.items()}
+    return {
+        name: opt.convert(given[name], owner) if name in given and not (given[name] is None is opt.default) else opt.default
+        for name, opt in by_name.items()
+    }

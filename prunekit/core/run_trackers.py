@@ -13,6 +13,7 @@ from prunekit import __version__
 from prunekit.core import rundir
 from prunekit.core.config import ResolvedRun
 from prunekit.core.dispatch import Trackers
+from prunekit.core.preemption import RunInterrupted
 from prunekit.core.redact import Redactor
 from prunekit.core.registry import Registry
 from prunekit.core.targets import Target
@@ -70,6 +71,8 @@ def failure_reason(exc: BaseException) -> tuple[str, str]:
     """(status, reason) for an exception that ended the run."""
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", str(exc) or "interrupted by the user (Ctrl-C)"
+    if isinstance(exc, RunInterrupted):
+        return "interrupted", str(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return "failed", f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

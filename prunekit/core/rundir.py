@@ -9,6 +9,8 @@ report) goes through this one. A run directory holds:
 - ``test_correct.bin``: which test examples the final model got right, bit-packed,
   with the test set's fingerprint (:mod:`prunekit.core.outcomes`); written
   atomically just before the summary;
+- ``checkpoint.pt``: the latest checkpoint (atomically, every ``checkpoint_every``
+  epochs, at the end, and when stopped by SIGTERM/SIGUSR1); see :mod:`prunekit.core.checkpoint`;
 - ``failure.json``: why a run failed (written instead of a summary);
 - ``trackers.json``: what each experiment tracker asked to keep for a resumed run
   (e.g. the MLflow run id), only when trackers are enabled;
@@ -33,6 +35,7 @@ SUMMARY = "summary.json"
 OUTCOMES = "test_correct.bin"
 FAILURE = "failure.json"
 TRACKERS = "trackers.json"
+CHECKPOINT = "checkpoint.pt"
 
 #: A matrix directory: ``matrix.json`` (the spec and its runs), ``runs/<id>/`` (one run
 #: directory each), ``logs/<id>.log`` (each child's output) and, with ``--executor slurm``,
@@ -107,6 +110,7 @@ class Summary(TypedDict):
     environment: dict[str, Any]
     prunekit_version: str
     trackers: dict[str, Any]
+    resumed_at_epochs: list[int]
 
 
 #: Keys a report needs, and those of them that must be numbers.
@@ -125,9 +129,10 @@ def write_config(run_dir: Path, settings: dict[str, Any]) -> None:
     write_yaml(Path(run_dir) / CONFIG, settings)
 
 
-def open_metrics(run_dir: Path) -> IO[str]:
-    """The metrics file, opened for appending one line per epoch with :func:`append_record`."""
-    return open(Path(run_dir) / METRICS, "w", encoding="utf-8")
+def open_metrics(run_dir: Path, append: bool = False) -> IO[str]:
+    """The metrics file, opened for one line per epoch with :func:`append_record`: new, or
+    (``append``) continued after what a resumed run already wrote."""
+    return open(Path(run_dir) / METRICS, "a" if append else "w", encoding="utf-8")
 
 
 def append_record(handle: IO[str], record: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ describes the result, and :mod:`~prunekit.core.rundir` owns every file written.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -18,8 +19,9 @@ from typing import Any
 
 import torch
 
-from prunekit.core import distributed, run_trackers, rundir
+from prunekit.core import checkpoint, distributed, run_trackers, rundir
 from prunekit.core.building import (
+    Built,
     autocast_factory,
     build,
     check_out_dir,
@@ -30,10 +32,13 @@ from prunekit.core.building import (
     start_samplers,
 )
 from prunekit.core.config import ResolvedRun, RunConfig, validate
+from prunekit.core.data import data_generators, skip_batches
 from prunekit.core.evaluation import evaluate
 from prunekit.core.outcomes import Outcomes, fingerprint_test_set
 from prunekit.core.plugins import Plugins, get_plugins
+from prunekit.core.preemption import RunInterrupted, StopRequests
 from prunekit.core.pruner import TrainingPlan
+from prunekit.core.resume import cut_files
 from prunekit.core.rundir import Summary
 from prunekit.core.sampling import SamplingThread
 from prunekit.core.summary import build_summary
@@ -41,7 +46,7 @@ from prunekit.core.targets import measure_sparsity
 from prunekit.core.training import Progress, StepCallback, TrainingDiverged, train_epoch
 from prunekit.errors import UsageError
 
-__all__ = ["run", "TrainingDiverged"]
+__all__ = ["RunInterrupted", "TrainingDiverged", "run"]
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -53,11 +58,16 @@ def run(
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
     warn: Callable[[str], None] | None = None,
+    resume_from: checkpoint.Checkpoint | None = None,
 ) -> tuple[Path, Summary]:
     """Run one training job; return the run directory and its summary.
 
-    Every UsageError is raised before the run directory is created. Under torchrun
+    Every UsageError is raised before the run directory is created (or, when
+    resuming from a checkpoint, before anything in it is changed). Under torchrun
     (``WORLD_SIZE`` > 1) every rank trains its share with DDP and only rank 0 writes.
+    SIGTERM or SIGUSR1 stops the run after the current step with a checkpoint and
+    :class:`~prunekit.core.preemption.RunInterrupted`; :func:`prunekit.core.resume.resume`
+    continues it.
     """
     started_at = time.perf_counter()
     plugins = plugins or get_plugins()
@@ -69,7 +79,7 @@ def run(
         raise UsageError(f"--device {c.device} names one GPU; under torchrun use --device cuda (rank r uses its local GPU r).")
     dist, device = distributed.setup(device)
     try:
-        return _run(c, resolved, plugins, dist, device, started_at, on_epoch, on_step, warn)
+        return _run(c, resolved, plugins, dist, device, started_at, on_epoch, on_step, warn, resume_from)
     finally:
         distributed.teardown(dist)
 
@@ -84,11 +94,12 @@ def _run(
     on_epoch: EpochCallback | None,
     on_step: StepCallback | None,
     warn: Callable[[str], None],
+    resume_from: checkpoint.Checkpoint | None = None,
 ) -> tuple[Path, Summary]:
     autocast, scaler = autocast_factory(c, device)
     out = distributed.broadcast(dist, Path(c.out) if c.out else default_run_dir(resolved))  # rank 0's clock names it
     problem = None
-    if dist.is_main:
+    if dist.is_main and resume_from is None:
         try:
             check_out_dir(out)
         except UsageError as exc:
@@ -98,6 +109,10 @@ def _run(
         raise UsageError(problem)
     seed_everything(c.seed)
     built = build(resolved, device, scaler, dist)
+    identity = checkpoint.identity_of(
+        built.model, model=c.model, dataset=c.dataset, optimizer=resolved.optimizer.name, pruner=resolved.pruner.name
+    )
+    progress = Progress()
 
     total_steps = c.epochs * len(built.train_loader)
     schedule = make_schedule(c, total_steps)
@@ -124,6 +139,8 @@ def _run(
         "prune_end": schedule.end,
         "frequency": schedule.frequency,
     }
+    if resume_from is not None:  # after the settings: they record the initial learning rate
+        started_at -= restore(resume_from, built, identity, progress, out, device)
     samplers, skipped = start_samplers(resolved, plugins, device)
     settings["samplers"] = sorted(samplers)
     redact = run_trackers.redactor(plugins.registry)
@@ -133,24 +150,59 @@ def _run(
     on_sample = trackers.memory if trackers.workers else None
     timeline = out / rundir.TIMELINE if dist.is_main else None
     sampling = SamplingThread(samplers, c.sample_interval, timeline, on_sample=on_sample)
-    progress = Progress()
+    stop = StopRequests()
     try:  # from here on, samplers are always stopped (sampling.stop releases them)
-        if dist.is_main:
+        if dist.is_main and resume_from is None:
             try:
                 out.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise UsageError(f"Cannot create --out {out}: {exc.strerror or exc}.") from None
             rundir.write_config(out, settings)
+        elif resume_from is not None:  # everything checked: now cut the files back to the checkpoint
+            if dist.is_main:
+                cut_files(out, resume_from.files)
+            sampling.load_state_dict(resume_from.samplers)
         run_trackers.begin(trackers, out, settings, c.group, c.sparsity if prunes else 0.0)
         sampling.start()
-        if prunes and built.pruner.is_update_step(0):  # the constant schedule: masks before the first step
+        if (
+            resume_from is None and prunes and built.pruner.is_update_step(0)
+        ):  # the constant schedule: masks before the first step
             sampling.set_phase("mask_update")
             built.pruner.update_masks(schedule.sparsity_at(0), 0)
             built.pruner.enforce()
             progress.mask_updates += 1
-        with rundir.open_metrics(out) if dist.is_main else contextlib.nullcontext() as metrics_file:
-            for epoch in range(1, c.epochs + 1):
-                trained = train_epoch(built, schedule, prunes, progress, sampling, device, autocast, total_steps, on_step)
+        first = resume_from.epoch + 1 if resume_from is not None else 1
+        evaluation = None
+
+        def save(epoch: int) -> None:
+            if metrics_file is None:  # under torchrun only rank 0 writes
+                return
+            metrics_file.flush()
+            sampler_state = sampling.state_dict()
+            saved = checkpoint.capture(
+                identity=identity,
+                epoch=epoch,
+                step=progress.step,
+                batch=progress.batch,
+                model=built.model,
+                optimizer=built.optimizer,
+                pruner=built.pruner,
+                generators=progress.epoch_start if progress.batch else data_generators(built.train_loader),
+                loop=progress.loop_state() | {"wall_s": time.perf_counter() - started_at},
+                history=progress.history,
+                samplers=sampler_state,
+                resumed_at_epochs=progress.resumed_at_epochs,
+                files={rundir.METRICS: os.fstat(metrics_file.fileno()).st_size, rundir.TIMELINE: sampler_state["timeline_bytes"]},
+            )
+            checkpoint.save(out / rundir.CHECKPOINT, saved)
+
+        metrics = rundir.open_metrics(out, append=resume_from is not None) if dist.is_main else contextlib.nullcontext()
+        with stop, metrics as metrics_file:
+            for epoch in range(first, c.epochs + 1):
+                trained = train_epoch(built, schedule, prunes, progress, sampling, device, autocast, total_steps, on_step, stop)
+                if trained.stopped:
+                    save(epoch - 1)
+                    raise RunInterrupted(out, stop.signal_name or "a stop request", epoch - 1, progress.step)
                 built.optimizer.end_epoch(epoch)
                 sampling.set_phase("eval")
                 eval_start = time.perf_counter()
@@ -175,10 +227,15 @@ def _run(
                 if metrics_file is not None:
                     rundir.append_record(metrics_file, record)
                 progress.history.append(record)
+                every = c.checkpoint_every
+                if (every and (epoch % every == 0 or epoch == c.epochs)) or stop.requested:
+                    save(epoch)
                 if trackers.workers:
                     trackers.epoch(record | {"layer_sparsity": run_trackers.layer_sparsity(built.targets)})
                 if on_epoch is not None:
                     on_epoch(record)
+                if stop.requested and epoch < c.epochs:
+                    raise RunInterrupted(out, stop.signal_name or "a stop request", epoch, progress.step)
     except BaseException as exc:
         sampling.stop()
         status, reason = run_trackers.failure_reason(exc)
@@ -186,6 +243,9 @@ def _run(
         raise
     sampling.stop()
     try:  # trackers hear about a failure after training too
+        if evaluation is None:  # resumed after the last epoch's checkpoint: score the same final model again
+            distributed.sync_buffers(dist, built.model)
+            evaluation = evaluate(built.model, built.test_loader, device, autocast, dist)
         fingerprint = fingerprint_test_set(c.dataset, resolved.dataset_opts, evaluation.labels.numpy())
         outcomes = Outcomes(evaluation.correct.numpy(), fingerprint, progress.history[-1]["epoch"])
         summary = build_summary(
@@ -205,6 +265,7 @@ def _run(
             started_at=started_at,
         )
         summary = redact(summary)  # the environment records the command line
+        summary["resumed_at_epochs"] = progress.resumed_at_epochs
         if dist.is_main:
             rundir.write_outcomes(out, outcomes)  # before the summary, which marks the run complete
     except BaseException as exc:
@@ -215,3 +276,20 @@ def _run(
     if dist.is_main:
         rundir.write_summary(out, summary)
     return out, summary
+
+
+def restore(
+    saved: checkpoint.Checkpoint, built: Built, identity: dict[str, Any], progress: Progress, out: Path, device: torch.device
+) -> float:
+    """Put a checkpoint into a freshly built run; return the wall time the run had already taken."""
+    path = out / rundir.CHECKPOINT
+    checkpoint.check_identity(saved.identity, identity, path)
+    generators = data_generators(built.train_loader)
+    checkpoint.restore(saved, model=built.model, optimizer=built.optimizer, pruner=built.pruner, generators=generators, path=path)
+    progress.load_loop_state(saved.loop, device)
+    progress.history = list(saved.history)
+    progress.resumed_at_epochs = [*saved.resumed_at_epochs, saved.epoch]
+    if saved.batch:  # stopped part-way through an epoch: same order, the batches done are skipped
+        progress.epoch_start = {name: g.get_state() for name, g in generators.items()}
+        skip_batches(built.train_loader, saved.batch)
+    return float(saved.loop.get("wall_s", 0.0))

@@ -97,6 +97,7 @@ class SamplingThread:
         self._file: IO[str] | None = None
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
+        self._t_offset = 0.0
 
     def set_phase(self, phase: str) -> None:
         """Tell samplers the run entered ``phase`` (called on the training thread)."""
@@ -113,7 +114,7 @@ class SamplingThread:
             return
         if self.timeline_path is not None:
             self._file = open(self.timeline_path, "a", encoding="utf-8", buffering=1)
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() - self._t_offset
         self.sample_all()
         self._thread = threading.Thread(target=self._loop, name="prunekit-sampler", daemon=True)
         self._thread.start()
@@ -166,6 +167,25 @@ class SamplingThread:
             except Exception as exc:
                 self._stats[name].errors += 1
                 self._stats[name].last_error = f"stop failed: {type(exc).__name__}: {exc}"
+
+    def state_dict(self) -> dict[str, Any]:
+        """The aggregates so far, the elapsed time and the timeline's length in bytes (for checkpoints)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+            size = self.timeline_path.stat().st_size if self.timeline_path and self.timeline_path.exists() else 0
+            return {
+                "elapsed_s": time.monotonic() - self._t0,
+                "timeline_bytes": size,
+                "stats": {name: dict(vars(stats)) for name, stats in self._stats.items()},
+            }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the aggregates of a checkpoint (call before :meth:`start`); ``t`` goes on from there."""
+        for name, saved in state["stats"].items():
+            if name in self._stats:
+                vars(self._stats[name]).update(saved)
+        self._t_offset = float(state["elapsed_s"])
 
     def summary(self) -> dict[str, Any]:
         """Per sampler: scope, sample and error counts, peak and mean per figure."""

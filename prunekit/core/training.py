@@ -20,6 +20,8 @@ import torch.nn.functional as F
 
 from prunekit.core import distributed
 from prunekit.core.building import Autocast, Built
+from prunekit.core.data import data_generators
+from prunekit.core.preemption import StopRequests
 from prunekit.core.sampling import SamplingThread
 from prunekit.core.schedule import Schedule
 
@@ -32,21 +34,47 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class Progress:
-    """Counters and results of a run so far."""
+    """Counters and results of a run so far, and the sums of the epoch in progress.
+
+    ``batch`` batches of the current epoch are done; ``epoch_start`` holds the
+    data generators' states when it began (a mid-epoch checkpoint saves those,
+    so a resumed run sees the same order and skips the batches done).
+    """
 
     step: int = 0
     mask_updates: int = 0
     train_time: float = 0.0
     eval_time: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_at_epochs: list[int] = field(default_factory=list)
+    batch: int = 0
+    loss_sum: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+    seen: int = 0
+    epoch_seconds: float = 0.0
+    epoch_start: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    #: Fields a checkpoint keeps in its ``loop`` record (``history`` and ``resumed_at_epochs`` have their own).
+    SAVED = ("step", "mask_updates", "train_time", "eval_time", "batch", "loss_sum", "correct", "seen", "epoch_seconds")
+
+    def loop_state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.SAVED}
+
+    def load_loop_state(self, state: dict[str, Any], device: torch.device) -> None:
+        for name in self.SAVED:
+            value = state[name]
+            setattr(self, name, value.to(device) if isinstance(value, torch.Tensor) else value)
 
 
 @dataclass
 class EpochResult:
-    train_loss: float
-    train_accuracy: float
-    lr: float
-    seconds: float
+    """A finished epoch's figures; ``stopped`` when a stop was requested before its end."""
+
+    train_loss: float = math.nan
+    train_accuracy: float = math.nan
+    lr: float = math.nan
+    seconds: float = 0.0
+    stopped: bool = False
 
 
 def train_epoch(
@@ -59,15 +87,24 @@ def train_epoch(
     autocast: Autocast,
     total_steps: int,
     on_step: StepCallback | None = None,
+    stop: StopRequests | None = None,
 ) -> EpochResult:
-    """Train over the whole training split once; raise TrainingDiverged on a NaN/inf loss."""
+    """Train over the training split once (or what is left of it); raise TrainingDiverged on a NaN/inf loss.
+
+    After each step, a pending ``stop`` request ends the epoch early with
+    ``stopped=True``, its partial sums left in ``progress`` for a checkpoint.
+    """
     model, pruner, opt = built.forward_module, built.pruner, built.optimizer
     sampling.set_phase("train")
     model.train()
     start = time.perf_counter()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    if progress.batch == 0:  # a new epoch (not one resumed part-way)
+        progress.epoch_start = {name: g.get_state() for name, g in data_generators(built.train_loader).items()}
+        progress.loss_sum = torch.zeros((), device=device)
+        progress.correct = torch.zeros((), device=device, dtype=torch.long)
+        progress.seen = 0
+        progress.epoch_seconds = 0.0
+    loss_sum, correct = progress.loss_sum, progress.correct
     for inputs, labels in built.train_loader:
         inputs = inputs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
@@ -93,15 +130,22 @@ def train_epoch(
         pruner.enforce()
         loss_sum += loss.detach() * labels.numel()
         correct += (logits.detach().argmax(1) == labels).sum()
-        seen += labels.numel()
+        progress.seen += labels.numel()
+        progress.batch += 1
         if on_step is not None:
             on_step(step, total_steps)
-    counted = torch.tensor(seen, device=device)
+        if stop is not None and stop.requested:
+            break
+    seconds = time.perf_counter() - start
+    progress.train_time += seconds
+    progress.epoch_seconds += seconds
+    if stop is not None and stop.requested and progress.batch < len(built.train_loader):
+        return EpochResult(seconds=progress.epoch_seconds, stopped=True)
+    progress.batch = 0
+    counted = torch.tensor(progress.seen, device=device)
     distributed.all_reduce_sum(built.dist, loss_sum, correct, counted)  # every rank's examples
     seen = int(counted.item())
     train_loss = loss_sum.item() / seen
     if not math.isfinite(train_loss):
         raise TrainingDiverged(f"training loss became {train_loss} in epoch {len(progress.history) + 1}")
-    seconds = time.perf_counter() - start
-    progress.train_time += seconds
-    return EpochResult(train_loss, 100.0 * correct.item() / seen, opt.lr, seconds)
+    return EpochResult(train_loss, 100.0 * correct.item() / seen, opt.lr, progress.epoch_seconds)

@@ -40,12 +40,16 @@ def _load(spec_path: Path | None, example: str | None, overrides: dict[str, Any]
 
 
 def _header(spec, plan, out: Path, runs: list, counts: dict[str, int]) -> str:
+    from prunekit.matrix import store
+
+    resumed = sum(store.resumable(out, r.id) for r in runs)
     return (
         f"Matrix '{spec.name}' (spec {spec.spec_hash}): {len(plan.runs)} runs in {out}: "
         f"{counts['finished']} finished, {counts['failed']} failed before, {counts['interrupted']} interrupted, "
         f"{counts['new']} new"
         + (f", {counts['queued']} queued or running in Slurm" if counts.get("queued") else "")
         + f"; {len(runs)} to run now."
+        + (f" {resumed} of them continue from a checkpoint." if resumed else "")
     )
 
 
@@ -90,7 +94,9 @@ def _echo_skipped(plan) -> None:
     help="Override a setting for every run (YAML value, e.g. data_dir=/data); replaces that field's axis.",
 )
 @click.option(
-    "--keep-failed", is_flag=True, help="Do not redo runs that failed before (default: failed and interrupted runs are redone)."
+    "--keep-failed",
+    is_flag=True,
+    help="Do not redo runs that failed before (default: failed and interrupted runs are redone, from their checkpoint where they have one).",
 )
 @click.option("--dry-run", is_flag=True, help="Check the spec and list the runs and their states; write nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
@@ -135,7 +141,8 @@ def matrix(
     """Run every combination of a YAML SPEC's axes, each run in its own child process.
 
     Finished runs (those with summary.json) are skipped when the same command is run
-    again; interrupted ones are redone. Then: prunekit report DIR.
+    again; interrupted and failed ones are redone, continuing from their checkpoint
+    where they have one. Then: prunekit report DIR.
     """
     if print_spec:
         if example is not None and spec_path is None:

@@ -10,12 +10,12 @@ from typing import Any
 from prunekit.core.config import TRACKING_FIELDS, RunConfig
 
 #: Fields that do not change what a run computes.
-EXCLUDED = ("out", "quiet", *TRACKING_FIELDS)
+EXCLUDED = ("out", "quiet", "checkpoint_every", *TRACKING_FIELDS)
 HASH_LENGTH = 10
 
 
 def canonical(config: RunConfig | dict[str, Any]) -> str:
-    """Sorted-key compact JSON of the config without ``out`` and ``quiet``."""
+    """Sorted-key compact JSON of the config without the fields in :data:`EXCLUDED`."""
     data = config.to_dict() if isinstance(config, RunConfig) else dict(config)
     data = {k: v for k, v in data.items() if k not in EXCLUDED}
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)

@@ -23,11 +23,11 @@ from prunekit.core.config import RunConfig
 from prunekit.matrix import store
 from prunekit.matrix.expand import Plan, PlannedRun
 from prunekit.matrix.progress import Active, MatrixProgress
-from prunekit.matrix.worker import FAILURE_MARK, THREADS_ENV
+from prunekit.matrix.worker import EXIT_INTERRUPTED, FAILURE_MARK, RESUME_FLAG, THREADS_ENV
 
 POLL_S = 0.25
 LOG_TAIL_LINES = 30
-STOP_GRACE_S = 5.0
+STOP_GRACE_S = 30.0  # children checkpoint on SIGTERM before they exit
 
 
 def available_cores() -> int:
@@ -201,14 +201,25 @@ class Scheduler:
         self.outcome = Outcome()
 
     def _start(self, run: PlannedRun, slot: int) -> Child:
-        store.clear_run(self.out, run.id)
+        resuming = store.resumable(self.out, run.id)  # continued from its checkpoint, log appended
+        if resuming:
+            store.forget_failure(self.out, run.id)
+        else:
+            store.clear_run(self.out, run.id)
         run_dir = self.out / store.RUNS / run.id
         config = run.config.to_dict() | {"out": str(run_dir.resolve()), "quiet": True, "group": self.plan.spec.name}
         log_path = self.out / store.LOGS / f"{run.id}.log"
-        log = open(log_path, "w", encoding="utf-8")
+        log = open(log_path, "a" if resuming else "w", encoding="utf-8")
         env = os.environ | self.slots.envs[slot] | {"PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            [self.python, "-m", "prunekit.matrix.worker", str(os.getpid()), json.dumps(config)],
+            [
+                self.python,
+                "-m",
+                "prunekit.matrix.worker",
+                str(os.getpid()),
+                json.dumps(config),
+                *([RESUME_FLAG] if resuming else []),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -228,6 +239,13 @@ class Scheduler:
             self.outcome.finished.append(child.run.id)
             self.progress.finished(child.active, True, finished_detail(self.out, child.run.id, wall))
             return
+        tail = _tail(child.log_path)
+        if returncode == EXIT_INTERRUPTED and store.resumable(self.out, child.run.id):
+            reason = next((line for line in reversed(tail) if line.startswith("Run stopped")), "Run stopped")
+            reason += " (the next matrix run continues it)"
+            self.outcome.failed[child.run.id] = reason
+            self.progress.finished(child.active, False, reason)
+            return
         reason = record_failure(self.out, child.run, returncode, child.log_path, wall)
         self.outcome.failed[child.run.id] = reason
         self.progress.finished(child.active, False, reason)
@@ -246,7 +264,7 @@ class Scheduler:
         return freed
 
     def stop_all(self) -> None:
-        """Stop running children; their directories stay incomplete and are redone on resume."""
+        """Stop running children (SIGTERM: each writes a checkpoint); a rerun continues them."""
         for child in self.active.values():
             if child.proc.poll() is None:
                 child.proc.terminate()

@@ -156,5 +156,16 @@ def clear_run(out: Path, run_id: str) -> None:
     (Path(out) / LOGS / f"{run_id}.log").unlink(missing_ok=True)
 
 
+def resumable(out: Path, run_id: str) -> bool:
+    """An unfinished run with a checkpoint: it is continued from there, not started again."""
+    run_dir = Path(out) / RUNS / run_id
+    return (run_dir / rundir.CHECKPOINT).exists() and not (run_dir / rundir.SUMMARY).exists()
+
+
+def forget_failure(out: Path, run_id: str) -> None:
+    """Remove a run's failure record before it is resumed from its checkpoint."""
+    (Path(out) / RUNS / run_id / rundir.FAILURE).unlink(missing_ok=True)
+
+
 def write_failure(out: Path, run_id: str, record: dict[str, Any]) -> None:
     rundir.write_failure(Path(out) / RUNS / run_id, record)

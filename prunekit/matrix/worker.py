@@ -1,7 +1,9 @@
-"""One matrix run in a child process: ``python -m prunekit.matrix.worker PARENT_PID CONFIG_JSON``.
+"""One matrix run in a child process: ``python -m prunekit.matrix.worker PARENT_PID CONFIG_JSON [--resume]``.
 
-Exit status 0 with ``summary.json`` written, or non-zero with a last line
-``prunekit-matrix-failure: <reason>`` on stderr. The child dies with its parent
+``--resume`` continues the run from the checkpoint in its directory (or starts
+it again if the checkpoint is unusable). Exit status 0 with ``summary.json``
+written; 3 when stopped by SIGTERM/SIGUSR1 after writing a checkpoint; otherwise
+non-zero with a last line ``prunekit-matrix-failure: <reason>`` on stderr. The child dies with its parent
 (``PR_SET_PDEATHSIG`` on Linux, polling elsewhere), so a ``kill -9`` of the
 matrix leaves no orphan writing into a run directory.
 """
@@ -10,13 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 
 FAILURE_MARK = "prunekit-matrix-failure: "
+RESUME_FLAG = "--resume"
+EXIT_INTERRUPTED = 3  # stopped by SIGTERM/SIGUSR1 after writing a checkpoint
 THREADS_ENV = "PRUNEKIT_MATRIX_THREADS"
 
 
@@ -47,6 +53,23 @@ def fail(reason: str, code: int) -> None:
     sys.exit(code)
 
 
+def train(config, on_epoch, resume: bool):
+    """Run ``config``; with ``resume``, continue it from its checkpoint (or start again if that is unusable)."""
+    from prunekit.core import checkpoint, rundir
+    from prunekit.core.runner import run
+
+    if resume:
+        run_dir = Path(config.out)
+        try:
+            saved = checkpoint.load(run_dir / rundir.CHECKPOINT)
+            print(f"resuming from the checkpoint after epoch {saved.epoch} (step {saved.step})", flush=True)
+            return run(config, on_epoch=on_epoch, resume_from=saved)
+        except checkpoint.CheckpointError as exc:  # raised before the run directory is touched
+            print(f"cannot resume: {exc} Starting the run again.", flush=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return run(config, on_epoch=on_epoch)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parent, config_json = int(argv[0]) or os.getppid(), argv[1]  # 0: whoever started this process (torchrun)
@@ -58,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(int(threads))
     from prunekit.core.config import config_from_mapping
     from prunekit.core.run_trackers import interrupt_on_sigterm
-    from prunekit.core.runner import TrainingDiverged, run
+    from prunekit.core.runner import RunInterrupted, TrainingDiverged
     from prunekit.errors import UsageError
 
     interrupt_on_sigterm()  # a stopping matrix terminates its children: trackers hear "interrupted"
@@ -74,8 +97,11 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         config = config_from_mapping(json.loads(config_json))
-        out, summary = run(config, on_epoch=on_epoch)
-    except KeyboardInterrupt:  # SIGTERM, after the trackers heard: die by it, as the parent expects
+        out, summary = train(config, on_epoch, resume=RESUME_FLAG in argv[2:])
+    except RunInterrupted as exc:
+        print(f"Run {exc}", flush=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # SIGTERM outside the training loop, after the trackers heard: die by it
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
         raise
@@ -85,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(exc), 2)
     except (torch.OutOfMemoryError, MemoryError) as exc:
         traceback.print_exc()
-        fail(f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", 3)
+        fail(f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", 4)
     except Exception as exc:
         traceback.print_exc()
         fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 1)

@@ -1,0 +1,54 @@
+"""Resuming a stopped run from the checkpoint in its directory: :func:`resume`.
+
+Everything is checked before anything is touched: the directory, its settings
+(``config.yaml``), that it has no ``summary.json`` yet, and the checkpoint
+itself. Only then are the append-only files cut back to what they held when
+the checkpoint was written, so a resumed run never repeats a line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prunekit.core import checkpoint, rundir
+from prunekit.core.config import FIELD_NAMES, RunConfig, config_from_mapping
+from prunekit.errors import UsageError
+
+
+def open_stopped_run(run_dir: Path | str) -> tuple[RunConfig, checkpoint.Checkpoint]:
+    """The settings and checkpoint of a stopped run; UsageError (one line) if it cannot be resumed."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume {run_dir}: no such run directory.")
+    if (run_dir / rundir.SUMMARY).exists():
+        raise UsageError(f"--resume {run_dir}: the run is complete ({rundir.SUMMARY} exists); there is nothing to resume.")
+    try:
+        settings = rundir.read_config(run_dir)
+    except rundir.Malformed as exc:
+        raise UsageError(f"--resume {run_dir}: {exc}; the run cannot be resumed.") from None
+    if settings is None:
+        raise UsageError(f"--resume {run_dir}: no {rundir.CONFIG} there; it is not a prunekit run directory.")
+    known = {k: v for k, v in settings.items() if k in FIELD_NAMES}
+    config = config_from_mapping(known | {"out": str(run_dir)})
+    return config, checkpoint.load(run_dir / rundir.CHECKPOINT)
+
+
+def cut_files(run_dir: Path, sizes: dict[str, int]) -> None:
+    """Truncate each append-only run file to its length when the checkpoint was written."""
+    for name, size in sizes.items():
+        path = Path(run_dir) / name
+        if path.exists() and path.stat().st_size > size:
+            os.truncate(path, size)
+
+
+def resume(run_dir: Path | str, **kwargs: Any):
+    """Continue a stopped run from its checkpoint; returns what :func:`prunekit.core.runner.run` returns.
+
+    ``kwargs`` are ``run``'s callbacks (``plugins``, ``on_epoch``, ``on_step``, ``warn``).
+    """
+    from prunekit.core.runner import run
+
+    config, saved = open_stopped_run(run_dir)
+    return run(config, resume_from=saved, **kwargs)
