@@ -14,7 +14,7 @@ process, one after the other:
   cores); it leaves out evaluation and data loading, so the real epoch is
   longer and the real ratio smaller.
 
-    python benchmarks/bench_checkpoint.py [--steps 8] [--batch-size 128] [--writes 3] [--threads 1]
+    python benchmarks/bench_checkpoint.py [--steps 8] [--batch-size 128] [--writes 3] [--threads 1] [--quick]
 
 Prints one JSON line: checkpoint bytes, write time, extrapolated epoch time,
 their ratio (goal <= 0.02).
@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _quick import parse_args
+
 CIFAR_TRAIN_IMAGES = 50_000
 
 
@@ -40,7 +42,7 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=3, help="timed checkpoint writes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
-    args = parser.parse_args()
+    args = parse_args(parser, quick={"steps": 3, "writes": 2})
 
     import torch
     import torch.nn.functional as F

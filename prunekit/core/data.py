@@ -72,7 +72,13 @@ class SeededOrder(Sampler[int]):
 
 
 def data_generators(loader: Any) -> dict[str, torch.Generator]:
-    """The generators that decide what a training epoch sees, by name (saved in checkpoints)."""
+    """The generators that decide what a training epoch sees, by name (saved in checkpoints).
+
+    A checkpoint taken part-way through an epoch saves their states as they were
+    when the epoch began and, on resume, :func:`skip_batches` leaves out the
+    batches done; so a loader must draw from them in a way skipping reproduces
+    (e.g. one permutation per epoch, drawn when iteration starts).
+    """
     order = loader if isinstance(loader, TensorBatches) else getattr(loader, "sampler", None)
     return {"order": order.generator} if isinstance(order, (TensorBatches, SeededOrder)) else {}
 
