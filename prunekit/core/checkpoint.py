@@ -158,10 +158,11 @@ def capture_rng(generators: dict[str, torch.Generator | torch.Tensor]) -> dict[s
     that never touched CUDA has none that matter).
     """
     version, internal, gauss = random.getstate()
+    cuda_used = torch.cuda.is_available() and torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
     state: dict[str, Any] = {
         "python": [version, list(internal), gauss],
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+        "cuda": torch.cuda.get_rng_state_all() if cuda_used else [],
         "generators": {name: g.get_state() if isinstance(g, torch.Generator) else g.clone() for name, g in generators.items()},
     }
     try:
@@ -169,7 +170,8 @@ def capture_rng(generators: dict[str, torch.Generator | torch.Tensor]) -> dict[s
     except ImportError:
         state["numpy"] = None
     else:
-        kind, keys, pos, has_gauss, cached = numpy.random.get_state()
+        kind, keys, pos, has_gauss, cached = numpy.random.get_state(legacy=True)
+        assert not isinstance(keys, str)
         state["numpy"] = {
             "kind": kind,
             "keys": torch.from_numpy(keys.astype("int64")),

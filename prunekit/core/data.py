@@ -106,7 +106,7 @@ def make_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=SeededOrder(len(dataset), shuffle, seed),
+        sampler=SeededOrder(len(dataset), shuffle, seed),  # type: ignore[arg-type]
         num_workers=workers,
         pin_memory=pin_memory,
         persistent_workers=workers > 0,

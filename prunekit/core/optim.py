@@ -84,7 +84,7 @@ class TrainingOptimizer:
             "extra": self.extra_state(),
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (on the parameters' devices)."""
         self.optimizer.load_state_dict(state["optimizer"])
         if (state.get("scheduler") is None) != (self.scheduler is None):
@@ -93,9 +93,9 @@ class TrainingOptimizer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.load_extra_state(state.get("extra") or {})
 
-    def extra_state(self) -> dict:
+    def extra_state(self) -> dict[str, Any]:
         """A subclass's own state kept between steps (counters, histories): plain data and tensors."""
         return {}
 
-    def load_extra_state(self, state: dict) -> None:
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""

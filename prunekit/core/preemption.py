@@ -11,6 +11,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 #: Signals that ask a run to checkpoint and stop.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -41,7 +42,7 @@ class StopRequests:
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Any] = {}
 
     @property
     def requested(self) -> bool:

@@ -43,7 +43,7 @@ def cut_files(run_dir: Path, sizes: dict[str, int]) -> None:
             os.truncate(path, size)
 
 
-def resume(run_dir: Path | str, **kwargs: Any):
+def resume(run_dir: Path | str, **kwargs: Any) -> tuple[Path, rundir.Summary]:
     """Continue a stopped run from its checkpoint; returns what :func:`prunekit.core.runner.run` returns.
 
     ``kwargs`` are ``run``'s callbacks (``plugins``, ``on_epoch``, ``on_step``, ``warn``).

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, TypedDict
 
 import yaml
+from typing_extensions import NotRequired
 
 from prunekit.core.files import append_jsonl, write_atomic, write_json, write_yaml
 from prunekit.core.outcomes import Outcomes, decode, encode
@@ -110,7 +111,7 @@ class Summary(TypedDict):
     environment: dict[str, Any]
     prunekit_version: str
     trackers: dict[str, Any]
-    resumed_at_epochs: list[int]
+    resumed_at_epochs: NotRequired[list[int]]
 
 
 #: Keys a report needs, and those of them that must be numbers.

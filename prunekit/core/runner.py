@@ -187,7 +187,7 @@ def _run(
                 model=built.model,
                 optimizer=built.optimizer,
                 pruner=built.pruner,
-                generators=progress.epoch_start if progress.batch else data_generators(built.train_loader),
+                generators=dict(progress.epoch_start) if progress.batch else dict(data_generators(built.train_loader)),
                 loop=progress.loop_state() | {"wall_s": time.perf_counter() - started_at},
                 history=progress.history,
                 samplers=sampler_state,

@@ -105,6 +105,7 @@ def train_epoch(
         progress.seen = 0
         progress.epoch_seconds = 0.0
     loss_sum, correct = progress.loss_sum, progress.correct
+    assert loss_sum is not None and correct is not None
     for inputs, labels in built.train_loader:
         inputs = inputs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
