@@ -190,7 +190,7 @@ def _install_patch(path: str) -> None:
 
 
 def check_exact(sparsity: float, seed: int, patch: str | None) -> dict:
-    """prunekit's masks against the exact concatenate + kthvalue masks."""
+    """prunekit's masks against the exact masks: concatenate, kthvalue, ties by position."""
     import torch
 
     from prunekit_adamwprune.pruner import StatePruner
@@ -205,8 +205,10 @@ def check_exact(sparsity: float, seed: int, patch: str | None) -> dict:
         flat = torch.cat([s.flatten() for s in scores])
         k = int(round(sparsity * flat.numel()))
         kth = flat.kthvalue(k).values
-        exact = [s > kth for s in scores]
-        del flat, scores
+        tie = flat == kth  # exactly k pruned: ties at the k-th score pruned in position order
+        keep = (flat > kth) | (tie & (tie.cumsum(0) > k - int((flat < kth).sum())))
+        exact = [m.view_as(s) for m, s in zip(keep.split([s.numel() for s in scores]), scores)]
+        del flat, scores, tie
     pruner.update_masks(sparsity, 1)
     equal = all(torch.equal(a, b) for a, b in zip(pruner.masks, exact))
     return {

@@ -47,12 +47,16 @@ def test_k_out_of_range():
 
 
 def _masked_reference(layers, masks, sparsity):
-    masked = [l.masked_fill(~m, float("-inf")) for l, m in zip(layers, masks)]
-    values = torch.cat([m.flatten() for m in masked])
+    """Prune exactly k: already-pruned first, then the lowest scores, ties by position."""
+    values = torch.cat([l.flatten() for l in layers])
+    old = torch.cat([m.flatten() for m in masks])
     k = int(round(sparsity * values.numel()))
-    if k <= 0:
-        return [m.clone() for m in masks]
-    return [m > values.kthvalue(k).values for m in masked]
+    order = torch.sort(values.masked_fill(~old, float("-inf")), stable=True).indices
+    pruned_old = int((~old).sum())
+    keep = old.clone()
+    if k > pruned_old:
+        keep[order[:k]] = False
+    return list(keep.split([m.numel() for m in masks]))
 
 
 @pytest.mark.parametrize("chunk", [1 << 18, 7])
@@ -71,7 +75,9 @@ def test_update_masks_equals_reference_over_growing_updates(monkeypatch, chunk, 
     for sparsity in (0.0, 0.2, 0.2, 0.5, 0.9):
         expected = _masked_reference(layers, masks, sparsity)
         threshold.update_masks_([lambda l=l: l for l in layers], masks, sparsity)
-        assert all(torch.equal(a, b) for a, b in zip(masks, expected))
+        assert all(torch.equal(a, b.view_as(a)) for a, b in zip(masks, expected))
+        total = sum(m.numel() for m in masks)
+        assert sum(int((~m).sum()) for m in masks) == int(round(sparsity * total))  # exactly k
 
 
 def test_apply_mask_in_chunks(monkeypatch):
@@ -82,3 +88,50 @@ def test_apply_mask_in_chunks(monkeypatch):
     mask = t.remainder(3) != 0
     threshold.apply_mask_(t, mask)
     assert t.flatten().tolist() == [1, 2, 0, 4, 5, 0, 7, 8, 0, 10]
+
+
+def test_ties_prune_exactly_k_first_positions_first():
+    import prunekit.core.threshold as threshold
+
+    masks = [torch.ones(10, dtype=torch.bool)]
+    threshold.update_masks_([lambda: torch.ones(10)], masks, 0.5)
+    assert masks[0].tolist() == [False] * 5 + [True] * 5
+
+
+@pytest.mark.parametrize("chunk", [1 << 18, 3])
+@pytest.mark.parametrize("big", [False, True])
+def test_ties_across_layers_and_chunks(monkeypatch, chunk, big):
+    """Tied scores are pruned in layer order, then position order; exactly k in all.
+
+    ``big``: the tie mass is larger than any layer (the third-pass path).
+    """
+    import prunekit.core.threshold as threshold
+
+    monkeypatch.setattr(threshold, "CHUNK", chunk)
+    n = 40 if big else 8
+    layers = [torch.full((n,), 2.0), torch.cat([torch.full((n,), 2.0), torch.tensor([1.0, 3.0])]), torch.full((n,), 2.0)]
+    layers[1][0] = 0.5  # lower than the tie: pruned first
+    masks = [torch.ones(l.shape, dtype=torch.bool) for l in layers]
+    total = sum(l.numel() for l in layers)
+    for sparsity in (0.25, 0.5, 0.75):
+        k = int(round(sparsity * total))
+        expected = _masked_reference(layers, masks, sparsity)
+        threshold.update_masks_([lambda l=l: l for l in layers], masks, sparsity)
+        assert sum(int((~m).sum()) for m in masks) == k
+        assert all(torch.equal(a, b) for a, b in zip(masks, expected))
+
+
+def test_layer_scope_prunes_exactly_k_of_tied_scores():
+    from torch import nn
+
+    from prunekit.builtin.pruners import MagnitudePruner
+    from prunekit.core.targets import prunable_targets
+
+    model = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.5)
+    for scope in ("global", "layer"):
+        pruner = MagnitudePruner(prunable_targets(model), scope=scope)
+        pruner.update_masks(0.5, 1)
+        assert [int((~m).sum()) for m in pruner.masks] == ([16, 0] if scope == "global" else [10, 6])

@@ -149,13 +149,15 @@ def update_masks_(
     sparsity: float,
     fresh_scores: bool = False,
 ) -> None:
-    """Prune the ``round(sparsity * N)`` lowest scores over all layers, in place; masks only grow.
+    """Prune exactly the ``k = round(sparsity * N)`` lowest scores over all layers, in place.
 
     ``scores[i]()`` returns layer i's scores (recomputed on each call, never
     kept); ``masks[i]`` is its boolean keep-mask (all True before any pruning).
-    Already-pruned positions count as the lowest scores and stay pruned. The
-    result equals ``masked > kthvalue(cat(masked scores), k)`` per layer, where
-    pruned positions score -inf. Keys are built in place in a copy of each
+    Masks only grow: already-pruned positions count as the lowest scores and
+    stay pruned (if more than ``k`` are pruned already, nothing changes).
+    Ties at the k-th score are broken by position (layer order, then
+    flattened index: the first tied positions are pruned), so exactly ``k``
+    positions end up pruned, the same on every device. Keys are built in place in a copy of each
     layer's scores, or in the scores themselves when ``fresh_scores`` says the
     score functions return new tensors that nothing else holds.
 
@@ -165,6 +167,8 @@ def update_masks_(
     that bucket holds more entries than the largest layer (a mass of ties), a
     histogram of the low 16 bits and a third pass are used instead. Apart from
     the masks, the only layer-sized temporary is one copy of a layer's scores.
+    Tie ranks are exact integer running counts (``cumsum`` of booleans), so
+    the choice is deterministic on CPU and GPU alike.
     """
     out = list(masks)
     sizes = [m.numel() for m in out]
@@ -206,13 +210,14 @@ def update_masks_(
                 if store:
                     found.append((where.add_(a), lows))
         inside.append(found)
-    low_bits, _ = _pick(low, rank)
+    low_bits, ties = _pick(low, rank)  # ties: how many scores equal to the k-th are pruned
+    pruned_ties = _TieCounter(ties)
 
     if store:
         for mask, found in zip(out, inside):
             flat = mask.view(-1)
             for where, lows in found:
-                flat[where] = lows > low_bits
+                flat[where] = (lows > low_bits) | pruned_ties.kept(lows == low_bits)
         return
     threshold = _signed_order((bucket << 16) | low_bits)
     for i, mask in enumerate(out):
@@ -221,5 +226,27 @@ def update_masks_(
         for a, b in _chunks(bits.numel()):
             in_bucket = keys.flags[: b - a]
             torch.eq(keys.high(bits[a:b]), bucket, out=in_bucket)
-            above = bits[a:b].bitwise_xor_(_SIGN) > threshold
-            flat[a:b] &= ~in_bucket | above
+            signed = bits[a:b].bitwise_xor_(_SIGN)
+            keep = (signed > threshold) | pruned_ties.kept(signed == threshold, keys.scratch[: b - a])
+            flat[a:b] &= ~in_bucket | keep
+
+
+class _TieCounter:
+    """Decides which positions tied at the threshold stay, in position order.
+
+    The first ``prune`` tied positions seen (over all calls) are pruned, the
+    rest kept. Ranks are an integer ``cumsum``: exact and deterministic.
+    """
+
+    def __init__(self, prune: int) -> None:
+        self.left = prune  # tied positions still to prune
+
+    def kept(self, tie: torch.Tensor, scratch: torch.Tensor | None = None) -> torch.Tensor:
+        """``tie`` with the positions to prune cleared (in place); ``scratch``: int32 of tie's size."""
+        if self.left <= 0 or not tie.numel():
+            return tie
+        rank = torch.cumsum(tie, 0, dtype=torch.int32, out=scratch)  # 1-based rank of each tied position
+        seen = int(rank[-1])
+        tie &= rank > self.left
+        self.left -= min(seen, self.left)
+        return tie
