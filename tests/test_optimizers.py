@@ -115,3 +115,101 @@ def test_spam_clip_leaves_gradients_alone_after_a_moment_reset():
 def test_adam_family_uses_the_fused_kernel_on_cpu():
     opt = adamw(parameter_groups(model(), 1e-4), lr=1e-3, weight_decay=1e-4, epochs=1, steps_per_epoch=1)
     assert opt.defaults["fused"] is True
+
+
+def _spam(net, **options):
+    base = dict(lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=100, max_grad_norm=0.0)
+    return adamwspam(parameter_groups(net, 0.0), **(base | options))
+
+
+def test_spam_reset_leaves_the_moments_of_the_step_for_a_mask_update():
+    """A momentum reset never runs after a step: what a mask update reads is what the step left."""
+    net = model()
+    opt = _spam(net, reset_interval=5)
+    weight = net[0].weight
+    for step in range(1, 6):
+        opt.optimizer.zero_grad()
+        net(torch.randn(8, 4)).sum().backward()
+        opt.process_gradients(step)  # step 5: moments zeroed here, before the step's gradient enters them
+        grad = weight.grad.clone()
+        opt.step()
+        opt.after_step(step)
+    state = opt.optimizer.state[weight]
+    assert opt.resets == 1
+    assert torch.allclose(state["exp_avg"], 0.1 * grad)  # (1 - beta1) g from zero: one step since the reset
+    assert torch.allclose(state["exp_avg_sq"], 0.001 * grad * grad)
+    assert torch.count_nonzero(state["exp_avg_sq"]) > 0
+
+
+def _grad_with_spike(net, spike):
+    opt_grad = net[0].weight.grad
+    opt_grad.fill_(0.01)
+    opt_grad[0, 0] = spike
+
+
+def _clip_run(rule, steps, **options):
+    """Steps of constant 0.01 gradients with a spike of 1e3 in one element at each step in ``steps``."""
+    net = model()
+    opt = _spam(net, clip_theta=5000.0, clip_rule=rule, **options)
+    seen = {}
+    for step in range(1, max(steps) + 1):
+        opt.optimizer.zero_grad()
+        net(torch.randn(8, 4)).sum().backward()
+        _grad_with_spike(net, 1e3 if step in steps else 0.01)
+        v = opt.optimizer.state.get(net[0].weight, {}).get("exp_avg_sq")
+        v = None if v is None else v[0, 0].item()
+        opt.process_gradients(step)
+        seen[step] = (net[0].weight.grad[0, 0].item(), v, net[0].weight.grad[0, 1].item())
+        opt.step()
+        opt.after_step(step)
+    return seen
+
+
+def test_spam_clip_follows_the_paper_warmup_after_start_and_reset():
+    for step in (3, 10, 12, 13):  # t < N, or t % dT < N: no clipping (10 resets the moments)
+        assert _clip_run("spam", {step}, clip_warmup=4, reset_interval=10)[step][0] == 1e3, step
+    for step in (4, 9, 14, 16):  # clipping on: g^2 > theta v  ->  sign(g) sqrt(theta v)
+        g, v, other = _clip_run("spam", {step}, clip_warmup=4, reset_interval=10)[step]
+        assert g == pytest.approx(math.sqrt(5000.0 * v), rel=1e-5) and g < 1e3, step
+        assert other == pytest.approx(0.01)  # ordinary elements untouched
+
+
+def test_spam_original_rule_clips_from_the_first_steps_and_after_resets():
+    for step in (2, 11):
+        g, v, _ = _clip_run("original", {step}, reset_interval=10)[step]
+        assert g == pytest.approx(math.sqrt(5000.0 * (v + 1e-12)), rel=1e-5) and g < 1e3
+
+
+def test_spam_clip_rule_is_an_explicit_option():
+    from prunekit.builtin.optimizers import SPAM_OPTIONS
+
+    options = {o.name: o for o in SPAM_OPTIONS}
+    assert options["clip_rule"].default == "spam" and options["clip_rule"].choices == ("spam", "original")
+    assert "paper" in options["clip_rule"].help and "5000" in options["clip_theta"].help
+
+
+def _moments(opt, net):
+    return {k: v.clone() for k, v in opt.optimizer.state[net[0].weight].items() if k != "step"}
+
+
+@pytest.mark.parametrize("options", [{}, {"clip_theta": 50.0, "clip_rule": "original"}, {"clip_theta": 5000.0, "clip_warmup": 0}])
+def test_spam_infinite_gradient_norm_touches_no_state(options):
+    """An fp16 overflow under GradScaler: the step is skipped; moments and norm history stay as they were."""
+    net = model()
+    opt = _spam(net, min_history=2, **options)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    for step in range(1, 13):
+        opt.optimizer.zero_grad()
+        scaler.scale(net(torch.randn(8, 4)).sum()).backward()
+        if step == 12:
+            net[0].weight.grad[0, 0] = float("inf")  # what an fp16 overflow leaves
+            moments, norms, spikes = _moments(opt, net), list(opt.norms), opt.spikes
+        scaler.unscale_(opt.optimizer)
+        opt.process_gradients(step)
+        scaler.step(opt.optimizer)
+        scaler.update()
+    assert opt.nonfinite == 1 and opt.spikes == spikes
+    assert list(opt.norms) == norms
+    after = _moments(opt, net)
+    assert all(torch.equal(after[k], moments[k]) for k in moments)
+    assert scaler.get_scale() < 2.0**10  # GradScaler saw the overflow and skipped the step

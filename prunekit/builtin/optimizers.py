@@ -13,6 +13,7 @@ from prunekit.core.options import Option
 
 ADAM_STATE = ("exp_avg", "exp_avg_sq")
 AMSGRAD_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+CLIP_RULES = ("spam", "original")
 
 
 def cosine_per_epoch(optimizer: torch.optim.Optimizer, epochs: int, eta_min: float):
@@ -56,43 +57,73 @@ def adamwadv(param_groups, *, lr, weight_decay, epochs, steps_per_epoch, max_gra
 
 
 class SpamOptimizer(TrainingOptimizer):
-    """AdamW (AMSGrad, cosine) with SPAM-style gradient-spike handling.
+    """AdamW (AMSGrad, cosine) with SPAM's momentum reset and spike-aware clipping.
 
-    Each step: optional per-element clip of ``|g|`` to ``sqrt(theta * (v + 1e-12))``
-    (where ``v`` > 0);
-    the global gradient norm is compared with the previous ``history`` norms and,
-    once ``min_history`` are known, a z-score above ``spike_z`` halves ``exp_avg``
-    and scales ``exp_avg_sq`` by 0.9; then the norm is clipped. With
-    ``reset_interval`` > 0 the moments are zeroed every that many steps and the
-    learning rate warms up again over ``reset_warmup`` steps (a factor on the
-    scheduled rate, so it never compounds).
+    SPAM is Huang et al. 2025, "SPAM: Spike-Aware Adam with Momentum Reset for
+    Stable LLM Training". All of it runs in :meth:`process_gradients` of step
+    ``t`` (1-based), before the optimizer step, in this order:
+
+    1. momentum reset: with ``reset_interval`` (SPAM's ΔT) > 0, when
+       ``t % ΔT == 0`` the moments are zeroed before this step's gradient
+       enters them, as in SPAM; the learning rate then warms up over
+       ``reset_warmup`` steps (a cosine factor on the scheduled rate, so it
+       never compounds). The reset never runs after a step, so a mask update
+       always sees the moments as the optimizer step left them.
+    2. a non-finite gradient norm (an fp16 overflow, a step GradScaler then
+       skips) changes nothing else: no clipping, no spike handling, no entry
+       in the norm history, moments untouched.
+    3. spike-aware clipping (``clip_theta`` = θ > 0), with ``v`` the
+       ``exp_avg_sq`` before this step: rule ``spam`` (the paper's) sets
+       every ``g`` with ``g² > θ v`` to ``sign(g) sqrt(θ v)``, except during
+       the first ``clip_warmup`` (N) steps after the start and after each
+       reset (on iff ``t >= N`` and ``t % ΔT >= N``); rule ``original`` (the
+       original AdamWPrune code) clips ``|g|`` to ``sqrt(θ (v + 1e-12))``
+       from the first step on, right after resets too.
+    4. the original code's gradient-norm spike heuristic (not in SPAM): once
+       ``min_history`` norms are known, a z-score above ``spike_z`` halves
+       ``exp_avg`` and scales ``exp_avg_sq`` by 0.9;
+    5. the global gradient norm is clipped to ``max_grad_norm``.
     """
 
     def __init__(
-        self, optimizer, scheduler, *, max_grad_norm, spike_z, history, min_history, clip_theta, reset_interval, reset_warmup
+        self, optimizer, scheduler, *, max_grad_norm, spike_z, history, min_history, clip_theta,
+        reset_interval, reset_warmup, clip_rule="spam", clip_warmup=20,
     ):
         super().__init__(optimizer, scheduler, max_grad_norm=max_grad_norm)
+        if clip_rule not in CLIP_RULES:
+            raise ValueError(f"clip_rule must be one of {CLIP_RULES}, got {clip_rule!r}")
         self.spike_z = spike_z
         self.norms: deque[float] = deque(maxlen=history)
         self.min_history = min_history
         self.clip_theta = clip_theta
+        self.clip_rule = clip_rule
+        self.clip_warmup = clip_warmup
         self.reset_interval = reset_interval
         self.reset_warmup = reset_warmup
         self.spikes = 0
         self.resets = 0
+        self.nonfinite = 0
+        self.clipped = 0  # gradient elements clipped so far
         self._last_reset = 0
         self._scheduled = [g["lr"] for g in optimizer.param_groups]
 
     @torch.no_grad()
     def process_gradients(self, step: int) -> None:
+        if self.reset_interval > 0 and step % self.reset_interval == 0:
+            self._reset_moments(step)
+        self._apply_warmup(step)
         params = [p for p in self.parameters() if p.grad is not None]
-        if self.clip_theta > 0:
+        grads = [p.grad for p in params]
+        norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        if not math.isfinite(norm):  # overflow: GradScaler skips this step; leave every state alone
+            self.nonfinite += 1
+            return
+        if self.clip_theta > 0 and self._clipping_on(step):
             for p in params:
                 v = self.optimizer.state.get(p, {}).get("exp_avg_sq")
-                if v is not None:  # where v is 0 (no history, or just reset) nothing is clipped
-                    bound = torch.sqrt(self.clip_theta * (v + 1e-12)).masked_fill_(v == 0, float("inf"))
-                    p.grad.copy_(torch.maximum(torch.minimum(p.grad, bound), -bound))
-        norm = float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm if self.max_grad_norm else float("inf")))
+                if v is not None:
+                    self._clip(p.grad, v)
+            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
         if len(self.norms) >= self.min_history:
             previous = torch.tensor(list(self.norms), dtype=torch.float64)
             std = float(previous.std())
@@ -103,9 +134,33 @@ class SpamOptimizer(TrainingOptimizer):
                     if "exp_avg" in state:
                         state["exp_avg"].mul_(0.5)
                         state["exp_avg_sq"].mul_(0.9)
-        if math.isfinite(norm):
-            self.norms.append(norm)
-        self._apply_warmup(step)
+        self.norms.append(norm)
+        if self.max_grad_norm and grads:
+            torch.nn.utils.clip_grads_with_norm_(params, self.max_grad_norm, torch.tensor(norm))
+
+    def _clipping_on(self, step: int) -> bool:
+        if self.clip_rule == "original":
+            return True
+        if step < self.clip_warmup:
+            return False
+        return self.reset_interval <= 0 or step % self.reset_interval >= self.clip_warmup
+
+    def _clip(self, grad: torch.Tensor, v: torch.Tensor) -> None:
+        if self.clip_rule == "original":
+            bound = torch.sqrt(self.clip_theta * (v + 1e-12))
+        else:
+            bound = torch.sqrt(self.clip_theta * v)
+        over = grad.abs() > bound
+        self.clipped += int(over.sum())
+        grad.copy_(torch.where(over, grad.sign() * bound, grad))
+
+    def _reset_moments(self, step: int) -> None:
+        self.resets += 1
+        self._last_reset = step
+        for state in self.optimizer.state.values():
+            for key in AMSGRAD_STATE:
+                if key in state:
+                    state[key].zero_()
 
     def _apply_warmup(self, step: int) -> None:
         if self.reset_interval <= 0 or self.reset_warmup <= 0 or self._last_reset == 0:
@@ -114,16 +169,6 @@ class SpamOptimizer(TrainingOptimizer):
         factor = 0.5 * (1 - math.cos(math.pi * min(t, self.reset_warmup) / self.reset_warmup)) if t < self.reset_warmup else 1.0
         for group, lr in zip(self.optimizer.param_groups, self._scheduled):
             group["lr"] = lr * max(factor, 1e-3)
-
-    @torch.no_grad()
-    def after_step(self, step: int) -> None:
-        if self.reset_interval > 0 and step % self.reset_interval == 0:
-            self.resets += 1
-            self._last_reset = step
-            for state in self.optimizer.state.values():
-                for key in AMSGRAD_STATE:
-                    if key in state:
-                        state[key].zero_()
 
     def end_epoch(self, epoch: int) -> None:
         super().end_epoch(epoch)
@@ -148,32 +193,15 @@ class SpamOptimizer(TrainingOptimizer):
 
 
 def adamwspam(
-    param_groups,
-    *,
-    lr,
-    weight_decay,
-    epochs,
-    steps_per_epoch,
-    spike_z=2.0,
-    history=100,
-    min_history=10,
-    clip_theta=0.0,
-    reset_interval=0,
-    reset_warmup=0,
-    max_grad_norm=1.0,
-    eta_min=1e-6,
+    param_groups, *, lr, weight_decay, epochs, steps_per_epoch,
+    spike_z=2.0, history=100, min_history=10, clip_theta=0.0, clip_rule="spam", clip_warmup=20,
+    reset_interval=0, reset_warmup=0, max_grad_norm=1.0, eta_min=1e-6,
 ):
     opt = fused_if_available(torch.optim.AdamW, param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
     return SpamOptimizer(
-        opt,
-        cosine_per_epoch(opt, epochs, eta_min),
-        max_grad_norm=max_grad_norm,
-        spike_z=spike_z,
-        history=history,
-        min_history=min_history,
-        clip_theta=clip_theta,
-        reset_interval=reset_interval,
-        reset_warmup=reset_warmup,
+        opt, cosine_per_epoch(opt, epochs, eta_min), max_grad_norm=max_grad_norm, spike_z=spike_z,
+        history=history, min_history=min_history, clip_theta=clip_theta, clip_rule=clip_rule,
+        clip_warmup=clip_warmup, reset_interval=reset_interval, reset_warmup=reset_warmup,
     )
 
 
@@ -185,8 +213,15 @@ SPAM_OPTIONS = ADV_OPTIONS + (
     Option("spike_z", float, 2.0, "z-score of the gradient norm that counts as a spike", minimum=0.0),
     Option("history", int, 100, "gradient norms remembered", minimum=2),
     Option("min_history", int, 10, "norms needed before spikes are detected", minimum=2),
-    Option("clip_theta", float, 0.0, "per-element clip |g| <= sqrt(theta * v); 0 disables (seed: 50)", minimum=0.0),
-    Option("reset_interval", int, 0, "zero Adam moments every N steps; 0 disables", minimum=0),
+    Option("clip_theta", float, 0.0, "spike-aware clip threshold theta: |g| > sqrt(theta * v) is clipped to that; "
+           "0 disables (the SPAM paper uses 5000, the original AdamWPrune code 50)", minimum=0.0),
+    Option("clip_rule", str, "spam", "spam: the SPAM paper's rule (no clipping for clip_warmup steps after the start "
+           "and after each reset); original: the original AdamWPrune code's (clips from the first step, "
+           "right after resets too)", choices=CLIP_RULES),
+    Option("clip_warmup", int, 20, "rule spam: steps without clipping after the start and after each reset "
+           "(SPAM's N; its reference code uses 20)", minimum=0),
+    Option("reset_interval", int, 0, "zero Adam moments at every step t with t % N == 0 (SPAM's momentum reset); "
+           "0 disables", minimum=0),
     Option("reset_warmup", int, 0, "cosine learning-rate warm-up steps after a reset", minimum=0),
 )
 
@@ -203,19 +238,7 @@ def register_optimizers(register):
     )
     register("adam", adam, description="Adam, no weight decay", lr=1e-3, state=ADAM_STATE, weight_decay=0.0)
     register("adamw", adamw, description="AdamW, decoupled weight decay on weights only", lr=1e-3, state=ADAM_STATE)
-    register(
-        "adamwadv",
-        adamwadv,
-        description="AdamW + AMSGrad, per-epoch cosine to 1e-6, grad-norm clip 1.0",
-        options=ADV_OPTIONS,
-        lr=1e-3,
-        state=AMSGRAD_STATE,
-    )
-    register(
-        "adamwspam",
-        adamwspam,
-        description="adamwadv + SPAM gradient-spike handling",
-        options=SPAM_OPTIONS,
-        lr=1e-3,
-        state=AMSGRAD_STATE,
-    )
+    register("adamwadv", adamwadv, description="AdamW + AMSGrad, per-epoch cosine to 1e-6, grad-norm clip 1.0",
+             options=ADV_OPTIONS, lr=1e-3, state=AMSGRAD_STATE)
+    register("adamwspam", adamwspam, description="adamwadv + SPAM (Huang et al. 2025) momentum reset and spike clipping",
+             options=SPAM_OPTIONS, lr=1e-3, state=AMSGRAD_STATE)

@@ -33,6 +33,21 @@ def test_adamwprune_defaults_to_state_and_reaches_target(tmp_path):
     assert summary["final_test_accuracy"] > 50.0  # digits: 10 classes, chance is 10%
 
 
+@pytest.mark.parametrize("variant", ["fisher", "bitter0"])
+def test_state_scores_survive_a_spam_momentum_reset_on_an_update_step(tmp_path, variant):
+    """Issue 9: a reset on the last update step (36 of 45) once left all-zero moments to score."""
+    out = tmp_path / "run"
+    done = prunekit(
+        "run", "--optimizer", "adamwspam", "--optimizer-opt", "reset_interval=36", "--pruner", "state",
+        "--pruner-opt", f"variant={variant}", "--sparsity", "0.7", "--epochs", "1", "-q", "--out", str(out), cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["schedule"]["end"] == 36 and summary["target_reached"] is True
+    assert summary["sparsity_counts"]["prunable_zeros"] == round(0.7 * 61_470)
+    assert summary["final_test_accuracy"] > 50.0  # was 8.4%: every weight pruned
+
+
 def test_state_with_an_optimizer_without_adam_moments_exits_2(tmp_path):
     done = prunekit("run", "--optimizer", "sgd", "--pruner", "state", "--epochs", "1", "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert done.returncode == 2
