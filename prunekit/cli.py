@@ -37,6 +37,7 @@ def cli() -> None:
 # Options of `prunekit run`, mapped to RunConfig fields.
 _RUN_FIELDS = {
     "model": "model",
+    "model_opt": "model_opts",
     "dataset": "dataset",
     "data_dir": "data_dir",
     "download": "download",
@@ -66,7 +67,12 @@ _RUN_FIELDS = {
     "tracker": "trackers",
     "tracker_opt": "tracker_opts",
 }
-_PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-opt", "pruner_opt": "--pruner-opt"}
+_PAIR_OPTIONS = {
+    "model_opt": "--model-opt",
+    "dataset_opt": "--dataset-opt",
+    "optimizer_opt": "--optimizer-opt",
+    "pruner_opt": "--pruner-opt",
+}
 
 
 @cli.command()
@@ -74,6 +80,7 @@ _PAIR_OPTIONS = {"dataset_opt": "--dataset-opt", "optimizer_opt": "--optimizer-o
     "--config", "config_file", type=click.Path(path_type=Path), help="YAML file of settings; options given here override it."
 )
 @click.option("--model", default="lenet5", show_default=True, help="Model name (prunekit list models).")
+@click.option("--model-opt", multiple=True, metavar="KEY=VALUE", help="Model option (repeatable; prunekit list models).")
 @click.option("--dataset", default="digits", show_default=True, help="Dataset name (prunekit list datasets).")
 @click.option("--data-dir", default=None, help="Directory holding the dataset (mnist, cifar10, cifar100, imagenet).")
 @click.option("--download", is_flag=True, help="Download the dataset into --data-dir if missing.")

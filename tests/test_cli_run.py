@@ -112,6 +112,15 @@ BAD = [
     (["--sampler", "torch"], "Sampler 'torch' reads the PyTorch CUDA/ROCm allocator, but this run is on cpu"),
     (["--epochs", "many"], "Invalid value for '--epochs'"),
     (["--config", "/nonexistent.yaml"], "Config file /nonexistent.yaml does not exist."),
+    (["--lr", "nan"], "Learning rate must be a positive finite number, got nan."),
+    (["--lr", "inf"], "Learning rate must be a positive finite number, got inf."),
+    (["--weight-decay", "nan"], "Weight decay must be a finite number >= 0, got nan."),
+    (["--sample-interval", "nan"], "Sample interval must be a positive finite number"),
+    (
+        ["--optimizer", "adamwadv", "--optimizer-opt", "eta_min=nan"],
+        "Option 'eta_min' of optimizer 'adamwadv' must be float, got 'nan'.",
+    ),
+    (["--model-opt", "depth=3"], "Unknown option 'depth' for model 'lenet5'. Valid options: none."),
 ]
 
 
@@ -146,6 +155,36 @@ def test_bad_config_files(tmp_path, run_cli):
     assert not (tmp_path / "run").exists()
 
 
+def test_config_file_that_is_not_utf8_is_one_line(tmp_path, run_cli):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("model: lenet5  # caf\u00e9\n".encode("latin-1"))
+    result = run_cli("run", "--config", latin1, "--out", tmp_path / "run")
+    assert result.code == 2 and result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert f"Config file {latin1} is not UTF-8 text (byte 0xe9" in result.err
+    directory = run_cli("run", "--config", tmp_path, "--out", tmp_path / "run")
+    assert directory.code == 2 and "Cannot read config file" in directory.err and directory.err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_model_options_from_a_config_file_are_validated(tmp_path, run_cli):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: timm:resnet18\nmodel_opts: {drop_rate: lots}\n")
+    result = run_cli("run", "--config", config, "--out", tmp_path / "run")
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "Option 'drop_rate' of model 'timm:resnet18' must be float, got 'lots'." in result.err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args", [["--prune-end", "3"], ["--warmup", "10", "--prune-end", "10"]])
+def test_explicit_prune_end_at_or_before_the_warmup_is_refused(tmp_path, run_cli, args):
+    """digits, batch 32: 45 steps per epoch, so the default warm-up is step 4 (10%)."""
+    out = tmp_path / "run"
+    result = run_cli("run", "--epochs", "1", *args, "--out", out)
+    assert result.code == 2 and result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert "Prune end" in result.err and "must come after" in result.err and "warm-up" in result.err
+    assert not out.exists()
+
+
 def test_unwritable_and_occupied_out(tmp_path, run_cli):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -157,6 +196,10 @@ def test_unwritable_and_occupied_out(tmp_path, run_cli):
     result = run_cli("run", "--out", occupied)
     assert result.code == 2 and "already exists and is not empty" in result.err
     assert (occupied / "summary.json").read_text() == "{}"
+    result = run_cli("run", "--out", blocker)
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert f"--out {blocker} is an existing file, not a directory" in result.err and "not empty" not in result.err
+    assert blocker.read_text() == "x"
 
 
 def test_divergence_during_pruning_is_one_line_exit_1(tmp_path, run_cli):

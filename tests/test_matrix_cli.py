@@ -118,3 +118,22 @@ def test_examples_parse_and_expand_with_whatever_is_installed(name, run_cli):
         assert {r.config.sparsity for r in plan.runs if r.config.pruner != "none"} == {0.7}
     if name == "resnet50-imagenet":
         assert all(r.config.amp for r in plan.runs)
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n", "{}\n"])
+def test_empty_spec_file_is_refused(tmp_path, run_cli, text):
+    spec = tmp_path / "empty.yaml"
+    spec.write_text(text)
+    out = tmp_path / "out"
+    result = run_cli("matrix", spec, "--out", out)
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert result.err.startswith(f"Error: Matrix spec {spec} is empty; give at least one axis")
+    assert not out.exists()
+
+
+def test_spec_file_that_is_not_utf8_is_one_line(tmp_path, run_cli):
+    spec = tmp_path / "latin1.yaml"
+    spec.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    result = run_cli("matrix", spec, "--out", tmp_path / "out")
+    assert result.code == 2 and result.err.count("\n") == 1 and "is not UTF-8 text" in result.err
+    assert not (tmp_path / "out").exists()

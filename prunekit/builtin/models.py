@@ -1,10 +1,11 @@
-"""Built-in models: LeNet-5 and timm ResNets (CIFAR stem for small inputs)."""
+"""Built-in models: LeNet-5, timm ResNets (CIFAR stem for small inputs) and any timm model."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from prunekit import hookimpl
+from prunekit.core.options import Option
 from prunekit.errors import UsageError
 
 CIFAR_STEM_MAX_SIZE = 64
@@ -47,15 +48,29 @@ def lenet5(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     return LeNet5(num_classes, in_channels)
 
 
-def _timm(name: str, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+def _timm(name: str, num_classes: int, in_channels: int, image_size: int, **options) -> nn.Module:
+    """A timm model for this data: built for ``image_size`` when its constructor takes ``img_size``.
+
+    ``options`` (``drop_rate``, ``drop_path_rate``) are passed on when not 0.
+    """
     import timm  # heavy: imported only when a timm model is built
 
+    kwargs = {"pretrained": False, "num_classes": num_classes, "in_chans": in_channels}
+    kwargs |= {k: v for k, v in options.items() if v}
     try:
-        model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
+        try:
+            model = timm.create_model(name, img_size=image_size, **kwargs)
+        except TypeError as exc:  # a model without an input-size argument (CNNs)
+            if "img_size" not in str(exc):
+                raise
+            model = timm.create_model(name, **kwargs)
     except RuntimeError as exc:
         if "Unknown model" in str(exc):
             raise UsageError(f"Unknown timm model '{name}'. See timm.list_models() for names.") from None
         raise
+    except TypeError as exc:
+        given = ", ".join(sorted(k for k in options if options[k])) or "none"
+        raise UsageError(f"timm model '{name}' cannot be built with these options ({given}): {exc}.") from None
     if image_size <= CIFAR_STEM_MAX_SIZE and hasattr(model, "conv1") and hasattr(model, "maxpool"):
         _use_cifar_stem(model, in_channels)
     return model
@@ -70,21 +85,46 @@ def _use_cifar_stem(model: nn.Module, in_channels: int) -> None:
     model.maxpool = nn.Identity()
 
 
-def resnet18(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-    return _timm("resnet18", num_classes, in_channels, image_size)
+def resnet18(num_classes: int, in_channels: int, image_size: int, **options) -> nn.Module:
+    return _timm("resnet18", num_classes, in_channels, image_size, **options)
 
 
-def resnet50(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
-    return _timm("resnet50", num_classes, in_channels, image_size)
+def resnet50(num_classes: int, in_channels: int, image_size: int, **options) -> nn.Module:
+    return _timm("resnet50", num_classes, in_channels, image_size, **options)
 
 
-def timm_model(num_classes: int, in_channels: int, image_size: int, name: str) -> nn.Module:
-    return _timm(name.split(":", 1)[1], num_classes, in_channels, image_size)
+def timm_model(num_classes: int, in_channels: int, image_size: int, name: str, **options) -> nn.Module:
+    return _timm(name.split(":", 1)[1], num_classes, in_channels, image_size, **options)
+
+
+TIMM_OPTIONS = (
+    Option("drop_rate", float, 0.0, "dropout before the classifier (timm drop_rate)", minimum=0.0),
+    Option("drop_path_rate", float, 0.0, "stochastic depth rate (timm drop_path_rate), where the model has it", minimum=0.0),
+)
 
 
 @hookimpl
 def register_models(register):
     register("lenet5", lenet5, description="LeNet-5 with batch norm (61,750 parameters, 32x32 inputs)", weight_decay=1e-4)
-    register("resnet18", resnet18, description="timm ResNet-18; CIFAR stem for inputs <= 64 px", weight_decay=5e-4)
-    register("resnet50", resnet50, description="timm ResNet-50; CIFAR stem for inputs <= 64 px", weight_decay=5e-4)
-    register("timm:*", timm_model, description="any timm model, e.g. timm:resnet34 (no pretrained weights)", weight_decay=5e-4)
+    register(
+        "resnet18",
+        resnet18,
+        description="timm ResNet-18; CIFAR stem for inputs <= 64 px",
+        options=TIMM_OPTIONS,
+        weight_decay=5e-4,
+    )
+    register(
+        "resnet50",
+        resnet50,
+        description="timm ResNet-50; CIFAR stem for inputs <= 64 px",
+        options=TIMM_OPTIONS,
+        weight_decay=5e-4,
+    )
+    register(
+        "timm:*",
+        timm_model,
+        description="any timm model, e.g. timm:resnet34 or timm:vit_tiny_patch16_224 "
+        "(no pretrained weights; built for the dataset's image size where the model takes one)",
+        options=TIMM_OPTIONS,
+        weight_decay=5e-4,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ class RunConfig:
     (``schedule=None``: the pruner's default schedule, else gmp)."""
 
     model: str = "lenet5"
+    model_opts: dict[str, Any] = field(default_factory=dict)
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
@@ -71,6 +73,13 @@ def load_yaml_config(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"Config file {path} does not exist.") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"Config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "give a YAML file saved as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"Cannot read config file {path}: {exc.strerror or exc}.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -107,6 +116,7 @@ def config_from_mapping(data: dict[str, Any]) -> RunConfig:
     """Build a RunConfig from a mapping, checking each value's type."""
     types: dict[str, type | tuple[Any, ...]] = {
         "model": str,
+        "model_opts": dict,
         "dataset": str,
         "data_dir": (str, type(None)),
         "download": bool,
@@ -190,6 +200,7 @@ class ResolvedRun:
     pruner_opts: dict[str, Any]
     trackers: list[Entry] = field(default_factory=list)
     tracker_opts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_opts: dict[str, Any] = field(default_factory=dict)
 
 
 def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
@@ -214,12 +225,12 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         raise UsageError(f"Prune end must be at least 1 step, got {c.prune_end}.")
     if c.warmup is not None and c.prune_end is not None and c.prune_end <= c.warmup:
         raise UsageError(f"Prune end ({c.prune_end}) must come after warm-up ({c.warmup}).")
-    if c.lr is not None and c.lr <= 0:
-        raise UsageError(f"Learning rate must be positive, got {c.lr}.")
-    if c.weight_decay is not None and c.weight_decay < 0:
-        raise UsageError(f"Weight decay must be at least 0, got {c.weight_decay}.")
-    if c.sample_interval <= 0:
-        raise UsageError(f"Sample interval must be positive, got {c.sample_interval}.")
+    if c.lr is not None and not (math.isfinite(c.lr) and c.lr > 0):
+        raise UsageError(f"Learning rate must be a positive finite number, got {c.lr}.")
+    if c.weight_decay is not None and not (math.isfinite(c.weight_decay) and c.weight_decay >= 0):
+        raise UsageError(f"Weight decay must be a finite number >= 0, got {c.weight_decay}.")
+    if not (math.isfinite(c.sample_interval) and c.sample_interval > 0):
+        raise UsageError(f"Sample interval must be a positive finite number of seconds, got {c.sample_interval}.")
     if c.workers < 0:
         raise UsageError(f"Workers must be at least 0, got {c.workers}.")
     if c.checkpoint_every < 0:
@@ -272,6 +283,7 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         pruner_opts=resolve_options(pruner.options, c.pruner_opts, f"pruner '{pruner.name}'"),
         trackers=trackers,
         tracker_opts=tracker_opts,
+        model_opts=resolve_options(model.options, c.model_opts, f"model '{c.model}'"),
     )
 
 

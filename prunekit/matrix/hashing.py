@@ -11,13 +11,16 @@ from prunekit.core.config import TRACKING_FIELDS, RunConfig
 
 #: Fields that do not change what a run computes.
 EXCLUDED = ("out", "quiet", "checkpoint_every", *TRACKING_FIELDS)
+#: Fields added after the first release, hashed only when not at this default
+#: (so existing run ids, and resuming existing matrices, do not change).
+ADDED_LATER = {"model_opts": {}}
 HASH_LENGTH = 10
 
 
 def canonical(config: RunConfig | dict[str, Any]) -> str:
     """Sorted-key compact JSON of the config without the fields in :data:`EXCLUDED`."""
     data = config.to_dict() if isinstance(config, RunConfig) else dict(config)
-    data = {k: v for k, v in data.items() if k not in EXCLUDED}
+    data = {k: v for k, v in data.items() if k not in EXCLUDED and not (k in ADDED_LATER and v == ADDED_LATER[k])}
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
 
 

@@ -99,8 +99,11 @@ def parse_spec(
     ``overrides`` are settings given on the command line; they replace the spec's.
     """
     problems = Problems(f"Matrix spec {where}")
-    if data is None:
-        data = {}
+    if data is None or data == {}:
+        raise UsageError(
+            f"Matrix spec {where} is empty; give at least one axis ({', '.join(AXES)}) or settings "
+            "(see prunekit matrix --example digits-quick --print)."
+        )
     if not isinstance(data, dict):
         raise UsageError(f"Matrix spec {where} must be a mapping of axes and settings, got {type(data).__name__}.")
     data = {canon(k): v for k, v in data.items()}
@@ -169,6 +172,8 @@ def load_spec(path: Path | str, overrides: dict[str, Any] | None = None, source:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"Matrix spec {path} does not exist.") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"Matrix spec {path} is not UTF-8 text (byte offset {exc.start}); save it as UTF-8.") from None
     except OSError as exc:
         raise UsageError(f"Cannot read matrix spec {path}: {exc.strerror or exc}.") from None
     return spec_from_text(text, where, path.stem, overrides)
