@@ -177,7 +177,7 @@ def run(ctx: click.Context, config_file: Path | None, resume_dir: Path | None, n
             raise UsageError("--resume with --nproc-per-node is not supported yet; resume under torchrun directly.")
         sys.exit(launch(config, nproc_per_node))
     from prunekit.core.run_trackers import interrupt_on_sigterm
-    from prunekit.core.runner import RunInterrupted, TrainingDiverged  # heavy: torch
+    from prunekit.core.runner import RunFailed, RunInterrupted, TrainingDiverged  # heavy: torch
     from prunekit.core.runner import run as run_training
     from prunekit.progress import RunProgress
 
@@ -189,7 +189,7 @@ def run(ctx: click.Context, config_file: Path | None, resume_dir: Path | None, n
             out, summary = run_training(
                 config, on_epoch=progress.epoch, on_step=progress.step, warn=progress.warn, resume_from=saved
             )
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, RunFailed) as exc:
         click.echo(f"Error: run failed: {exc}", err=True)
         sys.exit(1)
     except RunInterrupted as exc:

@@ -68,7 +68,9 @@ def default_run_dir(resolved: ResolvedRun) -> Path:
 
 def check_out_dir(path: Path) -> None:
     """Fail early, with one line, if ``path`` cannot become a fresh run directory."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is an existing file, not a directory; choose another --out.")
+    if path.exists() and any(path.iterdir()):
         raise UsageError(f"Output directory {path} already exists and is not empty; choose another --out.")
     parent = path.parent
     probe = parent
@@ -89,15 +91,23 @@ def make_schedule(config: RunConfig, total_steps: int) -> Schedule:
     """The sparsity schedule, with defaults as fractions of the training steps.
 
     ``config`` comes from :func:`prunekit.core.config.validate`, which names the schedule.
+    An explicit ``prune_end`` at or before the warm-up is refused (UsageError), never moved.
     """
     if config.schedule is None:
         raise ValueError("make_schedule needs a validated config (schedule resolved)")
     if config.schedule == "constant":
         return Schedule.constant(config.sparsity)
     warmup = config.warmup if config.warmup is not None else round(WARMUP_FRACTION * total_steps)
+    if config.prune_end is not None and config.prune_end <= warmup:
+        where = (
+            f"--warmup {warmup}"
+            if config.warmup is not None
+            else f"the default warm-up, step {warmup} (10% of {total_steps} steps)"
+        )
+        raise UsageError(
+            f"Prune end ({config.prune_end}) must come after the warm-up: {where}; give a later --prune-end or a smaller --warmup."
+        )
     end = config.prune_end if config.prune_end is not None else max(warmup + 1, round(END_FRACTION * total_steps))
-    if end <= warmup:
-        end = warmup + 1
     frequency = config.frequency or max(1, round((end - warmup) / UPDATES_ALONG_RAMP))
     return Schedule(config.schedule, config.sparsity, warmup, end, frequency)
 
@@ -138,7 +148,9 @@ def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradSca
     data_dir = Path(c.data_dir) if c.data_dir else None
     splits = resolved.dataset.factory(data_dir, c.download, c.seed, **resolved.dataset_opts)
     extra = {"name": c.model} if "*" in resolved.model.name else {}
-    model = resolved.model.factory(splits.num_classes, splits.in_channels, splits.image_size, **extra).to(device)
+    model = resolved.model.factory(splits.num_classes, splits.in_channels, splits.image_size, **extra, **resolved.model_opts)
+    model = model.to(device)
+    check_model_takes_data(model, splits, c.model, c.dataset, device)
     targets = prunable_targets(model)
     pruner = resolved.pruner.factory(targets, **resolved.pruner_opts)
     pin = device.type == "cuda"
@@ -167,6 +179,33 @@ def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradSca
     pruner.bind(optimizer.optimizer)
     trainer = distributed.wrap(dist, model, device) if dist.enabled else None
     return Built(splits, model, targets, pruner, optimizer, train_loader, test_loader, dist, trainer)
+
+
+@torch.no_grad()
+def check_model_takes_data(model: torch.nn.Module, splits: Any, model_name: str, dataset: str, device: torch.device) -> None:
+    """One forward pass of two test examples (eval mode, no RNG drawn): a model that cannot take
+    the data, or gives the wrong output shape, is a UsageError before anything is written."""
+    n = min(2, len(splits.test))
+    examples = [splits.test[i] for i in range(n)]
+    inputs = torch.stack([torch.as_tensor(x) for x, _ in examples]).to(device)
+    training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            logits = model(inputs)
+    except (RuntimeError, ValueError, TypeError, AssertionError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(
+            f"Model '{model_name}' cannot take {dataset} inputs of shape {tuple(inputs.shape[1:])}: {first}"
+        ) from None
+    finally:
+        model.train(training)
+    expected = (n, splits.num_classes)
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != expected:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise UsageError(
+            f"Model '{model_name}' gives outputs of shape {got} for {dataset}; expected {expected} (batch, classes)."
+        )
 
 
 def start_samplers(resolved: ResolvedRun, plugins: Plugins, device: torch.device) -> tuple[dict[str, Sampler], dict[str, str]]:

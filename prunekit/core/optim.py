@@ -25,8 +25,10 @@ class TrainingOptimizer:
     """A torch optimizer plus the per-step and per-epoch work that goes with it.
 
     The core calls :meth:`process_gradients` after gradient masking and before
-    :meth:`step`, :meth:`after_step` after it, and :meth:`end_epoch` once per
-    epoch. Subclass to add gradient clipping, spike handling or schedules.
+    :meth:`step`; :meth:`after_step` at the very end of the step, after the
+    pruner's scheduled mask update and enforcement (so a mask update sees the
+    state the step left); and :meth:`end_epoch` once per epoch. Subclass to add
+    gradient clipping, spike handling or schedules.
     """
 
     def __init__(
@@ -66,7 +68,7 @@ class TrainingOptimizer:
             self.scaler.update()
 
     def after_step(self, step: int) -> None:
-        """Called after every optimizer step."""
+        """Called at the end of every step, after the mask update and enforcement."""
 
     def end_epoch(self, epoch: int) -> None:
         if self.scheduler is not None:

@@ -10,11 +10,12 @@ The core drives a pruner through a run like this::
     for step in 1..total_steps:
         loss.backward()
         pruner.before_step(step)          # mask gradients, read gradients
-        optimizer-specific gradient processing and clipping
+        optimizer-specific gradient processing and clipping (SPAM's momentum reset too)
         optimizer.step()
         if pruner.is_update_step(step):   # default: the schedule's update steps
-            pruner.update_masks(schedule.sparsity_at(step), step)
+            pruner.update_masks(schedule.sparsity_at(step), step)  # sees the state the step left
         pruner.enforce()                  # pruned weights are exactly zero again
+        optimizer's after_step(step)
 
 ``state_tensors()`` exposes every tensor the pruner keeps between steps so the
 core can count their bytes itself; ``transient_bytes()`` reports tensors held

@@ -50,6 +50,8 @@ SLURM = "slurm"
 SCHEMA_VERSION = 1
 
 FINISHED, FAILED, INTERRUPTED, NEW = "finished", "failed", "interrupted", "new"
+#: A ``summary.json`` that does not parse or is not a completed summary: redone like an interrupted run.
+MALFORMED = "malformed"
 
 
 class Schedule(TypedDict):
@@ -72,6 +74,7 @@ class Summary(TypedDict):
     status: str
     run_dir: str
     model: str
+    model_options: dict[str, Any]
     dataset: str
     dataset_options: dict[str, Any]
     optimizer: str
@@ -259,10 +262,15 @@ def is_run_dir(path: Path) -> bool:
 
 
 def state(run_dir: Path) -> str:
-    """finished (a summary), failed (a failure record), interrupted (neither) or new (no directory)."""
+    """finished (a completed summary), malformed (a summary that is not one), failed (a failure
+    record), interrupted (neither) or new (no directory)."""
     run_dir = Path(run_dir)
     if (run_dir / SUMMARY).exists():
-        return FINISHED
+        try:
+            completed = read_summary(run_dir).get("status") == "completed"
+        except Malformed:
+            completed = False
+        return FINISHED if completed else MALFORMED
     if (run_dir / FAILURE).exists():
         return FAILED
     if run_dir.exists():

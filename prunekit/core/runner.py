@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 
 from prunekit.core import checkpoint, distributed, run_trackers, rundir
 from prunekit.core.building import (
+    Autocast,
     Built,
     autocast_factory,
     build,
@@ -44,9 +46,9 @@ from prunekit.core.sampling import SamplingThread
 from prunekit.core.summary import build_summary
 from prunekit.core.targets import measure_sparsity
 from prunekit.core.training import Progress, StepCallback, TrainingDiverged, train_epoch
-from prunekit.errors import UsageError
+from prunekit.errors import RunFailed, UsageError
 
-__all__ = ["RunInterrupted", "TrainingDiverged", "run"]
+__all__ = ["RunFailed", "RunInterrupted", "TrainingDiverged", "run"]
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -68,6 +70,8 @@ def run(
     SIGTERM or SIGUSR1 stops the run after the current step with a checkpoint and
     :class:`~prunekit.core.preemption.RunInterrupted`; :func:`prunekit.core.resume.resume`
     continues it.
+    A run that diverges raises TrainingDiverged, one that meets any other exception
+    RunFailed; both leave ``failure.json`` (reason, full traceback) in the run directory.
     """
     started_at = time.perf_counter()
     plugins = plugins or get_plugins()
@@ -107,12 +111,73 @@ def _run(
     problem = distributed.broadcast(dist, problem)
     if problem:
         raise UsageError(problem)
+    progress = Progress()
+    try:
+        return _train(
+            c, resolved, plugins, dist, device, started_at, on_epoch, on_step, warn, autocast, scaler, out, progress, resume_from
+        )
+    except (UsageError, RunInterrupted):
+        raise
+    except TrainingDiverged as exc:
+        if dist.is_main:
+            _record_failure(out, resolved, plugins, progress, started_at, f"training diverged (NaN/inf loss): {exc}", exc)
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        reason = f"{type(exc).__name__}: {first}".rstrip(": ")
+        text = "".join(traceback.format_exception(exc))
+        if dist.is_main:
+            reason, text = _record_failure(out, resolved, plugins, progress, started_at, reason, exc)
+        raise RunFailed(f"{reason} (traceback in {out / rundir.FAILURE})", reason, text) from exc
+
+
+def _record_failure(
+    out: Path, resolved, plugins: Plugins, progress: Progress, started_at: float, reason: str, exc: BaseException
+) -> tuple[str, str]:
+    """Write ``failure.json`` (the matrix's shape, plus the traceback, credentials redacted);
+    return the redacted reason and traceback."""
+    redact = run_trackers.redactor(plugins.registry)
+    reason, text = redact.text(reason), redact.text("".join(traceback.format_exception(exc)))
+    config = redact(resolved.config.to_dict() | {"out": str(out), "pruner": resolved.pruner.name})
+    rundir.write_failure(
+        out,
+        {
+            "status": "failed",
+            "reason": reason,
+            "returncode": 1,
+            "signal": None,
+            "exception": type(exc).__name__,
+            "traceback": text.splitlines(),
+            "epochs_completed": len(progress.history),
+            "wall_time_s": time.perf_counter() - started_at,
+            "config": config,
+            "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+    return reason, text
+
+
+def _train(
+    c: RunConfig,
+    resolved: ResolvedRun,
+    plugins: Plugins,
+    dist: distributed.Dist,
+    device: torch.device,
+    started_at: float,
+    on_epoch: EpochCallback | None,
+    on_step: StepCallback | None,
+    warn: Callable[[str], None],
+    autocast: Autocast,
+    scaler: torch.amp.GradScaler | None,
+    out: Path,
+    progress: Progress,
+    resume_from: checkpoint.Checkpoint | None,
+) -> tuple[Path, Summary]:
     seed_everything(c.seed)
     built = build(resolved, device, scaler, dist)
     identity = checkpoint.identity_of(
         built.model, model=c.model, dataset=c.dataset, optimizer=resolved.optimizer.name, pruner=resolved.pruner.name
     )
-    progress = Progress()
 
     total_steps = c.epochs * len(built.train_loader)
     schedule = make_schedule(c, total_steps)
@@ -133,6 +198,7 @@ def _run(
         "pruner_opts": resolved.pruner_opts,
         "optimizer_opts": resolved.optimizer_opts,
         "dataset_opts": resolved.dataset_opts,
+        "model_opts": resolved.model_opts,
         "lr": built.optimizer.lr,
         "weight_decay": built.optimizer.optimizer.param_groups[0].get("weight_decay"),
         "warmup": schedule.warmup,

@@ -65,6 +65,7 @@ def build_summary(
         "run_dir": str(out),
         "model": c.model,
         "dataset": c.dataset,
+        "model_options": resolved.model_opts,
         "dataset_options": resolved.dataset_opts,
         "optimizer": resolved.optimizer.name,
         "optimizer_options": resolved.optimizer_opts,

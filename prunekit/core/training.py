@@ -2,9 +2,10 @@
 
 One optimizer step runs: forward, loss, backward, gradient masking
 (``pruner.before_step``), the optimizer's gradient processing and clipping, the
-optimizer step, the optimizer's ``after_step``, the mask update when
-``pruner.is_update_step(step)`` (by default the schedule's update steps), and
-mask enforcement.
+optimizer step, the mask update when ``pruner.is_update_step(step)`` (by
+default the schedule's update steps), mask enforcement, and the optimizer's
+``after_step``. A mask update therefore always sees the optimizer state exactly
+as the optimizer step left it.
 """
 
 from __future__ import annotations
@@ -120,7 +121,6 @@ def train_epoch(
         pruner.before_step(step)
         opt.process_gradients(step)
         opt.step()
-        opt.after_step(step)
         if prunes and pruner.is_update_step(step):  # the schedule's steps, or the pruner's own cadence
             if not distributed.all_finite(built.dist, loss):  # scores of NaN weights are meaningless
                 raise TrainingDiverged(f"training loss became {loss.item()} at step {step}")
@@ -129,6 +129,7 @@ def train_epoch(
             progress.mask_updates += 1
             sampling.set_phase("train")
         pruner.enforce()
+        opt.after_step(step)
         loss_sum += loss.detach() * labels.numel()
         correct += (logits.detach().argmax(1) == labels).sum()
         progress.seen += labels.numel()

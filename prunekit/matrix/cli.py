@@ -46,7 +46,8 @@ def _header(spec, plan, out: Path, runs: list, counts: dict[str, int]) -> str:
     return (
         f"Matrix '{spec.name}' (spec {spec.spec_hash}): {len(plan.runs)} runs in {out}: "
         f"{counts['finished']} finished, {counts['failed']} failed before, {counts['interrupted']} interrupted, "
-        f"{counts['new']} new"
+        + (f"{counts['malformed']} with a malformed summary.json, " if counts.get("malformed") else "")
+        + f"{counts['new']} new"
         + (f", {counts['queued']} queued or running in Slurm" if counts.get("queued") else "")
         + f"; {len(runs)} to run now."
         + (f" {resumed} of them continue from a checkpoint." if resumed else "")

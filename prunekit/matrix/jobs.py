@@ -78,7 +78,7 @@ def statuses(out: Path, plan: Plan) -> list[RunStatus]:
             ended = slurm.ended_state(job_id)
             result.append(RunStatus(run.id, FAILED, _ended_reason(job_id, ended), job_id))
         else:
-            result.append(RunStatus(run.id, INTERRUPTED if state == store.INTERRUPTED else NEW, "", job_id))
+            result.append(RunStatus(run.id, INTERRUPTED if state in (store.INTERRUPTED, store.MALFORMED) else NEW, "", job_id))
     return result
 
 

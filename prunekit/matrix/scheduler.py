@@ -158,6 +158,11 @@ def record_failure(
     if reason is None:
         reason, signal_name = failure_reason(returncode if returncode is not None else 1, tail)
     epochs, _ = _read_metrics(Path(out) / store.RUNS / run.id)
+    try:  # the runner's own record of an exception: keep its traceback
+        own = rundir.read_failure(Path(out) / store.RUNS / run.id)
+    except rundir.Malformed:
+        own = {}
+    extra = {k: own[k] for k in ("exception", "traceback") if k in own} | extra
     store.write_failure(
         out,
         run.id,
@@ -299,7 +304,7 @@ def todo(
     out: Path, plan: Plan, keep_failed: bool = False, live: frozenset[str] | set[str] = frozenset()
 ) -> tuple[list[PlannedRun], dict[str, int]]:
     """The runs to execute now, and how many runs are in each state (``live``: queued or running elsewhere)."""
-    counts = {store.FINISHED: 0, store.FAILED: 0, store.INTERRUPTED: 0, store.NEW: 0, "queued": 0}
+    counts = {store.FINISHED: 0, store.FAILED: 0, store.INTERRUPTED: 0, store.MALFORMED: 0, store.NEW: 0, "queued": 0}
     runs = []
     for run in plan.runs:
         state = "queued" if run.id in live and store.run_state(out, run.id) != store.FINISHED else store.run_state(out, run.id)

@@ -9,7 +9,8 @@ Layout of ``--out DIR``::
     DIR/logs/<id>.log        the child's stdout and stderr
     DIR/slurm/               submitit's job files and Slurm's job logs (--executor slurm)
 
-A run is finished iff ``summary.json`` exists: the runner writes it atomically, last.
+A run is finished iff ``summary.json`` exists and is a completed summary: the runner writes
+it atomically, last. A summary that does not parse is ``malformed``, and the run is redone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from prunekit import __version__
 from prunekit.core import rundir
 from prunekit.core.files import write_json
-from prunekit.core.rundir import FAILED, FAILURE, FINISHED, INTERRUPTED, LOGS, NEW, RUNS, SLURM, SUMMARY
+from prunekit.core.rundir import FAILED, FAILURE, FINISHED, INTERRUPTED, LOGS, MALFORMED, NEW, RUNS, SLURM, SUMMARY
 from prunekit.core.rundir import MATRIX as MATRIX_FILE
 from prunekit.errors import UsageError
 from prunekit.matrix.expand import Plan
@@ -32,7 +33,7 @@ from prunekit.matrix.expand import Plan
 LOCK_FILE = "matrix.lock"
 FORMAT = 1
 
-__all__ = ["FAILED", "FAILURE", "FINISHED", "INTERRUPTED", "NEW", "LOGS", "RUNS", "MATRIX_FILE", "SLURM", "SUMMARY"]
+__all__ = ["FAILED", "FAILURE", "FINISHED", "INTERRUPTED", "MALFORMED", "NEW", "LOGS", "RUNS", "MATRIX_FILE", "SLURM", "SUMMARY"]
 
 
 def read_matrix_file(out: Path) -> dict[str, Any] | None:
@@ -74,7 +75,7 @@ def check_out(out: Path, plan: Plan) -> None:
 
 
 def run_state(out: Path, run_id: str) -> str:
-    """finished, failed, interrupted (a directory without a result) or new."""
+    """finished, malformed (an unusable summary), failed, interrupted (no result) or new."""
     return rundir.state(Path(out) / RUNS / run_id)
 
 

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(int(threads))
     from prunekit.core.config import config_from_mapping
     from prunekit.core.run_trackers import interrupt_on_sigterm
-    from prunekit.core.runner import RunInterrupted, TrainingDiverged
+    from prunekit.core.runner import RunFailed, RunInterrupted, TrainingDiverged
     from prunekit.errors import UsageError
 
     interrupt_on_sigterm()  # a stopping matrix terminates its children: trackers hear "interrupted"
@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"training diverged (NaN/inf loss): {exc}", 1)
     except UsageError as exc:
         fail(str(exc), 2)
+    except RunFailed as exc:  # the runner kept the traceback in failure.json; the log gets it too
+        print(exc.traceback, file=sys.stderr, end="", flush=True)
+        if isinstance(exc.__cause__, (torch.OutOfMemoryError, MemoryError)):
+            fail(f"out of memory: {exc.reason}", 3)
+        fail(exc.reason, 1)
     except (torch.OutOfMemoryError, MemoryError) as exc:
         traceback.print_exc()
         fail(f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", 4)

@@ -109,6 +109,9 @@ def load_run(path: Path, matrix_configs: dict[str, dict], notes: list[str]) -> R
         record.timeline = rundir.read_timeline(path, notes, TIMELINE_POINTS)
         record.outcomes = _outcomes(path, summary, notes)
         return record
+    if state == rundir.MALFORMED:  # say why: the reader's reason, else the status
+        status = rundir.read_summary(path).get("status")
+        raise Malformed(f"{rundir.SUMMARY} is not a completed summary (status {status!r})")
     if state == rundir.FAILED:
         failure = rundir.read_failure(path)
         config = failure.get("config") if isinstance(failure.get("config"), dict) else None
