@@ -113,8 +113,7 @@ class SpamOptimizer(TrainingOptimizer):
         self.reset_warmup = reset_warmup
         self.spikes = 0
         self.resets = 0
-        self.nonfinite = 0
-        self.clipped = 0  # gradient elements clipped so far
+        self.nonfinite = 0  # steps skipped for a non-finite gradient norm
         self._last_reset = 0
         self._scheduled = [g["lr"] for g in optimizer.param_groups]
 
@@ -125,7 +124,10 @@ class SpamOptimizer(TrainingOptimizer):
         self._apply_warmup(step)
         params = [p for p in self.parameters() if p.grad is not None]
         grads = [p.grad for p in params]
-        norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        if not grads:
+            return
+        total = torch.nn.utils.get_total_norm(grads)
+        norm = float(total)
         if not math.isfinite(norm):  # overflow: GradScaler skips this step; leave every state alone
             self.nonfinite += 1
             return
@@ -134,7 +136,8 @@ class SpamOptimizer(TrainingOptimizer):
                 v = self.optimizer.state.get(p, {}).get("exp_avg_sq")
                 if v is not None:
                     self._clip(p.grad, v)
-            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+            total = torch.nn.utils.get_total_norm(grads)
+            norm = float(total)
         if len(self.norms) >= self.min_history:
             previous = torch.tensor(list(self.norms), dtype=torch.float64)
             std = float(previous.std())
@@ -146,8 +149,8 @@ class SpamOptimizer(TrainingOptimizer):
                         state["exp_avg"].mul_(0.5)
                         state["exp_avg_sq"].mul_(0.9)
         self.norms.append(norm)
-        if self.max_grad_norm and grads:
-            torch.nn.utils.clip_grads_with_norm_(params, self.max_grad_norm, torch.tensor(norm))
+        if self.max_grad_norm:
+            torch.nn.utils.clip_grads_with_norm_(params, self.max_grad_norm, total)
 
     def _clipping_on(self, step: int) -> bool:
         if self.clip_rule == "original":
@@ -161,9 +164,7 @@ class SpamOptimizer(TrainingOptimizer):
             bound = torch.sqrt(self.clip_theta * (v + 1e-12))
         else:
             bound = torch.sqrt(self.clip_theta * v)
-        over = grad.abs() > bound
-        self.clipped += int(over.sum())
-        grad.copy_(torch.where(over, grad.sign() * bound, grad))
+        grad.copy_(torch.where(grad.abs() > bound, grad.sign() * bound, grad))
 
     def _reset_moments(self, step: int) -> None:
         self.resets += 1

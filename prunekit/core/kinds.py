@@ -82,6 +82,7 @@ KIND_SPECS: dict[str, Kind] = {
         Kind(
             "models",
             ("num_classes", "in_channels", "image_size"),
+            takes_options=True,
             metadata={"weight_decay": Meta(5e-4, _number(0.0), "a number >= 0")},
         ),
         Kind("datasets", ("data_dir", "download", "seed"), takes_options=True),
