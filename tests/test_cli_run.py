@@ -118,7 +118,7 @@ BAD = [
     (["--sample-interval", "nan"], "Sample interval must be a positive finite number"),
     (
         ["--optimizer", "adamwadv", "--optimizer-opt", "eta_min=nan"],
-        "Option 'eta_min' of optimizer 'adamwadv' must be float, got 'nan'.",
+        "Option 'eta_min' of optimizer 'adamwadv' must be a finite number, got 'nan'.",
     ),
     (["--model-opt", "depth=3"], "Unknown option 'depth' for model 'lenet5'. Valid options: none."),
 ]
