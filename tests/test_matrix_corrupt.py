@@ -19,7 +19,7 @@ settings: {epochs: 1, batch_size: 16}
 """
 
 
-@pytest.mark.parametrize("text", ["", "{\"status\": \"compl", "[]", "{\"status\": \"completed\"}"])
+@pytest.mark.parametrize("text", ["", '{"status": "compl', "[]", '{"status": "completed"}'])
 def test_unusable_summary_is_malformed_not_finished(tmp_path, text):
     (tmp_path / rundir.SUMMARY).write_text(text)
     assert rundir.state(tmp_path) == rundir.MALFORMED

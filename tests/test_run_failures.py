@@ -12,8 +12,19 @@ from torch import nn
 from prunekit import hookimpl
 from prunekit.core import plugins
 
-TINY = ["--dataset", "synthetic", "--dataset-opt", "train_size=16", "--dataset-opt", "test_size=8",
-        "--batch-size", "8", "--epochs", "1", "--quiet"]
+TINY = [
+    "--dataset",
+    "synthetic",
+    "--dataset-opt",
+    "train_size=16",
+    "--dataset-opt",
+    "test_size=8",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "1",
+    "--quiet",
+]
 
 
 def test_vit_is_built_for_the_dataset_image_size(tmp_path, run_cli):
@@ -62,10 +73,17 @@ def _register(tmp_models):
     plugins.reset({"toy-models": _plugin(register_models=register_models)})
 
 
-@pytest.mark.parametrize("name, factory, words", [
-    ("toy-fixed", lambda num_classes, in_channels, image_size: Fixed(num_classes), "cannot take synthetic inputs of shape (3, 32, 32)"),
-    ("toy-shape", lambda num_classes, in_channels, image_size: nn.Flatten(), "gives outputs of shape (2, 3072)"),
-])
+@pytest.mark.parametrize(
+    "name, factory, words",
+    [
+        (
+            "toy-fixed",
+            lambda num_classes, in_channels, image_size: Fixed(num_classes),
+            "cannot take synthetic inputs of shape (3, 32, 32)",
+        ),
+        ("toy-shape", lambda num_classes, in_channels, image_size: nn.Flatten(), "gives outputs of shape (2, 3072)"),
+    ],
+)
 def test_model_that_cannot_take_the_data_fails_before_the_run_directory(tmp_path, run_cli, name, factory, words):
     _register({name: factory})
     out = tmp_path / "run"
@@ -91,7 +109,9 @@ def test_unexpected_exception_is_one_line_exit_1_with_the_traceback_kept(tmp_pat
 
 def test_divergence_also_leaves_a_failure_record(tmp_path, run_cli):
     out = tmp_path / "run"
-    result = run_cli("run", "--epochs", "1", "--optimizer", "sgd", "--lr", "1e6", "--warmup", "0", "--frequency", "5", "--out", out, "-q")
+    result = run_cli(
+        "run", "--epochs", "1", "--optimizer", "sgd", "--lr", "1e6", "--warmup", "0", "--frequency", "5", "--out", out, "-q"
+    )
     assert result.code == 1
     failure = json.loads((out / "failure.json").read_text())
     assert failure["reason"].startswith("training diverged (NaN/inf loss): training loss became")

@@ -38,8 +38,23 @@ def test_state_scores_survive_a_spam_momentum_reset_on_an_update_step(tmp_path, 
     """Issue 9: a reset on the last update step (36 of 45) once left all-zero moments to score."""
     out = tmp_path / "run"
     done = prunekit(
-        "run", "--optimizer", "adamwspam", "--optimizer-opt", "reset_interval=36", "--pruner", "state",
-        "--pruner-opt", f"variant={variant}", "--sparsity", "0.7", "--epochs", "1", "-q", "--out", str(out), cwd=tmp_path,
+        "run",
+        "--optimizer",
+        "adamwspam",
+        "--optimizer-opt",
+        "reset_interval=36",
+        "--pruner",
+        "state",
+        "--pruner-opt",
+        f"variant={variant}",
+        "--sparsity",
+        "0.7",
+        "--epochs",
+        "1",
+        "-q",
+        "--out",
+        str(out),
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
