@@ -12,7 +12,7 @@ import yaml
 from prunekit.api import Option, hookimpl
 from prunekit.core import plugins
 from prunekit.core.config import RunConfig
-from prunekit.core.runner import run
+from prunekit.core.runner import RunFailed, run
 
 TOKEN = "tok-fake-0123456789abcdef"
 EVENTS: dict[str, list] = {}
@@ -117,8 +117,9 @@ def test_a_failed_run_tells_trackers_why(tmp_path, loaded):
     def explode(record):
         raise RuntimeError("disk full\nsecond line")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RunFailed) as failed:  # the runner wraps it, keeping the traceback in failure.json
         run(config(tmp_path, epochs=1, trackers=["recording"]), plugins=loaded, on_epoch=explode)
+    assert isinstance(failed.value.__cause__, RuntimeError)
     end = EVENTS["default"][-1][1]
     assert (end.status, end.reason, end.summary) == ("failed", "RuntimeError: disk full", None)
     assert not (tmp_path / "r" / "summary.json").exists()
