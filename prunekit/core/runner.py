@@ -132,7 +132,7 @@ def _run(
 
 
 def _record_failure(
-    out: Path, resolved, plugins: Plugins, progress: Progress, started_at: float, reason: str, exc: BaseException
+    out: Path, resolved: ResolvedRun, plugins: Plugins, progress: Progress, started_at: float, reason: str, exc: BaseException
 ) -> tuple[str, str]:
     """Write ``failure.json`` (the matrix's shape, plus the traceback, credentials redacted);
     return the redacted reason and traceback."""
