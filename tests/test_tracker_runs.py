@@ -130,8 +130,9 @@ def test_a_failure_after_training_tells_trackers_too(tmp_path, loaded, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("prunekit.core.runner.build_summary", no_space)
-    with pytest.raises(OSError):
+    with pytest.raises(RunFailed) as failed:  # the runner wraps it, keeping the traceback in failure.json
         run(config(tmp_path, epochs=1, trackers=["recording"]), plugins=loaded)
+    assert isinstance(failed.value.__cause__, OSError)
     end = EVENTS["default"][-1][1]
     assert (end.status, end.reason) == ("failed", "OSError: [Errno 28] No space left on device")
 
