@@ -62,7 +62,7 @@ def test_non_empty_dir_without_a_matrix_is_refused(tmp_path, run_cli):
 
 
 def test_bad_command_usage(tmp_path, run_cli):
-    assert "Unknown example 'nope'. Available: digits-quick" in run_cli("matrix", "--example", "nope").err
+    assert "Unknown example 'nope'. Available: digits-dst, digits-quick" in run_cli("matrix", "--example", "nope").err
     assert run_cli("matrix").code == 2
     assert "--jobs must be at least 1" in run_cli("matrix", "--example", "digits-quick", "--jobs", "0").err
     missing = run_cli("matrix", tmp_path / "missing.yaml", "--out", tmp_path / "o")
@@ -95,7 +95,7 @@ def test_set_overrides_are_yaml_values_and_checked(tmp_path, run_cli):
 # ---- shipped examples ----
 
 
-@pytest.mark.parametrize("name", ["digits-quick", "lenet5-mnist", "resnet18-cifar10", "resnet50-imagenet"])
+@pytest.mark.parametrize("name", ["digits-quick", "digits-dst", "lenet5-mnist", "resnet18-cifar10", "resnet50-imagenet"])
 def test_examples_parse_and_expand_with_whatever_is_installed(name, run_cli):
     assert name in examples.names()
     registry = plugins.get_registry()
@@ -114,6 +114,8 @@ def test_examples_parse_and_expand_with_whatever_is_installed(name, run_cli):
         assert all({r.config.seed for r in plan.runs if r.config.pruner == p} == {0, 1, 2} for p in pruners)
         pruned = [r for r in plan.runs if r.config.pruner != "none"]
         assert {r.config.sparsity for r in pruned} == {0.5, 0.7, 0.9}
+        assert pruners <= {"none", "magnitude", "movement", "state"}  # make run stays about 5 minutes
+        assert len(plan.runs) <= 51
     if name in ("resnet18-cifar10", "resnet50-imagenet"):
         assert {r.config.sparsity for r in plan.runs if r.config.pruner != "none"} == {0.7}
     if name == "resnet50-imagenet":
