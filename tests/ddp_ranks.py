@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.distributed as td
 
-from prunekit.core import runner
+from prunekit.core import epochs, runner
 from prunekit.core.config import RunConfig
 from prunekit.core.data import make_loader
 from prunekit.core.evaluation import evaluate
@@ -65,8 +65,8 @@ def main() -> None:
     record: dict = {"rank": rank, "world_size": td.get_world_size(), "runs": {}}
     for pruner in pruners:
         captured, hashes = {}, []
-        spy = _spy(runner.train_epoch, captured, hashes)
-        train_epoch, runner.train_epoch = runner.train_epoch, spy
+        spy = _spy(epochs.train_epoch, captured, hashes)
+        train_epoch, epochs.train_epoch = epochs.train_epoch, spy
         try:
             config = RunConfig(
                 pruner=pruner,
@@ -81,7 +81,7 @@ def main() -> None:
             )
             run_dir, summary = runner.run(config)
         finally:
-            runner.train_epoch = train_epoch
+            epochs.train_epoch = train_epoch
         built = captured["built"]
         test = built.splits.test
         full = evaluate(

@@ -4,6 +4,7 @@ Everything is checked before anything is touched: the directory, its settings
 (``config.yaml``), that it has no ``summary.json`` yet, and the checkpoint
 itself. Only then are the append-only files cut back to what they held when
 the checkpoint was written, so a resumed run never repeats a line.
+:func:`restore` puts the checkpoint into the freshly built run.
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from prunekit.core import checkpoint, rundir
+from prunekit.core.building import Built
 from prunekit.core.config import FIELD_NAMES, RunConfig, config_from_mapping
+from prunekit.core.data import data_generators, skip_batches
+from prunekit.core.training import Progress
 from prunekit.errors import UsageError
 
 
@@ -41,6 +47,23 @@ def cut_files(run_dir: Path, sizes: dict[str, int]) -> None:
         path = Path(run_dir) / name
         if path.exists() and path.stat().st_size > size:
             os.truncate(path, size)
+
+
+def restore(
+    saved: checkpoint.Checkpoint, built: Built, identity: dict[str, Any], progress: Progress, out: Path, device: torch.device
+) -> float:
+    """Put a checkpoint into a freshly built run; return the wall time the run had already taken."""
+    path = out / rundir.CHECKPOINT
+    checkpoint.check_identity(saved.identity, identity, path)
+    generators = data_generators(built.train_loader)
+    checkpoint.restore(saved, model=built.model, optimizer=built.optimizer, pruner=built.pruner, generators=generators, path=path)
+    progress.load_loop_state(saved.loop, device)
+    progress.history = list(saved.history)
+    progress.resumed_at_epochs = [*saved.resumed_at_epochs, saved.epoch]
+    if saved.batch:  # stopped part-way through an epoch: same order, the batches done are skipped
+        progress.epoch_start = {name: g.get_state() for name, g in generators.items()}
+        skip_batches(built.train_loader, saved.batch)
+    return float(saved.loop.get("wall_s", 0.0))
 
 
 def resume(run_dir: Path | str, **kwargs: Any) -> tuple[Path, rundir.Summary]:

@@ -1,0 +1,46 @@
+"""What a failed run leaves behind: ``failure.json`` with the reason and the full traceback."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+
+from prunekit.core import run_trackers, rundir
+from prunekit.core.context import RunContext
+from prunekit.core.training import Progress
+from prunekit.errors import RunFailed
+
+
+def record_failure(ctx: RunContext, out: Path, progress: Progress, reason: str, exc: BaseException) -> tuple[str, str]:
+    """Write ``failure.json`` (the matrix's shape, plus the traceback, credentials redacted);
+    return the redacted reason and traceback."""
+    redact = run_trackers.redactor(ctx.plugins.registry)
+    reason, text = redact.text(reason), redact.text("".join(traceback.format_exception(exc)))
+    config = redact(ctx.resolved.config.to_dict() | {"out": str(out), "pruner": ctx.resolved.pruner.name})
+    rundir.write_failure(
+        out,
+        {
+            "status": "failed",
+            "reason": reason,
+            "returncode": 1,
+            "signal": None,
+            "exception": type(exc).__name__,
+            "traceback": text.splitlines(),
+            "epochs_completed": len(progress.history),
+            "wall_time_s": time.perf_counter() - ctx.started_at,
+            "config": config,
+            "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+    return reason, text
+
+
+def run_failed(ctx: RunContext, out: Path, progress: Progress, exc: Exception) -> RunFailed:
+    """The :class:`RunFailed` for an unexpected exception: one line naming it; rank 0 records it first."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    reason = f"{type(exc).__name__}: {first}".rstrip(": ")
+    text = "".join(traceback.format_exception(exc))
+    if ctx.dist.is_main:
+        reason, text = record_failure(ctx, out, progress, reason, exc)
+    return RunFailed(f"{reason} (traceback in {out / rundir.FAILURE})", reason, text)
