@@ -1,8 +1,14 @@
-"""Progress display for ``prunekit run``: a rich bar on a terminal, epoch lines otherwise."""
+"""What ``prunekit run`` shows: progress while it trains (a rich bar on a terminal, epoch
+lines otherwise) and :func:`print_summary` when it is done."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+import click
+
+MiB = 1024 * 1024
 
 
 class RunProgress:
@@ -59,3 +65,47 @@ class RunProgress:
             self.bar.console.print(f"[yellow]Warning:[/] {message}")
         else:
             print(f"Warning: {message}", file=self.stream, flush=True)
+
+
+def _mib(value: float) -> str:
+    return f"{value / MiB:,.1f} MiB"
+
+
+def print_summary(out: Path, s: dict) -> None:
+    """The finished run in a few lines: accuracy, target and achieved sparsity, ledger, memory, time."""
+    ledger = s["ledger"]
+    reached = "reached" if s["target_reached"] else "NOT reached"
+    click.echo(f"Run complete: {out}")
+    click.echo(
+        f"  model          {s['model']} on {s['dataset']}, {s['optimizer']} + {s['pruner']}, {s['epochs']} epochs, seed {s['seed']}"
+    )
+    click.echo(
+        f"  test accuracy  {s['final_test_accuracy']:.2f}% final, {s['best_test_accuracy']:.2f}% best (epoch {s['best_epoch']})"
+    )
+    click.echo(
+        f"  sparsity       {100 * s['achieved_sparsity']:.2f}% of prunable weights (target {100 * s['target_sparsity']:.2f}%, {reached}); "
+        f"{100 * s['achieved_sparsity_all_parameters']:.2f}% of all parameters"
+    )
+    click.echo(
+        f"  ledger         parameters {ledger['parameters']:,} B, gradients {ledger['gradients']:,} B, "
+        f"optimizer state {ledger['optimizer_state']:,} B, pruner state {ledger['pruner_state']:,} B "
+        f"({ledger['pruner_state_bytes_per_prunable_weight']:.2f} B per prunable weight)"
+    )
+    for name, info in s["samplers"].items():
+        peaks = ", ".join(
+            f"{key} peak {_mib(fig['peak'])} mean {_mib(fig['mean'])}"
+            for key, fig in info["figures"].items()
+            if key.endswith("_bytes")
+        )
+        exact = info.get("peak_rss_bytes") or info.get("peak_allocated_bytes")
+        exact_text = f"; exact peak {_mib(exact)}" if exact else ""
+        click.echo(
+            f"  memory         {name} ({info['scope']}): sampled {peaks or 'no byte figures'}{exact_text}; "
+            f"{info['samples']} samples, {info['errors']} errors"
+        )
+    click.echo(f"  time           {s['wall_time_s']:.1f} s wall, {1000 * s['mean_step_time_s']:.2f} ms per training step")
+    for name, t in s.get("trackers", {}).items():
+        problems = f"{t['errors']} errors, {t['dropped']} dropped" + (f" (first: {t['first_error']})" if t["first_error"] else "")
+        click.echo(f"  tracker        {name}: {t['delivered']} events delivered, {problems}")
+    for warning in s["warnings"]:
+        click.echo(f"  warning        {warning}")

@@ -8,16 +8,17 @@ import pytest
 
 from prunekit.core.config import RunConfig
 from prunekit.errors import UsageError
-from prunekit.matrix import scheduler
+from prunekit.matrix import slots as slots_module
 from prunekit.matrix.progress import Active, MatrixProgress
-from prunekit.matrix.scheduler import failure_reason, make_slots
+from prunekit.matrix.run_results import failure_reason
+from prunekit.matrix.slots import make_slots
 from prunekit.matrix.store import MatrixLock
 from prunekit.matrix.worker import FAILURE_MARK
 
 
 def test_cpu_jobs_split_the_cores_fairly(monkeypatch):
-    monkeypatch.setattr(scheduler, "available_cores", lambda: 8)
-    monkeypatch.setattr(scheduler, "_visible_devices", lambda: [])
+    monkeypatch.setattr(slots_module, "available_cores", lambda: 8)
+    monkeypatch.setattr(slots_module, "_visible_devices", lambda: [])
     slots = make_slots(3, [RunConfig(device="auto")])
     assert [env["PRUNEKIT_MATRIX_THREADS"] for env in slots.envs] == ["2", "2", "2"]
     assert all(env["OMP_NUM_THREADS"] == "2" and "CUDA_VISIBLE_DEVICES" not in env for env in slots.envs)
@@ -27,8 +28,8 @@ def test_cpu_jobs_split_the_cores_fairly(monkeypatch):
 
 
 def test_gpu_jobs_get_one_visible_device_each_capped_at_the_device_count(monkeypatch):
-    monkeypatch.setattr(scheduler, "available_cores", lambda: 16)
-    monkeypatch.setattr(scheduler, "_visible_devices", lambda: ["2", "5"])
+    monkeypatch.setattr(slots_module, "available_cores", lambda: 16)
+    monkeypatch.setattr(slots_module, "_visible_devices", lambda: ["2", "5"])
     slots = make_slots(4, [RunConfig(device="auto"), RunConfig(device="cuda")])
     assert [env["CUDA_VISIBLE_DEVICES"] for env in slots.envs] == ["2", "5"]
     assert all(env["PRUNEKIT_MATRIX_THREADS"] == "8" for env in slots.envs)

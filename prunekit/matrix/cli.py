@@ -176,7 +176,8 @@ def matrix(
     from prunekit.matrix import store
     from prunekit.matrix.expand import expand
     from prunekit.matrix.progress import MatrixProgress
-    from prunekit.matrix.scheduler import Scheduler, make_slots, todo
+    from prunekit.matrix.scheduler import Scheduler, todo
+    from prunekit.matrix.slots import make_slots
 
     spec = _load(spec_path, example, _overrides(settings))
     plan = expand(spec, get_plugins().registry)

@@ -17,7 +17,8 @@ from prunekit.core import rundir
 from prunekit.matrix import slurm, store
 from prunekit.matrix.expand import Plan, PlannedRun
 from prunekit.matrix.progress import Active, MatrixProgress
-from prunekit.matrix.scheduler import Outcome, _read_metrics, finished_detail, record_failure
+from prunekit.matrix.run_results import finished_detail, read_progress, record_failure
+from prunekit.matrix.scheduler import Outcome
 
 POLL_S = 1.0
 PENDING, RUNNING, DONE, FAILED, INTERRUPTED, NEW = "pending", "running", "done", "failed", "interrupted", "new"
@@ -66,7 +67,7 @@ def statuses(out: Path, plan: Plan) -> list[RunStatus]:
             result.append(RunStatus(run.id, FAILED, _failure_reason(out, run.id), job_id))
         elif run.id in live:
             job_id, job_state, reason = live[run.id]
-            epochs, acc = _read_metrics(Path(out) / store.RUNS / run.id)
+            epochs, acc = read_progress(Path(out) / store.RUNS / run.id)
             if job_state == "PENDING":
                 detail = f"Slurm job {job_id} pending ({reason})" + (f", resumes after epoch {epochs}" if epochs else "")
                 result.append(RunStatus(run.id, PENDING, detail, job_id))
@@ -115,7 +116,7 @@ class SlurmWaiter:
                     active[run_id] = Active(run_id, run.config.epochs)
                     self.progress.started(active[run_id])
                 if run_id in active:
-                    active[run_id].epoch, active[run_id].accuracy = _read_metrics(run_dir)
+                    active[run_id].epoch, active[run_id].accuracy = read_progress(run_dir)
                     self.progress.update(active[run_id])
                 if state in slurm.LIVE:
                     continue

@@ -1,15 +1,13 @@
 """Run the matrix's runs in child processes, ``jobs`` at a time, recording failures.
 
-CPU: each child gets ``max(1, cores // jobs)`` torch threads. CUDA (runs on
-``device: auto`` or ``cuda`` and a GPU visible): one child per visible device,
-pinned with ``CUDA_VISIBLE_DEVICES``; ``jobs`` is capped at the device count.
+Each child gets the environment of its slot (:mod:`prunekit.matrix.slots`); what it
+leaves behind is read and recorded by :mod:`prunekit.matrix.run_results`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,65 +17,16 @@ from pathlib import Path
 from typing import TextIO
 
 from prunekit.core import rundir
-from prunekit.core.config import RunConfig
+from prunekit.core.preemption import EXIT_INTERRUPTED
 from prunekit.matrix import store
 from prunekit.matrix.expand import Plan, PlannedRun
 from prunekit.matrix.progress import Active, MatrixProgress
-from prunekit.matrix.worker import EXIT_INTERRUPTED, FAILURE_MARK, RESUME_FLAG, THREADS_ENV
+from prunekit.matrix.run_results import finished_detail, log_tail, read_progress, record_failure
+from prunekit.matrix.slots import Slots
+from prunekit.matrix.worker import RESUME_FLAG
 
 POLL_S = 0.25
-LOG_TAIL_LINES = 30
 STOP_GRACE_S = 30.0  # children checkpoint on SIGTERM before they exit
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _wants_cuda(configs: list[RunConfig]) -> bool:
-    return bool(configs) and all(c.device in ("auto", "cuda") for c in configs)
-
-
-def _visible_devices() -> list[str]:
-    import torch
-
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count == 0:
-        return []
-    listed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    return listed[:count] if listed else [str(i) for i in range(count)]
-
-
-@dataclass
-class Slots:
-    """Environment of each concurrent child and a description of the split."""
-
-    envs: list[dict[str, str]]
-    description: str
-
-
-def make_slots(jobs: int, configs: list[RunConfig], threads: int | None = None) -> Slots:
-    """One environment per concurrent child; ``threads`` overrides the fair CPU split."""
-    cores = available_cores()
-    devices = _visible_devices() if _wants_cuda(configs) else []
-    if devices:
-        n = min(jobs, len(devices))
-        threads = threads or max(1, cores // n)
-        envs = [_thread_env(threads) | {"CUDA_VISIBLE_DEVICES": devices[i]} for i in range(n)]
-        capped = f" (--jobs {jobs} capped at {len(devices)} visible GPUs)" if jobs > n else ""
-        return Slots(envs, f"{n} job(s), one per GPU ({', '.join(devices[:n])}), {threads} CPU thread(s) each{capped}")
-    threads = threads or max(1, cores // jobs)
-    return Slots(
-        [_thread_env(threads) for _ in range(jobs)], f"{jobs} job(s) on CPU, {threads} torch thread(s) each ({cores} cores)"
-    )
-
-
-def _thread_env(threads: int) -> dict[str, str]:
-    n = str(threads)
-    return {THREADS_ENV: n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
 
 
 @dataclass
@@ -96,92 +45,6 @@ class Outcome:
 
     finished: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-
-
-def _read_metrics(run_dir: Path) -> tuple[int, float | None]:
-    """Epochs completed so far and the latest test accuracy (complete lines only)."""
-    records = rundir.read_metrics(run_dir)
-    if not records:
-        return 0, None
-    accuracy = records[-1].get("test_accuracy")
-    return len(records), float(accuracy) if isinstance(accuracy, (int, float)) else None
-
-
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return text.splitlines()[-lines:]
-
-
-def failure_reason(returncode: int, tail: list[str]) -> tuple[str, str | None]:
-    """A one-line reason and the signal name, if a signal ended the child."""
-    marked = [line[len(FAILURE_MARK) :] for line in tail if line.startswith(FAILURE_MARK)]
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        hint = " (for example by the kernel's out-of-memory killer, or kill -9)" if name == "SIGKILL" else ""
-        return f"killed by {name}{hint}", name
-    if marked:
-        return marked[-1], None
-    if returncode == 0:
-        return "the run exited without writing summary.json", None
-    last = next((line for line in reversed(tail) if line.strip()), "")
-    return f"exited with status {returncode}" + (f": {last.strip()}" if last else ""), None
-
-
-def finished_detail(out: Path, run_id: str, wall: float) -> str:
-    """One line about a finished run: accuracy, achieved and target sparsity, wall time."""
-    try:
-        s = rundir.read_summary(Path(out) / store.RUNS / run_id)
-        return (
-            f"{s['final_test_accuracy']:.2f}% final test accuracy, sparsity {100 * s['achieved_sparsity']:.1f}% "
-            f"(target {100 * s['target_sparsity']:.0f}%{'' if s['target_reached'] else ', MISSED'}), {wall:.1f} s"
-        )
-    except rundir.Malformed:
-        return f"{wall:.1f} s"
-
-
-def record_failure(
-    out: Path, run: PlannedRun, returncode: int | None, log_path: Path, wall: float, reason: str | None = None, **extra
-) -> str:
-    """Write the run's failure.json (reason from the exit status and log unless given); return the reason."""
-    tail = _tail(log_path)
-    signal_name = None
-    if reason is None:
-        reason, signal_name = failure_reason(returncode if returncode is not None else 1, tail)
-    epochs, _ = _read_metrics(Path(out) / store.RUNS / run.id)
-    try:  # the runner's own record of an exception: keep its traceback
-        own = rundir.read_failure(Path(out) / store.RUNS / run.id)
-    except rundir.Malformed:
-        own = {}
-    extra = {k: own[k] for k in ("exception", "traceback") if k in own} | extra
-    store.write_failure(
-        out,
-        run.id,
-        {
-            "status": "failed",
-            "run_id": run.id,
-            "reason": reason,
-            "returncode": returncode,
-            "signal": signal_name,
-            "epochs_completed": epochs,
-            "wall_time_s": wall,
-            "log": str(Path(store.LOGS) / log_path.name),
-            "log_tail": tail,
-            "config": run.describe()["config"],
-            "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        | extra,
-    )
-    return reason
 
 
 class Scheduler:
@@ -244,7 +107,7 @@ class Scheduler:
             self.outcome.finished.append(child.run.id)
             self.progress.finished(child.active, True, finished_detail(self.out, child.run.id, wall))
             return
-        tail = _tail(child.log_path)
+        tail = log_tail(child.log_path)
         if returncode == EXIT_INTERRUPTED and store.resumable(self.out, child.run.id):
             reason = next((line for line in reversed(tail) if line.startswith("Run stopped")), "Run stopped")
             reason += " (the next matrix run continues it)"
@@ -258,7 +121,7 @@ class Scheduler:
     def _poll(self) -> list[int]:
         freed = []
         for slot, child in list(self.active.items()):
-            epoch, acc = _read_metrics(self.out / store.RUNS / child.run.id)
+            epoch, acc = read_progress(self.out / store.RUNS / child.run.id)
             child.active.epoch, child.active.accuracy = epoch, acc
             self.progress.update(child.active)
             returncode = child.proc.poll()

@@ -79,7 +79,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
         from prunekit.core.config import config_from_mapping
         from prunekit.matrix import store
         from prunekit.matrix.expand import PlannedRun
-        from prunekit.matrix.scheduler import record_failure
+        from prunekit.matrix.run_results import record_failure
         from prunekit.matrix.worker import THREADS_ENV
 
         run_dir, log_path = self._paths()

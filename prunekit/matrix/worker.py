@@ -20,9 +20,10 @@ import time
 import traceback
 from pathlib import Path
 
+from prunekit.core.preemption import EXIT_INTERRUPTED
+
 FAILURE_MARK = "prunekit-matrix-failure: "
 RESUME_FLAG = "--resume"
-EXIT_INTERRUPTED = 3  # stopped by SIGTERM/SIGUSR1 after writing a checkpoint
 THREADS_ENV = "PRUNEKIT_MATRIX_THREADS"
 
 
