@@ -11,8 +11,9 @@ import pytest
 from prunekit import cli as prunekit_cli
 from prunekit import hookimpl
 from prunekit.core import plugins
-from prunekit.core.config import RunConfig, validate
+from prunekit.core.config import RunConfig
 from prunekit.core.pruner import MaskPruner
+from prunekit.core.validation import validate
 from prunekit.errors import UsageError
 from prunekit.matrix.cli import matrix
 from prunekit.matrix.expand import expand

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from prunekit.core import distributed
-from prunekit.core.config import ResolvedRun, RunConfig
+from prunekit.core.config import RunConfig
 from prunekit.core.data import make_loader
 from prunekit.core.distributed import SINGLE, Dist
 from prunekit.core.optim import TrainingOptimizer, parameter_groups
@@ -24,6 +24,7 @@ from prunekit.core.pruner import Pruner
 from prunekit.core.sampling import Sampler, SamplerUnavailable
 from prunekit.core.schedule import Schedule
 from prunekit.core.targets import Target, prunable_targets
+from prunekit.core.validation import ResolvedRun
 from prunekit.errors import UsageError
 
 WARMUP_FRACTION = 0.1
@@ -90,7 +91,7 @@ def check_out_dir(path: Path) -> None:
 def make_schedule(config: RunConfig, total_steps: int) -> Schedule:
     """The sparsity schedule, with defaults as fractions of the training steps.
 
-    ``config`` comes from :func:`prunekit.core.config.validate`, which names the schedule.
+    ``config`` comes from :func:`prunekit.core.validation.validate`, which names the schedule.
     An explicit ``prune_end`` at or before the warm-up is refused (UsageError), never moved.
     """
     if config.schedule is None:

@@ -10,11 +10,12 @@ import torch
 
 from prunekit.core import checkpoint
 from prunekit.core.building import Autocast, Built
-from prunekit.core.config import ResolvedRun, RunConfig
+from prunekit.core.config import RunConfig
 from prunekit.core.distributed import Dist
 from prunekit.core.plugins import Plugins
 from prunekit.core.schedule import Schedule
 from prunekit.core.training import StepCallback
+from prunekit.core.validation import ResolvedRun
 
 EpochCallback = Callable[[dict[str, Any]], None]
 

@@ -13,8 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from prunekit.core.config import RunConfig, validate
+from prunekit.core.config import RunConfig
 from prunekit.core.files import write_yaml
+from prunekit.core.validation import validate
 from prunekit.errors import UsageError
 
 

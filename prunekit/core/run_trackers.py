@@ -11,13 +11,13 @@ import torch
 
 from prunekit import __version__
 from prunekit.core import rundir
-from prunekit.core.config import ResolvedRun
 from prunekit.core.dispatch import Trackers
 from prunekit.core.preemption import RunInterrupted
 from prunekit.core.redact import Redactor
 from prunekit.core.registry import Registry
 from prunekit.core.targets import Target
 from prunekit.core.tracking import RunEnd, RunStart
+from prunekit.core.validation import ResolvedRun
 
 
 def redactor(registry: Registry) -> Redactor:

@@ -27,7 +27,7 @@ from prunekit.core.building import (
     seed_everything,
     start_samplers,
 )
-from prunekit.core.config import RunConfig, validate
+from prunekit.core.config import RunConfig
 from prunekit.core.context import EpochCallback, RunContext, Training
 from prunekit.core.epochs import run_epochs
 from prunekit.core.evaluation import evaluate
@@ -41,6 +41,7 @@ from prunekit.core.rundir import Summary
 from prunekit.core.sampling import SamplingThread
 from prunekit.core.summary import build_summary
 from prunekit.core.training import Progress, StepCallback, TrainingDiverged
+from prunekit.core.validation import validate
 from prunekit.errors import RunFailed, UsageError
 
 __all__ = ["RunFailed", "RunInterrupted", "TrainingDiverged", "run"]

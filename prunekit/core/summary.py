@@ -11,7 +11,6 @@ import torch
 from prunekit import __version__
 from prunekit.core import distributed
 from prunekit.core.building import Built
-from prunekit.core.config import ResolvedRun
 from prunekit.core.environment import describe_environment
 from prunekit.core.ledger import memory_ledger
 from prunekit.core.outcomes import Outcomes
@@ -20,6 +19,7 @@ from prunekit.core.rundir import SCHEMA_VERSION, Summary
 from prunekit.core.schedule import Schedule
 from prunekit.core.targets import measure_sparsity
 from prunekit.core.training import Progress
+from prunekit.core.validation import ResolvedRun
 
 TARGET_TOLERANCE = 0.005  # achieved sparsity within 0.5 percentage point counts as reached
 

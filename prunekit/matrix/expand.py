@@ -13,7 +13,7 @@ Rules:
   skipped with the reason; constant-schedule runs ignore warm-up, end and frequency;
 - an optimizer or pruner marked ``optional`` that is not installed is skipped;
   any other unknown name, bad option or bad value is an error;
-- every config is checked with :func:`prunekit.core.config.validate` before anything
+- every config is checked with :func:`prunekit.core.validation.validate` before anything
   runs, and all problems are reported together.
 """
 
@@ -23,8 +23,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunekit.core.config import DEFAULT_PRUNER, DEFAULT_SCHEDULE, RunConfig, config_from_mapping, resolve_schedule, validate
+from prunekit.core.config import RunConfig, config_from_mapping
 from prunekit.core.registry import BUNDLED, Entry, Registry
+from prunekit.core.validation import DEFAULT_PRUNER, DEFAULT_SCHEDULE, resolve_schedule, validate
 from prunekit.errors import UsageError
 from prunekit.matrix.axes import ALL, AXES, OPTIONS_FIELD, Choice, raise_problems
 from prunekit.matrix.hashing import run_id
