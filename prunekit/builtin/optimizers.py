@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import torch
 
 from prunekit import hookimpl
+from prunekit.builtin.spam import AMSGRAD_STATE, CLIP_RULES, SpamOptimizer
 from prunekit.core.optim import TrainingOptimizer
 from prunekit.core.options import Option
 
 ADAM_STATE = ("exp_avg", "exp_avg_sq")
-AMSGRAD_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-CLIP_RULES = ("spam", "original")
 
 
 def cosine_per_epoch(optimizer: torch.optim.Optimizer, epochs: int, eta_min: float):
@@ -54,154 +52,6 @@ def adamw(param_groups, *, lr, weight_decay, epochs, steps_per_epoch):
 def adamwadv(param_groups, *, lr, weight_decay, epochs, steps_per_epoch, max_grad_norm=1.0, eta_min=1e-6):
     opt = fused_if_available(torch.optim.AdamW, param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
     return TrainingOptimizer(opt, cosine_per_epoch(opt, epochs, eta_min), max_grad_norm=max_grad_norm)
-
-
-class SpamOptimizer(TrainingOptimizer):
-    """AdamW (AMSGrad, cosine) with SPAM's momentum reset and spike-aware clipping.
-
-    SPAM is Huang et al. 2025, "SPAM: Spike-Aware Adam with Momentum Reset for
-    Stable LLM Training". All of it runs in :meth:`process_gradients` of step
-    ``t`` (1-based), before the optimizer step, in this order:
-
-    1. momentum reset: with ``reset_interval`` (SPAM's ΔT) > 0, when
-       ``t % ΔT == 0`` the moments are zeroed before this step's gradient
-       enters them, as in SPAM; the learning rate then warms up over
-       ``reset_warmup`` steps (a cosine factor on the scheduled rate, so it
-       never compounds). The reset never runs after a step, so a mask update
-       always sees the moments as the optimizer step left them.
-    2. a non-finite gradient norm (an fp16 overflow, a step GradScaler then
-       skips) changes nothing else: no clipping, no spike handling, no entry
-       in the norm history, moments untouched.
-    3. spike-aware clipping (``clip_theta`` = θ > 0), with ``v`` the
-       ``exp_avg_sq`` before this step: rule ``spam`` (the paper's) sets
-       every ``g`` with ``g² > θ v`` to ``sign(g) sqrt(θ v)``, except during
-       the first ``clip_warmup`` (N) steps after the start and after each
-       reset (on iff ``t >= N`` and ``t % ΔT >= N``); rule ``original`` (the
-       original AdamWPrune code) clips ``|g|`` to ``sqrt(θ (v + 1e-12))``
-       from the first step on, right after resets too.
-    4. the original code's gradient-norm spike heuristic (not in SPAM): once
-       ``min_history`` norms are known, a z-score above ``spike_z`` halves
-       ``exp_avg`` and scales ``exp_avg_sq`` by 0.9;
-    5. the global gradient norm is clipped to ``max_grad_norm``.
-    """
-
-    def __init__(
-        self,
-        optimizer,
-        scheduler,
-        *,
-        max_grad_norm,
-        spike_z,
-        history,
-        min_history,
-        clip_theta,
-        reset_interval,
-        reset_warmup,
-        clip_rule="spam",
-        clip_warmup=20,
-    ):
-        super().__init__(optimizer, scheduler, max_grad_norm=max_grad_norm)
-        if clip_rule not in CLIP_RULES:
-            raise ValueError(f"clip_rule must be one of {CLIP_RULES}, got {clip_rule!r}")
-        self.spike_z = spike_z
-        self.norms: deque[float] = deque(maxlen=history)
-        self.min_history = min_history
-        self.clip_theta = clip_theta
-        self.clip_rule = clip_rule
-        self.clip_warmup = clip_warmup
-        self.reset_interval = reset_interval
-        self.reset_warmup = reset_warmup
-        self.spikes = 0
-        self.resets = 0
-        self.nonfinite = 0  # steps skipped for a non-finite gradient norm
-        self._last_reset = 0
-        self._scheduled = [g["lr"] for g in optimizer.param_groups]
-
-    @torch.no_grad()
-    def process_gradients(self, step: int) -> None:
-        if self.reset_interval > 0 and step % self.reset_interval == 0:
-            self._reset_moments(step)
-        self._apply_warmup(step)
-        params = [p for p in self.parameters() if p.grad is not None]
-        grads = [p.grad for p in params]
-        if not grads:
-            return
-        total = torch.nn.utils.get_total_norm(grads)
-        norm = float(total)
-        if not math.isfinite(norm):  # overflow: GradScaler skips this step; leave every state alone
-            self.nonfinite += 1
-            return
-        if self.clip_theta > 0 and self._clipping_on(step):
-            for p in params:
-                v = self.optimizer.state.get(p, {}).get("exp_avg_sq")
-                if v is not None:
-                    self._clip(p.grad, v)
-            total = torch.nn.utils.get_total_norm(grads)
-            norm = float(total)
-        if len(self.norms) >= self.min_history:
-            previous = torch.tensor(list(self.norms), dtype=torch.float64)
-            std = float(previous.std())
-            if std > 0 and (norm - float(previous.mean())) / std > self.spike_z:
-                self.spikes += 1
-                for p in params:
-                    state = self.optimizer.state.get(p, {})
-                    if "exp_avg" in state:
-                        state["exp_avg"].mul_(0.5)
-                        state["exp_avg_sq"].mul_(0.9)
-        self.norms.append(norm)
-        if self.max_grad_norm:
-            torch.nn.utils.clip_grads_with_norm_(params, self.max_grad_norm, total)
-
-    def _clipping_on(self, step: int) -> bool:
-        if self.clip_rule == "original":
-            return True
-        if step < self.clip_warmup:
-            return False
-        return self.reset_interval <= 0 or step % self.reset_interval >= self.clip_warmup
-
-    def _clip(self, grad: torch.Tensor, v: torch.Tensor) -> None:
-        if self.clip_rule == "original":
-            bound = torch.sqrt(self.clip_theta * (v + 1e-12))
-        else:
-            bound = torch.sqrt(self.clip_theta * v)
-        grad.copy_(torch.where(grad.abs() > bound, grad.sign() * bound, grad))
-
-    def _reset_moments(self, step: int) -> None:
-        self.resets += 1
-        self._last_reset = step
-        for state in self.optimizer.state.values():
-            for key in AMSGRAD_STATE:
-                if key in state:
-                    state[key].zero_()
-
-    def _apply_warmup(self, step: int) -> None:
-        if self.reset_interval <= 0 or self.reset_warmup <= 0 or self._last_reset == 0:
-            return
-        t = step - self._last_reset
-        factor = 0.5 * (1 - math.cos(math.pi * min(t, self.reset_warmup) / self.reset_warmup)) if t < self.reset_warmup else 1.0
-        for group, lr in zip(self.optimizer.param_groups, self._scheduled):
-            group["lr"] = lr * max(factor, 1e-3)
-
-    def end_epoch(self, epoch: int) -> None:
-        super().end_epoch(epoch)
-        self._scheduled = [g["lr"] for g in self.optimizer.param_groups]
-
-    def extra_state(self) -> dict:
-        return {
-            "norms": list(self.norms),
-            "spikes": self.spikes,
-            "resets": self.resets,
-            "last_reset": self._last_reset,
-            "scheduled": list(self._scheduled),
-        }
-
-    def load_extra_state(self, state: dict) -> None:
-        self.norms.clear()
-        self.norms.extend(float(n) for n in state["norms"])
-        self.spikes = int(state["spikes"])
-        self.resets = int(state["resets"])
-        self._last_reset = int(state["last_reset"])
-        self._scheduled = [float(lr) for lr in state["scheduled"]]
 
 
 def adamwspam(
