@@ -34,16 +34,13 @@ exact masks.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 
+from _peak_memory import ALLOCATORS, current_rss, measure
 from _quick import parse_args
 
 MIB = 1 << 20
@@ -104,38 +101,6 @@ def _reference_update(targets, opt, sparsity: float, seed: int) -> list:
     return masks
 
 
-def _release_and_reset_peak() -> bool:
-    """Return freed heap to the OS and reset the peak-RSS mark; False if the reset failed."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _current_rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _measure(fn) -> tuple[float, int, bool]:
-    """(seconds, peak extra resident bytes, whether the peak mark could be reset) of ``fn()``."""
-    reset = _release_and_reset_peak()
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    if not reset:  # the old mark may hide the update's peak; measure from the current RSS
-        peak_before = max(_current_rss(), 0)
-    start = time.perf_counter()
-    fn()
-    seconds = time.perf_counter() - start
-    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - peak_before, reset
-
-
 def worker(method: str, sparsity: float, seed: int, threads: int, patch: str | None) -> dict:
     """Two measured updates in this (fresh) process: the first creates the masks
     (at half the target), the second runs with masks present (at the target)."""
@@ -164,9 +129,9 @@ def worker(method: str, sparsity: float, seed: int, threads: int, patch: str | N
         def update(s: float):
             return lambda: pruner.update_masks(s, 1)
 
-    out = {"method": method, "rss_before_bytes": _current_rss()}
+    out = {"method": method, "rss_before_bytes": current_rss()}
     for phase, s in (("first", sparsity / 2), ("later", sparsity)):
-        seconds, extra, reset = _measure(update(s))
+        seconds, extra, reset = measure(update(s))
         masks = holder["masks"]
         out[phase] = {
             "sparsity": s,
@@ -219,14 +184,6 @@ def check_exact(sparsity: float, seed: int, patch: str | None) -> dict:
         "exact_pruned": k,
         "prunekit_pruned": sum(int((~m).sum()) for m in pruner.masks),
     }
-
-
-ALLOCATORS = {
-    # glibc as configured by default: freed heap may stay resident (dynamic mmap/trim thresholds)
-    "default": {},
-    # every allocation >= 128 KiB is its own mmap, returned on free: peak RSS tracks live bytes
-    "mmap128k": {"MALLOC_MMAP_THRESHOLD_": "131072"},
-}
 
 
 def _spawn(*args: str, allocator: str = "default") -> dict:
