@@ -27,16 +27,17 @@ from __future__ import annotations
 from prunekit import hookimpl
 from prunekit.core.data import DatasetSplits
 from prunekit.core.device_sampler import DeviceSampler, PciAddress
-from prunekit.core.distribution import DISTRIBUTIONS, erk_densities, layer_sparsities, prune_counts
+from prunekit.core.distribution import DISTRIBUTIONS, erk_densities, layer_sparsities, prune_counts, sparsity_groups
 from prunekit.core.optim import TrainingOptimizer
 from prunekit.core.options import Option
 from prunekit.core.pruner import MASKED_OPTIMIZER_STATE, SCOPE_OPTION, MaskPruner, Pruner, TrainingPlan
+from prunekit.core.rundir import EPOCH_METRICS
 from prunekit.core.sampling import SCOPES, Sampler, SamplerUnavailable
 from prunekit.core.schedule import Schedule
 from prunekit.core.targets import Target
 from prunekit.core.threshold import apply_mask_, threshold_for_sparsity
 from prunekit.core.tracking import STATUSES as RUN_STATUSES
-from prunekit.core.tracking import RunEnd, RunStart, Tracker
+from prunekit.core.tracking import RunEnd, RunStart, Tracker, memory_interval_option
 from prunekit.errors import UsageError
 from prunekit.hookspecs import (
     DatasetFactory,
@@ -50,10 +51,11 @@ from prunekit.hookspecs import (
 
 #: The version of this surface: the major part changes when a name or signature
 #: changes incompatibly, the minor part when one is added.
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 
 __all__ = [
     "API_VERSION",
+    "EPOCH_METRICS",
     "MASKED_OPTIMIZER_STATE",
     "RUN_STATUSES",
     "SCOPES",
@@ -86,6 +88,8 @@ __all__ = [
     "erk_densities",
     "hookimpl",
     "layer_sparsities",
+    "memory_interval_option",
     "prune_counts",
+    "sparsity_groups",
     "threshold_for_sparsity",
 ]

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from prunekit.core.config import RunConfig
+from prunekit.core.rundir import EPOCH_METRICS
 from prunekit.core.runner import run
 
 FAST = ("--epochs", "1", "--quiet")
@@ -37,6 +38,7 @@ def test_one_epoch_digits_job_writes_an_honest_run_directory(tmp_path, run_cli):
     assert summary["steps"] == 2 * 45 and summary["mean_step_time_s"] > 0
     assert summary["final_test_accuracy"] == metrics[-1]["test_accuracy"] > 50
     assert [m["epoch"] for m in metrics] == [1, 2] and metrics[-1]["sparsity"] == summary["achieved_sparsity"]
+    assert all(set(m) == {"epoch", "step", *EPOCH_METRICS} for m in metrics)  # what trackers send
     assert summary["samplers"]["process"]["samples"] == len(timeline) >= 2
     assert "train" in {r["phase"] for r in timeline}
     assert timeline[-1]["step"] == summary["steps"] and timeline[-1]["figures"]["rss_bytes"] > 0

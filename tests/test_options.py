@@ -46,6 +46,13 @@ def test_exclusive_lower_bound():
             resolve_options(eps, {"eps": bad}, "pruner 'x'")
 
 
+def test_inclusive_upper_bound():
+    alpha = (Option("alpha", float, 0.3, minimum=0.0, maximum=1.0),)
+    assert resolve_options(alpha, {"alpha": "1"}, "pruner 'x'") == {"alpha": 1.0}
+    with pytest.raises(UsageError, match=r"Option 'alpha' of pruner 'x' must be at most 1.0, got '1.5'\."):
+        resolve_options(alpha, {"alpha": "1.5"}, "pruner 'x'")
+
+
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
 def test_numbers_must_be_finite(bad):
     eps = (Option("eps", float, 1e-8, above=0.0),)

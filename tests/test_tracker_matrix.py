@@ -15,6 +15,7 @@ from prunekit.core.config import RunConfig
 from prunekit.errors import UsageError
 from prunekit.matrix.hashing import run_id
 from prunekit.matrix.spec import spec_from_text
+from prunekit.testing.runs import short_run_command
 
 RECORDER = """
 import json
@@ -131,27 +132,7 @@ def test_sigterm_ends_a_run_as_interrupted_for_its_trackers(tmp_path):
     site = install_recorder(tmp_path)
     logs, out = tmp_path / "logs", tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(site), OMP_NUM_THREADS="1")
-    args = [
-        sys.executable,
-        "-m",
-        "prunekit.cli",
-        "run",
-        "--dataset",
-        "synthetic",
-        "--dataset-opt",
-        "train_size=64",
-        "--dataset-opt",
-        "test_size=32",
-        "--epochs",
-        "500",
-        "--out",
-        str(out),
-        "--tracker",
-        "file-recorder",
-        "--tracker-opt",
-        f"file-recorder.log_dir={logs}",
-        "-q",
-    ]
+    args = short_run_command(out, "--tracker", "file-recorder", "--tracker-opt", f"file-recorder.log_dir={logs}", epochs=500)
     process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = logs / "run.jsonl"
     deadline = time.monotonic() + 240

@@ -126,7 +126,7 @@ def test_a_failed_run_tells_trackers_why(tmp_path, loaded):
 
 
 def test_a_failure_after_training_tells_trackers_too(tmp_path, loaded, monkeypatch):
-    def no_space(**kwargs):
+    def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("prunekit.core.runner.build_summary", no_space)

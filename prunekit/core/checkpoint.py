@@ -18,9 +18,7 @@ one-line :class:`~prunekit.errors.UsageError`.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 import torch
 
 from prunekit import __version__
+from prunekit.core.files import atomic_path
 from prunekit.errors import UsageError
 
 #: Layout version of the file; bumped when fields change meaning.
@@ -104,18 +103,9 @@ def check_identity(saved: dict[str, Any], expected: dict[str, Any], path: Path) 
 
 def save(path: Path, checkpoint: Checkpoint) -> int:
     """Write ``checkpoint`` atomically (temp file, fsync, rename); return its size in bytes."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(asdict(checkpoint), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-            size = handle.tell()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(Path(path)) as tmp:
+        torch.save(asdict(checkpoint), tmp)
+        size = tmp.stat().st_size
     return size
 
 

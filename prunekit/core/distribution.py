@@ -54,6 +54,15 @@ def layer_sparsities(shapes: Sequence[Sequence[int]], sparsity: float, distribut
     raise ValueError(f"distribution must be 'layer' or 'erk' for fixed per-layer sparsities, got {distribution!r}")
 
 
+def sparsity_groups(shapes: Sequence[Sequence[int]], sparsity: float, distribution: str) -> list[tuple[list[int], float]]:
+    """The groups of layers one mask update ranks together, each with its sparsity:
+    ``global`` one group of every layer at ``sparsity``, ``layer`` and ``erk`` one group
+    per layer at its share (:func:`layer_sparsities`)."""
+    if distribution == "global":
+        return [(list(range(len(shapes))), sparsity)]
+    return [([i], s) for i, s in enumerate(layer_sparsities(shapes, sparsity, distribution))]
+
+
 def prune_counts(shapes: Sequence[Sequence[int]], sparsity: float, distribution: str) -> list[int]:
     """Weights to prune per layer: ``round(s_l * n_l)`` with ``s_l`` from :func:`layer_sparsities`."""
     out = []

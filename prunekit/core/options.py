@@ -19,7 +19,8 @@ class Option:
 
     ``type`` is ``int``, ``float``, ``str`` or ``bool``; ``choices`` restricts
     the allowed values; ``minimum`` is an inclusive and ``above`` an exclusive
-    lower bound for numbers.
+    lower bound for numbers, ``maximum`` an inclusive upper bound. The core checks
+    all of them, so a factory never validates its options again.
     """
 
     name: str
@@ -29,6 +30,7 @@ class Option:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     above: float | None = None
+    maximum: float | None = None
 
     def convert(self, value: Any, owner: str) -> Any:
         """Return ``value`` converted to this option's type, or raise UsageError."""
@@ -65,6 +67,8 @@ class Option:
             raise UsageError(f"{where} must be at least {self.minimum}, got {value!r}.")
         if self.above is not None and not out > self.above:
             raise UsageError(f"{where} must be greater than {self.above}, got {value!r}.")
+        if self.maximum is not None and not out <= self.maximum:
+            raise UsageError(f"{where} must be at most {self.maximum}, got {value!r}.")
         return out
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from prunekit.core.distribution import DISTRIBUTIONS, layer_sparsities
+from prunekit.core.distribution import DISTRIBUTIONS, sparsity_groups
 from prunekit.core.options import Option
 from prunekit.core.schedule import Schedule
 from prunekit.core.targets import Target
@@ -142,12 +142,8 @@ class MaskPruner(Pruner):
         for i, target in enumerate(self.targets):
             if self.masks[i] is None:
                 self.masks[i] = torch.ones_like(target.parameter, dtype=torch.bool)
-        if self.scope == "global":
-            groups = [(list(range(len(self.targets))), sparsity)]
-        else:
-            shapes = [tuple(t.parameter.shape) for t in self.targets]
-            groups = [([i], s) for i, s in enumerate(layer_sparsities(shapes, sparsity, self.scope))]
-        for indices, group_sparsity in groups:
+        shapes = [tuple(t.parameter.shape) for t in self.targets]
+        for indices, group_sparsity in sparsity_groups(shapes, sparsity, self.scope):
             scorers = [lambda i=i: self.score(i, self.targets[i]) for i in indices]
             masks = [self.masks[i] for i in indices]
             update_masks_(scorers, [m for m in masks if m is not None], group_sparsity, self.fresh_scores)

@@ -48,6 +48,18 @@ SLURM = "slurm"
 
 #: Version of the ``summary.json`` schema; bumped when a key changes meaning or goes away.
 SCHEMA_VERSION = 1
+#: The figures of each ``metrics.jsonl`` record (one line per epoch) besides ``epoch`` and ``step``.
+EPOCH_METRICS = (
+    "test_accuracy",
+    "train_accuracy",
+    "test_loss",
+    "train_loss",
+    "sparsity",
+    "sparsity_all",
+    "scheduled_sparsity",
+    "lr",
+    "epoch_time_s",
+)
 
 FINISHED, FAILED, INTERRUPTED, NEW = "finished", "failed", "interrupted", "new"
 #: A ``summary.json`` that does not parse or is not a completed summary: redone like an interrupted run.

@@ -176,19 +176,15 @@ def _train(ctx: RunContext, out: Path, progress: Progress) -> tuple[Path, Summar
         fingerprint = fingerprint_test_set(c.dataset, resolved.dataset_opts, evaluation.labels.numpy())
         outcomes = Outcomes(evaluation.correct.numpy(), fingerprint, progress.history[-1]["epoch"])
         summary = build_summary(
+            ctx,
+            training,
             out=out,
             outcomes=outcomes,
-            resolved=resolved,
             settings=settings,
-            built=built,
-            schedule=schedule,
-            prunes=prunes,
             progress=progress,
             samplers=sampling.summary(),  # merged over ranks (max) by build_summary
             samplers_skipped=skipped,
             warnings=warnings_list,
-            plugins=ctx.plugins,
-            device=ctx.device,
             started_at=started_at,
         )
         summary = redact(summary)  # the environment records the command line

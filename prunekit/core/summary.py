@@ -6,42 +6,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from prunekit import __version__
 from prunekit.core import distributed
-from prunekit.core.building import Built
+from prunekit.core.context import RunContext, Training
 from prunekit.core.environment import describe_environment
 from prunekit.core.ledger import memory_ledger
 from prunekit.core.outcomes import Outcomes
-from prunekit.core.plugins import Plugins
 from prunekit.core.rundir import SCHEMA_VERSION, Summary
-from prunekit.core.schedule import Schedule
 from prunekit.core.targets import measure_sparsity
 from prunekit.core.training import Progress
-from prunekit.core.validation import ResolvedRun
 
 TARGET_TOLERANCE = 0.005  # achieved sparsity within 0.5 percentage point counts as reached
 
 
 def build_summary(
+    ctx: RunContext,
+    training: Training,
     *,
     out: Path,
     outcomes: Outcomes,
-    resolved: ResolvedRun,
     settings: dict[str, Any],
-    built: Built,
-    schedule: Schedule,
-    prunes: bool,
     progress: Progress,
     samplers: dict[str, Any],
     samplers_skipped: dict[str, str],
     warnings: list[str],
-    plugins: Plugins,
-    device: torch.device,
     started_at: float,
 ) -> Summary:
     """The ``summary.json`` record of a completed run (see :class:`prunekit.core.rundir.Summary`)."""
+    resolved, built, schedule = ctx.resolved, training.built, training.schedule
     c = resolved.config
     history = progress.history
     sparsity = measure_sparsity(built.model, built.targets)
@@ -49,10 +41,10 @@ def build_summary(
     ledger = memory_ledger(
         built.model, built.optimizer.optimizer, pruner.state_tensors(), built.targets, pruner.transient_bytes()
     )
-    target = c.sparsity if prunes else 0.0
+    target = c.sparsity if training.prunes else 0.0
     best = max(history, key=lambda r: r["test_accuracy"])
     steps = progress.step
-    plugin_versions = {i.distribution: i.version for i in plugins.infos.values() if i.distribution != "prunekit"}
+    plugin_versions = {i.distribution: i.version for i in ctx.plugins.infos.values() if i.distribution != "prunekit"}
     samplers, per_rank = distributed.sampler_summaries(built.dist, samplers)
     spread = built.dist.describe(c.batch_size) | {
         "ledger_scope": "per process: each of the world_size processes holds the ledger's bytes",
@@ -107,7 +99,7 @@ def build_summary(
         "samplers_skipped": samplers_skipped,
         "warnings": warnings,
         "distributed": spread,
-        "environment": describe_environment(device, plugin_versions),
+        "environment": describe_environment(ctx.device, plugin_versions),
         "prunekit_version": __version__,
         "trackers": {},  # filled by the runner once the trackers have finished
     }

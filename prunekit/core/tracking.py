@@ -33,6 +33,12 @@ FINISH_TIMEOUT = Option(
 COMMON_OPTIONS = (FINISH_TIMEOUT,)
 
 
+def memory_interval_option(default: float) -> Option:
+    """The ``memory_interval_s`` option of a tracker that logs memory: seconds between
+    memory points per sampler (0: none), which sets the tracker's ``memory_interval_s``."""
+    return Option("memory_interval_s", float, default, "seconds between memory points per sampler (0: none)", minimum=0.0)
+
+
 @dataclass(frozen=True)
 class RunStart:
     """What a tracker learns when the run starts.

@@ -4,7 +4,9 @@
 - :mod:`prunekit.testing.pruner_conformance`: checks every pruner must pass.
 - :mod:`prunekit.testing.tracker_conformance`: checks every tracker must pass;
   :mod:`prunekit.testing.tracker_samples`: the events it sends, to compare a tracker's output with.
-- :mod:`prunekit.testing.runs`: a real, short run in-process (``short_run``).
+- :mod:`prunekit.testing.runs`: a real, short run in-process (``short_run``), or the
+  command line of one in a child process (``short_run_command``).
+- :mod:`prunekit.testing.provenance`: a plugin is found through its installed entry point.
 - :mod:`prunekit.testing.harness` (re-exported here): the core's pieces a plugin's
   tests drive (``load_plugins``, ``resolve_options``, ``LeNet5``, ``prunable_targets``...),
   so that plugin tests import only :mod:`prunekit.api` and :mod:`prunekit.testing`.

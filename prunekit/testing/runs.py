@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,3 +35,11 @@ def short_run(
     config = config_from_mapping(SHORT_RUN | settings | {"out": str(out)})
     run_dir, summary = run(config, on_epoch=on_epoch, warn=warn)
     return run_dir, dict(summary)
+
+
+def short_run_command(out: Path, *options: str, epochs: int = 2) -> list[str]:
+    """The command line of a short ``prunekit run`` in a child process (synthetic data, 64
+    training and 32 test examples, quiet) writing ``out``; ``options`` are further
+    ``prunekit run`` options, e.g. ``"--tracker", "mine"``."""
+    data = ["--dataset", "synthetic", "--dataset-opt", "train_size=64", "--dataset-opt", "test_size=32"]
+    return [sys.executable, "-m", "prunekit.cli", "run", *data, "--epochs", str(epochs), "--out", str(out), *options, "-q"]

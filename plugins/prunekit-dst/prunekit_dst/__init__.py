@@ -7,7 +7,7 @@ sparsity from step 0) and keep one ``torch.bool`` mask per prunable weight.
 
 from __future__ import annotations
 
-from prunekit.api import DISTRIBUTIONS, Option, Target, UsageError, hookimpl
+from prunekit.api import DISTRIBUTIONS, Option, Target, hookimpl
 from prunekit_dst.dynamic import DynamicSparsePruner, RigLPruner, SETPruner
 from prunekit_dst.random_mask import RandomPruner
 from prunekit_dst.snip import SnipPruner
@@ -35,8 +35,15 @@ SEED_OPTION = Option("seed", int, None, "seed of the random choices; default: dr
 DYNAMIC_OPTIONS = (
     _scope("erk", PER_LAYER),
     Option("delta_t", int, 100, "optimizer steps between topology updates", minimum=1),
-    Option("alpha", float, 0.3, "initial fraction of each layer's active weights dropped (and regrown) per update", minimum=0.0),
-    Option("end_fraction", float, 0.75, "fraction of training after which the topology stays fixed", above=0.0),
+    Option(
+        "alpha",
+        float,
+        0.3,
+        "initial fraction of each layer's active weights dropped (and regrown) per update",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    Option("end_fraction", float, 0.75, "fraction of training after which the topology stays fixed", above=0.0, maximum=1.0),
     Option(
         "decay",
         str,
@@ -48,53 +55,15 @@ DYNAMIC_OPTIONS = (
 )
 
 
-def _check(owner: str, scope: str, choices: tuple[str, ...], alpha: float = 0.0, end_fraction: float = 1.0) -> None:
-    if scope not in choices:
-        raise UsageError(f"Option 'scope' of pruner '{owner}' must be one of: {', '.join(choices)}; got {scope!r}.")
-    if not 0.0 <= alpha <= 1.0:
-        raise UsageError(f"Option 'alpha' of pruner '{owner}' must be between 0 and 1, got {alpha!r}.")
-    if not 0.0 < end_fraction <= 1.0:
-        raise UsageError(f"Option 'end_fraction' of pruner '{owner}' must be in (0, 1], got {end_fraction!r}.")
-
-
-def rigl(
-    targets: list[Target],
-    scope: str = "erk",
-    delta_t: int = 100,
-    alpha: float = 0.3,
-    end_fraction: float = 0.75,
-    decay: str = "cosine",
-    seed: int | None = None,
-) -> RigLPruner:
-    """Factory of pruner ``rigl``."""
-    _check("rigl", scope, PER_LAYER, alpha, end_fraction)
-    return RigLPruner(targets, scope, delta_t, alpha, end_fraction, decay, seed)
-
-
-def set_(
-    targets: list[Target],
-    scope: str = "erk",
-    delta_t: int = 100,
-    alpha: float = 0.3,
-    end_fraction: float = 0.75,
-    decay: str = "cosine",
-    seed: int | None = None,
-) -> SETPruner:
-    """Factory of pruner ``set``."""
-    _check("set", scope, PER_LAYER, alpha, end_fraction)
-    return SETPruner(targets, scope, delta_t, alpha, end_fraction, decay, seed)
-
-
-def snip(targets: list[Target], scope: str = "global") -> SnipPruner:
-    """Factory of pruner ``snip``."""
-    _check("snip", scope, SNIP_SCOPES)
-    return SnipPruner(targets, scope)
-
-
 def random(targets: list[Target], scope: str = "erk", seed: int | None = None) -> RandomPruner:
-    """Factory of pruner ``random``."""
-    _check("random", scope, DISTRIBUTIONS)
+    """Factory of pruner ``random`` (ERK by default, as RigL's static baseline)."""
     return RandomPruner(targets, scope, seed)
+
+
+# The classes are the factories of rigl, set and snip: their parameters are the declared options.
+rigl = RigLPruner
+set_ = SETPruner
+snip = SnipPruner
 
 
 @hookimpl

@@ -58,7 +58,7 @@ def test_one_epoch_keeps_the_target_with_every_byte_on_the_ledger(tmp_path, prun
         ),
         (
             ["--pruner", "set", "--pruner-opt", "alpha=1.5"],
-            "Error: Option 'alpha' of pruner 'set' must be between 0 and 1, got 1.5.",
+            "Error: Option 'alpha' of pruner 'set' must be at most 1.0, got '1.5'.",
         ),
     ],
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit.api import Option, hookimpl
+from prunekit.api import Option, hookimpl, memory_interval_option
 from prunekit_mlflow.tracker import CREDENTIALS, MlflowTracker
 
 __all__ = ["MlflowTracker", "register_trackers"]
@@ -20,7 +20,7 @@ def register_trackers(register):
             Option("run_name", str, "", "run name [default: the run directory's name]"),
             Option("artifacts", bool, True, "upload config.yaml, metrics.jsonl, timeline.jsonl and the summary"),
             Option("figures", bool, True, "upload figures of accuracy, sparsity and memory"),
-            Option("memory_interval_s", float, 5.0, "seconds between memory points per sampler (0: none)", minimum=0.0),
+            memory_interval_option(5.0),
         ),
         credentials=CREDENTIALS,
     )

@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from prunekit.api import RunEnd, RunStart
+from prunekit.api import EPOCH_METRICS, RunEnd, RunStart
 
 #: Environment variables MLflow reads secrets from (redacted by prunekit wherever they appear).
 CREDENTIALS = (
@@ -17,17 +17,6 @@ CREDENTIALS = (
     "AZURE_STORAGE_CONNECTION_STRING",
 )
 STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
-EPOCH_METRICS = (
-    "test_accuracy",
-    "train_accuracy",
-    "test_loss",
-    "train_loss",
-    "sparsity",
-    "sparsity_all",
-    "scheduled_sparsity",
-    "lr",
-    "epoch_time_s",
-)
 FINAL_METRICS = (
     "final_test_accuracy",
     "best_test_accuracy",

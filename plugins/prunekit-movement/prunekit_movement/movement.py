@@ -31,7 +31,7 @@ from collections.abc import Iterator
 
 import torch
 
-from prunekit.api import MASKED_OPTIMIZER_STATE, Pruner, Target, layer_sparsities, threshold_for_sparsity
+from prunekit.api import MASKED_OPTIMIZER_STATE, Pruner, Target, sparsity_groups, threshold_for_sparsity
 from prunekit_movement.gate import MaskGate, install_gate
 
 
@@ -92,12 +92,8 @@ class MovementPruner(Pruner):
     @torch.no_grad()
     def update_masks(self, sparsity: float, step: int) -> None:
         """Keep exactly ``round((1 - sparsity) * n)`` highest scores per group."""
-        if self.scope == "global":
-            groups = [(list(range(len(self.targets))), sparsity)]
-        else:
-            shapes = [tuple(t.parameter.shape) for t in self.targets]
-            groups = [([i], s) for i, s in enumerate(layer_sparsities(shapes, sparsity, self.scope))]
-        for indices, group_sparsity in groups:
+        shapes = [tuple(t.parameter.shape) for t in self.targets]
+        for indices, group_sparsity in sparsity_groups(shapes, sparsity, self.scope):
             self._update_group(indices, group_sparsity)
         self._zero_pruned_optimizer_state()
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prunekit.api import Option, RunEnd, RunStart, hookimpl
+from prunekit.api import Option, RunEnd, RunStart, hookimpl, memory_interval_option
 
 #: Epoch record key -> scalar tag.
 EPOCH_TAGS = {
@@ -130,7 +130,7 @@ def register_trackers(register):
         description="TensorBoard event files: scalars per epoch, per-layer sparsity, memory, ledger, HParams",
         options=(
             Option("log_dir", str, "", "directory to write LOG_DIR/<run name>/ into [default: RUN_DIR/tensorboard]"),
-            Option("memory_interval_s", float, 1.0, "seconds between memory points per sampler (0: none)", minimum=0.0),
+            memory_interval_option(1.0),
             Option("layers", bool, True, "log the sparsity of every prunable layer"),
         ),
     )

@@ -11,20 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from prunekit.api import Option, RunEnd, RunStart, hookimpl
+from prunekit.api import EPOCH_METRICS, Option, RunEnd, RunStart, hookimpl, memory_interval_option
 
 CREDENTIALS = ("WANDB_API_KEY",)
-EPOCH_METRICS = (
-    "test_accuracy",
-    "train_accuracy",
-    "test_loss",
-    "train_loss",
-    "sparsity",
-    "sparsity_all",
-    "scheduled_sparsity",
-    "lr",
-    "epoch_time_s",
-)
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130}  # 130: the shell's code for SIGINT
 DEFAULT_PROJECT = "prunekit"
 SUMMARY_FILE = "prunekit-summary.json"
@@ -131,7 +120,7 @@ def register_trackers(register):
                 choices=("offline", "online", "disabled"),
             ),
             Option("dir", str, "", "directory W&B writes wandb/ into [default: the run directory]"),
-            Option("memory_interval_s", float, 5.0, "seconds between memory points per sampler (0: none)", minimum=0.0),
+            memory_interval_option(5.0),
             Option("files", bool, True, "save config.yaml, metrics.jsonl, timeline.jsonl and the summary with the run"),
         ),
         credentials=CREDENTIALS,

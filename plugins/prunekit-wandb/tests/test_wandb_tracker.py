@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from prunekit.api import RunEnd
+from prunekit.testing.runs import short_run_command
 from prunekit.testing.tracker_conformance import (
     FAKE_SECRET,
     check_tracker,
@@ -81,27 +81,7 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path):
 def test_a_real_run_with_a_fake_api_key(tmp_path):
     out = tmp_path / "run"
     env = os.environ | {"WANDB_API_KEY": FAKE_SECRET, "OMP_NUM_THREADS": "1"}
-    args = [
-        sys.executable,
-        "-m",
-        "prunekit.cli",
-        "run",
-        "--dataset",
-        "synthetic",
-        "--dataset-opt",
-        "train_size=64",
-        "--dataset-opt",
-        "test_size=32",
-        "--epochs",
-        "2",
-        "--out",
-        str(out),
-        "--tracker",
-        "wandb",
-        "--tracker-opt",
-        "wandb.project=e2e",
-        "-q",
-    ]
+    args = short_run_command(out, "--tracker", "wandb", "--tracker-opt", "wandb.project=e2e")
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert FAKE_SECRET not in done.stdout + done.stderr
