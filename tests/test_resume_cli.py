@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from prunekit.core import checkpoint
 
@@ -100,3 +101,23 @@ def test_checkpoint_every_zero_writes_none(tmp_path, run_cli):
     assert not (out / "checkpoint.pt").exists()
     result = run_cli("run", *FAST, "--checkpoint-every", "-1", "--out", tmp_path / "bad")
     assert result.code == 2 and "Checkpoint interval" in result.err and not (tmp_path / "bad").exists()
+
+
+def test_resume_with_another_thread_count_warns_and_records_it(stopped, tmp_path, run_cli):
+    """Another thread count changes float sums: the run continues, said so in stderr and the summary."""
+    run_dir = fresh_copy(stopped, tmp_path)
+    written_with = checkpoint.load(run_dir / "checkpoint.pt").identity["torch_threads"]
+    assert written_with == torch.get_num_threads()
+    torch.set_num_threads(written_with + 1)  # conftest restores the count
+    result = run_cli("run", "--resume", run_dir, "--quiet")
+    assert result.code == 0, result.err
+    expected = f"torch_threads {written_with} and the run resumes with torch_threads {written_with + 1}"
+    assert expected in result.err and "not bit-identical" in result.err
+    assert any(expected in w for w in json.loads((run_dir / "summary.json").read_text())["warnings"])
+
+
+def test_resume_with_the_same_thread_count_says_nothing(stopped, tmp_path, run_cli):
+    run_dir = fresh_copy(stopped, tmp_path)
+    result = run_cli("run", "--resume", run_dir, "--quiet")
+    assert result.code == 0 and "bit-identical" not in result.err
+    assert not any("torch_threads" in w for w in json.loads((run_dir / "summary.json").read_text())["warnings"])

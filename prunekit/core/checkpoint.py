@@ -72,9 +72,26 @@ def major(version: str) -> str:
 
 def identity_of(module: torch.nn.Module, /, **names: str) -> dict[str, Any]:
     """What a checkpoint must match: prunekit's version, the named components (model, optimizer,
-    pruner, ...) and the shape of every tensor in ``module``'s state."""
+    pruner, ...) and the shape of every tensor in ``module``'s state; and, advisory, the device
+    type and torch's thread count (see :func:`advisories`)."""
     shapes = {key: list(value.shape) for key, value in module.state_dict().items()}
-    return {"prunekit": __version__, **names, "shapes": shapes}
+    return {"prunekit": __version__, **names, "torch_threads": torch.get_num_threads(), "shapes": shapes}
+
+
+#: Identity entries that may differ on resume: the run goes on, but no longer bit-identical.
+ADVISORY = ("device", "torch_threads")
+
+
+def advisories(saved: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """One warning per :data:`ADVISORY` entry that differs: the resumed run continues exactly in
+    every state, but its floating-point sums (and so the last bits of its results) follow the new
+    device or thread count rather than the stopped run's."""
+    return [
+        f"the checkpoint was written with {key} {saved[key]} and the run resumes with {key} {expected[key]}: "
+        "it continues, but is not bit-identical to an uninterrupted run"
+        for key in ADVISORY
+        if key in saved and key in expected and saved[key] != expected[key]
+    ]
 
 
 def check_identity(saved: dict[str, Any], expected: dict[str, Any], path: Path) -> None:
@@ -85,7 +102,7 @@ def check_identity(saved: dict[str, Any], expected: dict[str, Any], path: Path) 
             f"(major version {major(__version__)}): resume it with that version, or start the run again."
         )
     for key, value in expected.items():
-        if key in ("prunekit", "shapes"):
+        if key in ("prunekit", "shapes", *ADVISORY):
             continue
         if saved.get(key) != value:
             raise CheckpointError(

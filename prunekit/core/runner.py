@@ -114,7 +114,12 @@ def _train(ctx: RunContext, out: Path, progress: Progress) -> tuple[Path, Summar
     seed_everything(c.seed)
     built = build(resolved, ctx.device, ctx.scaler, dist)
     identity = checkpoint.identity_of(
-        built.model, model=c.model, dataset=c.dataset, optimizer=resolved.optimizer.name, pruner=resolved.pruner.name
+        built.model,
+        model=c.model,
+        dataset=c.dataset,
+        optimizer=resolved.optimizer.name,
+        pruner=resolved.pruner.name,
+        device=ctx.device.type,
     )
 
     total_steps = c.epochs * len(built.train_loader)
@@ -135,6 +140,9 @@ def _train(ctx: RunContext, out: Path, progress: Progress) -> tuple[Path, Summar
     started_at = ctx.started_at
     if ctx.resume_from is not None:  # after the settings: they record the initial learning rate
         started_at -= restore(ctx.resume_from, built, identity, progress, out, ctx.device)
+        for message in checkpoint.advisories(ctx.resume_from.identity, identity):
+            warnings_list.append(message)
+            ctx.warn(message)
     samplers, skipped = start_samplers(resolved, ctx.plugins, ctx.device)
     settings["samplers"] = sorted(samplers)
     redact = run_trackers.redactor(ctx.plugins.registry)
