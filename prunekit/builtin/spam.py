@@ -41,6 +41,8 @@ class SpamOptimizer(TrainingOptimizer):
        ``min_history`` norms are known, a z-score above ``spike_z`` halves
        ``exp_avg`` and scales ``exp_avg_sq`` by 0.9;
     5. the global gradient norm is clipped to ``max_grad_norm``.
+
+    The arguments are ``adamwspam``'s options (``SPAM_OPTIONS``), checked by the core.
     """
 
     def __init__(
@@ -59,8 +61,6 @@ class SpamOptimizer(TrainingOptimizer):
         clip_warmup=20,
     ):
         super().__init__(optimizer, scheduler, max_grad_norm=max_grad_norm)
-        if clip_rule not in CLIP_RULES:
-            raise ValueError(f"clip_rule must be one of {CLIP_RULES}, got {clip_rule!r}")
         self.spike_z = spike_z
         self.norms: deque[float] = deque(maxlen=history)
         self.min_history = min_history

@@ -7,6 +7,7 @@
 - :mod:`prunekit.testing.runs`: a real, short run in-process (``short_run``), or the
   command line of one in a child process (``short_run_command``).
 - :mod:`prunekit.testing.provenance`: a plugin is found through its installed entry point.
+- :mod:`prunekit.testing.devices`: a fake GPU vendor library and the devices torch sees.
 - :mod:`prunekit.testing.harness` (re-exported here): the core's pieces a plugin's
   tests drive (``load_plugins``, ``resolve_options``, ``LeNet5``, ``prunable_targets``...),
   so that plugin tests import only :mod:`prunekit.api` and :mod:`prunekit.testing`.

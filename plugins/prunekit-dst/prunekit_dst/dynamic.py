@@ -31,7 +31,11 @@ from prunekit_dst.select import lowest, run_seed, uniform
 
 
 class DynamicSparsePruner(MaskPruner):
-    """Constant per-layer sparsity with drop-and-grow every ``delta_t`` steps."""
+    """Constant per-layer sparsity with drop-and-grow every ``delta_t`` steps.
+
+    Its parameters are the options ``DYNAMIC_OPTIONS`` declares (scope ``layer`` or
+    ``erk``, bounds); the core checks them before the pruner is built.
+    """
 
     grow_by_gradient = False
 
@@ -45,11 +49,7 @@ class DynamicSparsePruner(MaskPruner):
         decay: str = "cosine",
         seed: int | None = None,
     ) -> None:
-        if scope == "global":
-            raise ValueError("dynamic sparse training keeps per-layer counts: scope must be 'layer' or 'erk'")
         super().__init__(targets, scope=scope)
-        if delta_t < 1 or not 0.0 <= alpha <= 1.0 or not 0.0 < end_fraction <= 1.0 or decay not in ("cosine", "constant"):
-            raise ValueError("need delta_t >= 1, 0 <= alpha <= 1, 0 < end_fraction <= 1, decay cosine or constant")
         self.delta_t, self.alpha, self.end_fraction, self.decay = delta_t, alpha, end_fraction, decay
         self.seed = run_seed() if seed is None else seed
         self._grow_scores: list[torch.Tensor | None] = [None] * len(targets)

@@ -464,18 +464,4 @@ def torch_properties(gpu: FakeGpu, *, name: str | None = None) -> SimpleNamespac
     )
 
 
-def visible_devices(nv: FakeNvml, visible: list[int]) -> Callable[[int], SimpleNamespace]:
-    """``get_device_properties`` as torch sees it under ``CUDA_VISIBLE_DEVICES=visible``.
-
-    torch renumbers the visible devices 0..n-1; NVML keeps the physical order.
-    """
-
-    def get_device_properties(index: int) -> SimpleNamespace:
-        if not 0 <= index < len(visible):
-            raise AssertionError(f"Invalid device id {index}")
-        return torch_properties(nv.gpus[visible[index]])
-
-    return get_device_properties
-
-
-__all__ = ["FakeGpu", "FakeNvml", "FakeProcess", "GiB", "MiB", "torch_properties", "visible_devices"]
+__all__ = ["FakeGpu", "FakeNvml", "FakeProcess", "GiB", "MiB", "torch_properties"]

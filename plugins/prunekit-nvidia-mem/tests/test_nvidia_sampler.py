@@ -14,6 +14,7 @@ from fake_pynvml import FakeGpu, FakeNvml, FakeProcess, GiB, MiB
 import prunekit_nvidia_mem.sampler as nvmod
 from prunekit.api import PciAddress
 from prunekit.testing import SamplingThread
+from prunekit.testing.devices import install_fake_library
 from prunekit.testing.sampler_conformance import check_sampler, check_unavailable
 from prunekit_nvidia_mem import NvidiaSampler
 
@@ -47,9 +48,8 @@ def install(monkeypatch):
     """install(nvml, visible=[...]): put the fake pynvml in place and make torch see ``visible``."""
 
     def _install(nvml: FakeNvml, visible: list[int] | None = None) -> FakeNvml:
-        monkeypatch.setitem(sys.modules, "pynvml", nvml.module)
-        get = fake.visible_devices(nvml, visible if visible is not None else list(range(len(nvml.gpus))))
-        monkeypatch.setattr(torch.cuda, "get_device_properties", get)
+        order = visible if visible is not None else range(len(nvml.gpus))
+        install_fake_library(monkeypatch, "pynvml", nvml.module, [fake.torch_properties(nvml.gpus[i]) for i in order])
         return nvml
 
     return _install

@@ -438,17 +438,6 @@ def torch_properties(gpu: FakeAmdGpu) -> SimpleNamespace:
     )
 
 
-def visible_devices(smi: FakeAmdSmi, visible: list[int]) -> Callable[[int], SimpleNamespace]:
-    """``get_device_properties`` as torch sees it under ``HIP_VISIBLE_DEVICES=visible``."""
-
-    def get_device_properties(index: int) -> SimpleNamespace:
-        if not 0 <= index < len(visible):
-            raise AssertionError(f"Invalid device id {index}")
-        return torch_properties(smi.gpus[visible[index]])
-
-    return get_device_properties
-
-
 class _MissingLibraryLoader(importlib.abc.Loader):
     def create_module(self, spec):  # default module creation
         return None
@@ -494,5 +483,4 @@ __all__ = [
     "library_missing",
     "parse_bdf",
     "torch_properties",
-    "visible_devices",
 ]

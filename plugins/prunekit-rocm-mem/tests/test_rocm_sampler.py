@@ -13,6 +13,7 @@ from fake_amdsmi import STATUS, FakeAmdGpu, FakeAmdProcess, FakeAmdSmi, GiB, MiB
 
 from prunekit.api import PciAddress
 from prunekit.testing import SamplingThread
+from prunekit.testing.devices import install_fake_library
 from prunekit.testing.sampler_conformance import check_sampler, check_unavailable
 from prunekit_rocm_mem import RocmSampler
 
@@ -37,9 +38,8 @@ def install(monkeypatch):
     """install(smi, visible=[...]): put the fake amdsmi in place and make torch see ``visible``."""
 
     def _install(smi: FakeAmdSmi, visible: list[int] | None = None) -> FakeAmdSmi:
-        monkeypatch.setitem(sys.modules, "amdsmi", smi.module)
-        get = fake.visible_devices(smi, visible if visible is not None else list(range(len(smi.gpus))))
-        monkeypatch.setattr(torch.cuda, "get_device_properties", get)
+        order = visible if visible is not None else range(len(smi.gpus))
+        install_fake_library(monkeypatch, "amdsmi", smi.module, [fake.torch_properties(smi.gpus[i]) for i in order])
         return smi
 
     return _install
