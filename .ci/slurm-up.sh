@@ -11,6 +11,7 @@ for cmd in munged munge unmunge slurmctld slurmd sinfo; do
     command -v "$cmd" >/dev/null || { echo "slurm-up: $cmd not found (apt-get install -y slurm-wlm munge)" >&2; exit 1; }
 done
 mkdir -p "$state/ctld" "$state/d"
+rm -f "$state/slurmctld.log" "$state/slurmd.log"  # a reused DIR: only this start's errors count
 
 # 1. munge: reuse a running munged, else start one as user munge (key created if missing).
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then

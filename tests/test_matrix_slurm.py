@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from prunekit.core import rundir
 from prunekit.matrix import store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +29,7 @@ datasets: [digits]
 optimizers: [adamw]
 pruners: {pruners}
 sparsities: [0.5]
-settings: {{epochs: {epochs}, batch_size: 64, device: cpu, sample_interval: 0.5}}
+settings: {{epochs: {epochs}, batch_size: {batch_size}, device: cpu, sample_interval: 0.5}}
 """
 CLI = "import sys; from prunekit.cli import main; main(sys.argv[1:])"
 
@@ -58,9 +60,9 @@ def slurm_cluster(tmp_path_factory):
         subprocess.run([str(ROOT / ".ci/slurm-down.sh"), str(state)], timeout=60)
 
 
-def _spec(tmp_path: Path, pruners: str = "[none, magnitude]", epochs: int = 2) -> Path:
+def _spec(tmp_path: Path, pruners: str = "[none, magnitude]", epochs: int = 2, batch_size: int = 64) -> Path:
     path = tmp_path / "spec.yaml"
-    path.write_text(SPEC.format(pruners=pruners, epochs=epochs), encoding="utf-8")
+    path.write_text(SPEC.format(pruners=pruners, epochs=epochs, batch_size=batch_size), encoding="utf-8")
     return path
 
 
@@ -80,6 +82,22 @@ def _epochs(out: Path, run_id: str) -> int:
         return len((out / store.RUNS / run_id / "metrics.jsonl").read_text().splitlines())
     except OSError:
         return 0
+
+
+def _job(job_id: str) -> dict[str, str]:
+    """JobState, Restarts, ... of a job as ``scontrol show job`` gives them."""
+    text = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True).stdout
+    return dict(re.findall(r"\b(\w+)=(\S+)", text))
+
+
+def _requeued(job_id: str) -> bool:
+    """Whether the job waits, requeued, to start again; if Slurm holds it back (BeginTime, about
+    two minutes after a requeue), it is made eligible now."""
+    job = _job(job_id)
+    if job.get("Restarts") != "1" or job.get("JobState") != "PENDING":
+        return False
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+    return True
 
 
 def test_slurm_executor_without_slurm_is_one_line_exit_2(run_cli, tmp_path, monkeypatch):
@@ -159,3 +177,47 @@ def test_scancel_is_recorded_as_failed_with_the_reason(slurm_cluster, tmp_path):
     assert failure["epochs_completed"] >= 1
     assert f"failed {run_id}: Slurm job {job_id} was cancelled" in stdout
     assert "sacct" not in stdout + stderr
+
+
+def test_requeued_jobs_resume_from_their_checkpoints(slurm_cluster, run_cli, tmp_path):
+    """Two runs stopped mid-run: one by `scontrol requeue` (Slurm's SIGTERM reaches the worker),
+    one by submitit's preemption signal (USR2: SlurmRun.checkpoint stops the worker, submitit
+    requeues the job). Each checkpoints, and its requeued job resumes from the checkpoint."""
+    spec, out = _spec(tmp_path, epochs=8, batch_size=16), tmp_path / "m"
+    result = run_cli("matrix", spec, "--out", out, "--executor", "slurm", "--mem-per-run", "1G", "--detach")
+    assert result.code == 0, result.err
+    jobs = _jobs(out)
+    (by_scontrol, scontrol_job), (by_submitit, submitit_job) = sorted(jobs.items())
+    stop = {scontrol_job: ["scontrol", "requeue", scontrol_job], submitit_job: ["scancel", "--signal=USR2", submitit_job]}
+
+    def stop_after_a_checkpoint() -> bool:  # each job as soon as its run has a checkpoint after epoch 1
+        for run_id, job_id in jobs.items():
+            if job_id in stop and _epochs(out, run_id) >= 1 and (out / store.RUNS / run_id / rundir.CHECKPOINT).exists():
+                subprocess.run(stop.pop(job_id), check=True)
+        return not stop
+
+    _wait_for(stop_after_a_checkpoint, 180, "the first checkpoints")
+    for run_id, job_id in jobs.items():
+        _wait_for(lambda j=job_id: _requeued(j), 60, f"{job_id} to be requeued")
+        assert (out / store.RUNS / run_id / store.SUMMARY).exists() is False
+    for run_id in jobs:
+        _wait_for(lambda r=run_id: (out / store.RUNS / r / store.SUMMARY).exists(), 180, f"{run_id} to finish")
+
+    for run_id, job_id in jobs.items():
+        run_dir = out / store.RUNS / run_id
+        summary = json.loads((run_dir / store.SUMMARY).read_text())
+        assert summary["status"] == "completed" and summary["epochs"] == 8
+        assert summary["environment"]["slurm"] == summary["environment"]["slurm"] | {"job_id": job_id, "restart_count": 1}
+        (stopped_after,) = summary["resumed_at_epochs"]  # resumed once, from a checkpoint after that many epochs
+        assert 1 <= stopped_after < 8
+        assert [r["epoch"] for r in rundir.read_metrics(run_dir)] == list(range(1, 9))  # each epoch once
+        log = (out / store.LOGS / f"{run_id}.log").read_text()
+        assert f"Slurm job {job_id} (restart 0)" in log and f"Slurm job {job_id} (restart 1) on" in log, log
+        assert "Run stopped by SIGTERM" in log and f"resuming from the checkpoint after epoch {stopped_after}" in log, log
+    submitit_log = (out / store.SLURM / f"{submitit_job}_0_log.out").read_text()
+    assert "Calling checkpoint method" in submitit_log, submitit_log[-3000:]
+
+    again = run_cli("matrix", spec, "--out", out, "--executor", "slurm", "--detach")  # nothing resubmitted
+    assert again.code == 0 and "Slurm job(s):" not in again.out and _jobs(out) == jobs, again.out
+    done = run_cli("matrix", spec, "--out", out, "--status")
+    assert "2 done" in done.out, done.out

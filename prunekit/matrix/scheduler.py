@@ -69,11 +69,7 @@ class Scheduler:
         self.outcome = Outcome()
 
     def _start(self, run: PlannedRun, slot: int) -> Child:
-        resuming = store.resumable(self.out, run.id)  # continued from its checkpoint, log appended
-        if resuming:
-            store.forget_failure(self.out, run.id)
-        else:
-            store.clear_run(self.out, run.id)
+        resuming = store.reset_run(self.out, run.id)  # continued from its checkpoint, log appended
         run_dir = self.out / store.RUNS / run.id
         config = run.config.to_dict() | {"out": str(run_dir.resolve()), "quiet": True, "group": self.plan.spec.name}
         log_path = self.out / store.LOGS / f"{run.id}.log"

@@ -215,7 +215,7 @@ def submit(out: Path, runs: list, settings: SlurmSettings, name: str) -> dict[st
         return {}
     ex = executor(Path(out) / store.SLURM, settings, name, len(runs))
     for run in runs:
-        store.clear_run(out, run.id)
+        store.reset_run(out, run.id)  # a stopped run with a checkpoint is resumed by its job
     try:
         with ex.batch():
             jobs = [

@@ -1,13 +1,16 @@
 """What one Slurm job of a matrix runs: the same worker child as a local run.
 
 :class:`SlurmRun` is pickled by submitit at submission and called inside the job. It
-starts ``python -m prunekit.matrix.worker`` as its child (crash isolation, the same
-``failure.json``), appending to ``DIR/logs/<id>.log``. When Slurm stops the job:
+starts ``python -m prunekit.matrix.worker`` (under torchrun with ``--gpus-per-run`` > 1)
+as its child (crash isolation, the same ``failure.json``), appending to
+``DIR/logs/<id>.log``, and passes it ``--resume`` when the run directory holds an
+unfinished run's checkpoint. When Slurm stops the job:
 
-- requeue (``scontrol requeue``, or preemption with requeue): the job ends without a
-  record; the requeued job starts again from the run's checkpoint when one exists;
-- time limit with submitit's warning signal: :meth:`SlurmRun.checkpoint` stops the
-  worker (which checkpoints) and submitit requeues the same callable;
+- requeue (``scontrol requeue``, or preemption with requeue): Slurm's SIGTERM makes the
+  worker checkpoint and stop; the job ends without a record and the requeued job resumes;
+- submitit's preemption/time-out signal (USR2, ``--signal`` before the time limit):
+  :meth:`SlurmRun.checkpoint` stops the worker (which checkpoints) and returns the same
+  callable, which submitit saves and requeues; the requeued job resumes;
 - cancel (``scancel``) or the end of its time: ``failure.json`` says so.
 """
 
@@ -24,8 +27,40 @@ from pathlib import Path
 
 import submitit
 
+from prunekit.core import rundir
+from prunekit.core.preemption import EXIT_INTERRUPTED
+from prunekit.matrix import store
+from prunekit.matrix.worker import RESUME_FLAG, THREADS_ENV
+
 STOP_WAIT_S = 60
-CHECKPOINT_EXIT = 3  # the worker stopped on a signal after writing its checkpoint
+
+
+def _preempt_signal() -> int:
+    """The signal submitit handles as preemption or time-out (its ``SUBMITIT_PREEMPT_SIGNAL``, USR2 by default)."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    return int(getattr(signal, f"SIG{name}", signal.SIGUSR2))
+
+
+def _ignore_preempt_signal() -> None:
+    """In the worker (and torchrun's ranks): Slurm signals every process of the job step, but
+    only submitit's handler in the job answers the preemption signal, by stopping the worker."""
+    signal.signal(_preempt_signal(), signal.SIG_IGN)
+
+
+def _exited(proc: subprocess.Popen, timeout: float) -> bool:
+    """Whether ``proc`` ends within ``timeout`` s, without reaping it (safe in a signal handler
+    that interrupted ``proc.wait()``, which holds Popen's wait lock)."""
+    deadline = time.monotonic() + timeout
+    while proc.returncode is None:
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:  # already reaped
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def slurm_job_id() -> str | None:
@@ -38,7 +73,7 @@ def slurm_job_id() -> str | None:
 
 def _job_facts() -> dict[str, str]:
     """JobState, Restarts, RunTime, TimeLimit of this job from scontrol (empty if it does not answer)."""
-    job = os.environ.get("SLURM_JOB_ID")
+    job = slurm_job_id()  # 123_4, not the raw id: for an array's first element, that names the whole array
     if not job:
         return {}
     try:
@@ -57,6 +92,16 @@ def _seconds(text: str) -> float | None:
     return ((d * 24 + h) * 60 + m) * 60 + s
 
 
+def _said_stopped(log_path: Path, offset: int) -> bool:
+    """Whether the worker logged a stop after a checkpoint (torchrun reports its ranks' exit 3 as 1)."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            log.seek(offset)
+            return any(line.startswith("Run stopped by") for line in log)
+    except OSError:
+        return False
+
+
 class SlurmRun(submitit.helpers.Checkpointable):
     """One matrix run inside a Slurm job."""
 
@@ -71,58 +116,60 @@ class SlurmRun(submitit.helpers.Checkpointable):
         self.__dict__.update(state, proc=None)
 
     def _paths(self) -> tuple[Path, Path]:
-        from prunekit.matrix import store
-
         return Path(self.out) / store.RUNS / self.run_id, Path(self.out) / store.LOGS / f"{self.run_id}.log"
+
+    def _command(self, config: dict, resume: bool) -> list[str]:
+        worker = ["-m", "prunekit.matrix.worker", str(os.getpid()), json.dumps(config)]
+        if self.nproc > 1:  # one run on every GPU of the job: DDP, each rank following the torchrun agent
+            launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.nproc}"]
+            worker[2] = "0"
+            return [sys.executable, *launcher, *worker, *([RESUME_FLAG] if resume else [])]
+        return [sys.executable, *worker, *([RESUME_FLAG] if resume else [])]
 
     def __call__(self) -> str:
         from prunekit.core.config import config_from_mapping
-        from prunekit.matrix import store
         from prunekit.matrix.expand import PlannedRun
         from prunekit.matrix.run_results import record_failure
-        from prunekit.matrix.worker import THREADS_ENV
 
         run_dir, log_path = self._paths()
-        resume = (run_dir / "checkpoint.pt").exists()  # the checkpoint issue names the file; see worker
-        if not resume:
+        if rundir.state(run_dir) == rundir.FINISHED:  # requeued after the run had finished
+            return "finished"
+        resume = store.resumable(self.out, self.run_id)
+        if resume:
+            store.forget_failure(self.out, self.run_id)
+        else:
             import shutil
 
             shutil.rmtree(run_dir, ignore_errors=True)
         threads = str(self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "1")))
         env = os.environ | {THREADS_ENV: threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
         config = self.config | {"out": str(run_dir), "quiet": True}
-        args = [sys.executable, "-m", "prunekit.matrix.worker", str(os.getpid()), json.dumps(config)]
-        if self.nproc > 1:  # one run on every GPU of the job: DDP, each rank following the torchrun agent
-            args = [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--standalone",
-                f"--nproc-per-node={self.nproc}",
-                "-m",
-                "prunekit.matrix.worker",
-                "0",
-                json.dumps(config),
-            ]
-        if resume:
-            args.append("--resume")
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
         started = time.monotonic()
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(
-                f"prunekit: Slurm job {slurm_job_id()} (restart {os.environ.get('SLURM_RESTART_COUNT', '0')}) "
+                f"prunekit: Slurm job {slurm_job_id()} (restart {restarts}) "
                 f"on {os.uname().nodename}{', resuming' if resume else ''}\n"
             )
             log.flush()
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+            offset = log.tell()
+            self.proc = subprocess.Popen(
+                self._command(config, resume),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=_ignore_preempt_signal,
+            )
             returncode = self.proc.wait()
         wall = time.monotonic() - started
-        if returncode == 0 and (run_dir / store.SUMMARY).exists():
+        if returncode == 0 and (run_dir / rundir.SUMMARY).exists():
             return "finished"
+        facts = _job_facts()
+        if int(facts.get("Restarts", "0")) > restarts:
+            return "requeued"  # Slurm restarts this job; the new one resumes from the checkpoint
         run = PlannedRun(self.run_id, config_from_mapping(self.config))
-        if returncode in (CHECKPOINT_EXIT, -signal.SIGTERM, -signal.SIGKILL):
-            facts = _job_facts()
-            if int(facts.get("Restarts", "0")) > int(os.environ.get("SLURM_RESTART_COUNT", "0")):
-                return "requeued"  # Slurm restarts this job; the new one resumes from the checkpoint
+        if returncode in (EXIT_INTERRUPTED, -signal.SIGTERM, -signal.SIGKILL) or _said_stopped(log_path, offset):
             run_time, limit = _seconds(facts.get("RunTime", "")), _seconds(facts.get("TimeLimit", ""))
             why = (
                 "reached its time limit"
@@ -135,12 +182,15 @@ class SlurmRun(submitit.helpers.Checkpointable):
         record_failure(self.out, run, returncode, log_path, wall, slurm_job_id=slurm_job_id())
         return "failed"
 
-    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
-        """On submitit's time-out/preemption signal: let the worker checkpoint and stop, then requeue."""
+    def checkpoint(self, *args: object, **kwargs: object) -> submitit.helpers.DelayedSubmission:
+        """On submitit's preemption/time-out signal: stop the worker, which checkpoints, then
+        hand submitit this run again to requeue (the requeued job resumes from the checkpoint).
+
+        SIGTERM, as Slurm sends it; under torchrun the agent passes it to every rank and
+        the ranks agree to stop at the same step.
+        """
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGUSR1)
-            try:
-                self.proc.wait(timeout=STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGTERM)
+            if not _exited(self.proc, STOP_WAIT_S):
                 self.proc.kill()
         return submitit.helpers.DelayedSubmission(SlurmRun(self.out, self.run_id, self.config, self.threads, self.nproc))

@@ -168,5 +168,15 @@ def forget_failure(out: Path, run_id: str) -> None:
     (Path(out) / RUNS / run_id / rundir.FAILURE).unlink(missing_ok=True)
 
 
+def reset_run(out: Path, run_id: str) -> bool:
+    """Before a run is (re)done: True if it resumes from its checkpoint (its failure record
+    is dropped, its directory and log kept), else its directory and log are removed."""
+    if resumable(out, run_id):
+        forget_failure(out, run_id)
+        return True
+    clear_run(out, run_id)
+    return False
+
+
 def write_failure(out: Path, run_id: str, record: dict[str, Any]) -> None:
     rundir.write_failure(Path(out) / RUNS / run_id, record)
