@@ -121,3 +121,15 @@ def test_resume_with_the_same_thread_count_says_nothing(stopped, tmp_path, run_c
     result = run_cli("run", "--resume", run_dir, "--quiet")
     assert result.code == 0 and "bit-identical" not in result.err
     assert not any("torch_threads" in w for w in json.loads((run_dir / "summary.json").read_text())["warnings"])
+
+
+def test_a_constant_schedule_run_resumes(tmp_path, run_cli):
+    # config.yaml records the constant schedule's warm-up 0, end 0 and frequency 1, which the
+    # constant schedule refuses when given: resume must not read them back as given settings
+    out = tmp_path / "run"
+    assert run_cli("run", *FAST, "--schedule", "constant", "--sparsity", "0.9", "--out", out).code == 0
+    (out / "summary.json").unlink()
+    result = run_cli("run", "--resume", out, "--quiet")
+    assert result.code == 0, result.err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_at_epochs"] == [2] and summary["schedule"]["mask_updates"] == 1

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,39 +12,9 @@ import yaml
 
 from prunekit.core import checkpoint
 from prunekit.core.config import RunConfig
-from prunekit.core.resume import resume
 from prunekit.core.runner import run
+from prunekit.testing.resume import comparable, interrupt, one_thread, resume_run
 
-# `prunekit run --config CONFIG --out DIR` in a child process that kills itself with SIGKILL (or asks
-# itself to stop with SIGTERM) at a chosen point: after an epoch (and its checkpoint), or after a step.
-CHILD = textwrap.dedent("""
-    import os, signal, sys
-    from prunekit import cli, progress
-    config, out, how, when, at = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-    sig = signal.SIGKILL if how == "kill" else signal.SIGTERM
-    step, epoch = progress.RunProgress.step, progress.RunProgress.epoch
-    def on_step(self, n, total):
-        step(self, n, total)
-        if when == "step" and n == at:
-            os.kill(os.getpid(), sig)
-    def on_epoch(self, record):
-        epoch(self, record)
-        if when == "epoch" and record["epoch"] == at:
-            os.kill(os.getpid(), sig)
-    progress.RunProgress.step, progress.RunProgress.epoch = on_step, on_epoch
-    cli.main(["run", "--config", config, "--out", out])
-""")
-
-TIMING = {
-    "wall_time_s",
-    "train_time_s",
-    "eval_time_s",
-    "mean_step_time_s",
-    "samplers",
-    "environment",
-    "run_dir",
-    "resumed_at_epochs",
-}
 CASES = {
     # pruner, optimizer, extra settings, how the first process ends
     "magnitude": dict(pruner="magnitude", optimizer="adamw", stop=("kill", "epoch", 2)),
@@ -79,39 +45,21 @@ def config(tmp_path: Path, name: str, case: dict) -> RunConfig:
     )
 
 
-def results(out: Path) -> tuple[dict, list[dict], dict]:
-    summary = json.loads((out / "summary.json").read_text())
-    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    for record in metrics:
-        record.pop("epoch_time_s")
-    state = checkpoint.load(out / "checkpoint.pt")
-    return {k: v for k, v in summary.items() if k not in TIMING}, metrics, state
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_resumed_run_is_bit_identical(tmp_path: Path, name: str):
     case = CASES[name]
     if case["pruner"] in ("state", "movement"):
         pytest.importorskip(f"prunekit_{'adamwprune' if case['pruner'] == 'state' else 'movement'}")
     # Bit-identity holds for one thread count: the child runs with OMP_NUM_THREADS=1, so the
-    # in-process reference and resume run with one thread too (conftest restores the count).
-    torch.set_num_threads(1)
+    # in-process reference and resume run with one thread too.
     reference = config(tmp_path, "reference", case)
-    run(reference)
+    with one_thread():
+        run(reference)
 
     stopped = config(tmp_path, "stopped", case)
     how, when, at = case["stop"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    settings = tmp_path / "run.yaml"
-    settings.write_text(yaml.safe_dump({k: v for k, v in stopped.to_dict().items() if k != "out"}))
     out = Path(stopped.out)
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(settings), str(out), how, when, str(at)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    child = interrupt(stopped.to_dict(), out, how, when, at)
     saved = checkpoint.load(out / "checkpoint.pt")
     if how == "kill":
         assert child.returncode == -signal.SIGKILL
@@ -125,9 +73,9 @@ def test_resumed_run_is_bit_identical(tmp_path: Path, name: str):
     settings = yaml.safe_load((out / "config.yaml").read_text())
     assert settings["warmup"] < saved.step < settings["prune_end"]  # stopped mid-ramp
 
-    resume(out)
-    summary, metrics, final = results(out)
-    ref_summary, ref_metrics, ref_final = results(Path(reference.out))
+    resume_run(out)
+    summary, metrics, final = comparable(out)
+    ref_summary, ref_metrics, ref_final = comparable(Path(reference.out))
     assert metrics == ref_metrics  # one line per epoch, no duplicates, every number identical
     assert summary == ref_summary  # accuracies, losses, sparsities, ledger, schedule
     assert (out / "test_correct.bin").read_bytes() == (Path(reference.out) / "test_correct.bin").read_bytes()

@@ -20,6 +20,7 @@ from prunekit.core.building import Built
 from prunekit.core.config import FIELD_NAMES, RunConfig, config_from_mapping
 from prunekit.core.data import data_generators, skip_batches
 from prunekit.core.training import Progress
+from prunekit.core.validation import RAMP_SETTINGS
 from prunekit.errors import UsageError
 
 
@@ -37,6 +38,8 @@ def open_stopped_run(run_dir: Path | str) -> tuple[RunConfig, checkpoint.Checkpo
     if settings is None:
         raise UsageError(f"--resume {run_dir}: no {rundir.CONFIG} there; it is not a prunekit run directory.")
     known = {k: v for k, v in settings.items() if k in FIELD_NAMES}
+    if known.get("schedule") == "constant":  # config.yaml records the schedule's 0/0/1, which no one gave
+        known = {k: v for k, v in known.items() if k not in RAMP_SETTINGS}
     config = config_from_mapping(known | {"out": str(run_dir)})
     return config, checkpoint.load(run_dir / rundir.CHECKPOINT)
 

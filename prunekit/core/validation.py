@@ -16,7 +16,8 @@ from prunekit.errors import UsageError
 
 DEFAULT_PRUNER = "magnitude"
 DEFAULT_SCHEDULE = "gmp"
-_CONSTANT_ONLY = ("warmup", "prune_end", "frequency")
+#: Settings of the ramp schedules (gmp, cubic, linear) that the constant schedule refuses.
+RAMP_SETTINGS = ("warmup", "prune_end", "frequency")
 
 
 def resolve_schedule(schedule: str | None, pruner: Entry) -> str:
@@ -104,7 +105,7 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
 
     c = replace(c, schedule=resolve_schedule(c.schedule, pruner))
     if c.schedule == "constant":
-        given = [name for name in _CONSTANT_ONLY if getattr(c, name) is not None]
+        given = [name for name in RAMP_SETTINGS if getattr(c, name) is not None]
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise UsageError(

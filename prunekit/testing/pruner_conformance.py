@@ -21,8 +21,9 @@ The rules:
 - a later update to a higher ``s`` reaches it too;
 - ``update_masks(s, 0)`` before any gradient or optimizer state exists (what the
   ``constant`` schedule asks) gives sparsity ``s`` by the end of the first step
-  (skipped with ``step_zero=False``, for pruners that do not support the constant
-  schedule);
+  (or of step ``first_masks_after``, for a pruner that scores several batches
+  first; skipped with ``step_zero=False``, for pruners that do not support the
+  constant schedule);
 - ``state_tensors()`` returns tensors named ``"<what>:<target name>"`` for real
   targets, and ``transient_bytes()`` non-negative integers named the same way;
 - ``state_dict()`` restored into a fresh pruner gives the same state tensors;
@@ -97,7 +98,12 @@ def _check_names(kind: str, items: dict, names: set[str], valid: Callable[[Any],
 
 
 def check_pruner(
-    factory: Callable[..., Any], options: dict | None = None, sparsities=(0.5, 0.8), seed: int = 0, step_zero: bool = True
+    factory: Callable[..., Any],
+    options: dict | None = None,
+    sparsities=(0.5, 0.8),
+    seed: int = 0,
+    step_zero: bool = True,
+    first_masks_after: int = 1,
 ) -> dict:
     """Run the rules above; return the achieved sparsity after each update."""
     options = dict(options or {})
@@ -138,5 +144,7 @@ def check_pruner(
     model, targets, pruner, opt = _build(factory, options, seed, first)
     pruner.update_masks(first, 0)  # the constant schedule: before any gradient or optimizer state
     pruner.enforce()
-    _train(model, targets, pruner, opt, 1, 1, torch.Generator().manual_seed(seed), sparsity=first)
+    g = torch.Generator().manual_seed(seed)
+    _train(model, targets, pruner, opt, first_masks_after - 1, 1, g)
+    _train(model, targets, pruner, opt, 1, first_masks_after, g, sparsity=first)
     return achieved

@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 __all__ = ["DynamicSparsePruner", "RandomPruner", "RigLPruner", "SETPruner", "SnipPruner", "random", "rigl", "set_", "snip"]
 
 PER_LAYER = ("layer", "erk")
-# SNIP's zero sensitivities (dead units) tie; per-layer scopes need the core's exact tie-breaking.
-SNIP_SCOPES = ("global",)
+# SNIP's zero sensitivities (dead units) tie; the core breaks ties exactly by position, so every scope works.
+SNIP_SCOPES = DISTRIBUTIONS
 
 
 def _scope(default: str, choices: tuple[str, ...]) -> Option:
@@ -86,8 +86,11 @@ def register_pruners(register) -> None:
     register(
         "snip",
         snip,
-        description="SNIP (Lee et al. 2019): masks once from |w*g| on the first batch, then fixed; 1 B/weight",
-        options=(_scope("global", SNIP_SCOPES),),
+        description="SNIP (Lee et al. 2019): masks once from |w*g| on the first batch(es), then fixed; 1 B/weight",
+        options=(
+            _scope("global", SNIP_SCOPES),
+            Option("batches", int, 1, "first training batches whose sensitivities |sum w*g| choose the masks", minimum=1),
+        ),
         schedules=constant,
     )
     register(

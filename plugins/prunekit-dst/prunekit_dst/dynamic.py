@@ -107,12 +107,18 @@ class DynamicSparsePruner(MaskPruner):
         return dict(self._transient)
 
     def state_dict(self) -> dict:
-        return super().state_dict() | {"seed": self.seed, "topology_updates": self.topology_updates}
+        # the transient peak too: a run resumed after its last topology update reports it like one never stopped
+        return super().state_dict() | {
+            "seed": self.seed,
+            "topology_updates": self.topology_updates,
+            "transient": dict(self._transient),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.seed = int(state["seed"])
         self.topology_updates = int(state.get("topology_updates", 0))
+        self._transient = {str(k): int(v) for k, v in (state.get("transient") or {}).items()}
 
     # -- topology -------------------------------------------------------------
     def _pruned(self, i: int) -> int:

@@ -26,6 +26,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
         ("rigl", ["delta_t=10"], 1 + 3, 4 * PRUNABLE),  # 45 steps, end 0.75 * 45 = 34: steps 10, 20, 30
         ("set", ["delta_t=10"], 1 + 3, 0),
         ("snip", [], 1, 0),
+        ("snip", ["scope=erk", "batches=3"], 1, 4 * PRUNABLE),  # the fp32 sum of w*g, held for the first 3 batches
         ("random", [], 1, 0),
     ],
 )

@@ -24,8 +24,11 @@ CASES = [
     (random, {"scope": "erk"}),
     (random, {"scope": "global"}),
     (snip, {"scope": "global"}),
+    (snip, {"scope": "layer"}),
+    (snip, {"scope": "erk"}),
+    (snip, {"scope": "erk", "batches": 3}),
 ]
-IDS = [f"{f.__name__.rstrip('_')}-{o['scope']}" for f, o in CASES]
+IDS = [f"{f.__name__.rstrip('_')}-{o['scope']}" + (f"-{o['batches']}" if "batches" in o else "") for f, o in CASES]
 
 
 @pytest.mark.parametrize("factory, options", CASES, ids=IDS)
@@ -38,8 +41,12 @@ def test_exactly_at_target_after_every_step(factory, options, build, run_steps):
     n = sum(t.numel() for t in targets)
     per_layer = prune_counts(shapes, sparsity, options["scope"]) if options["scope"] != "global" else None
     seen = []
+    chosen_at = options.get("batches", 1)  # SNIP chooses its masks in before_step(batches)
 
     def check(step):
+        if step < chosen_at:
+            assert pruner.masks == [None] * len(targets), f"step {step}: SNIP chose before its last batch"
+            return
         pruned = [int((~m).sum()) for m in pruner.masks]
         if per_layer is not None:
             assert pruned == per_layer, f"step {step}"
@@ -50,7 +57,7 @@ def test_exactly_at_target_after_every_step(factory, options, build, run_steps):
         seen.append([m.clone() for m in pruner.masks])
 
     updates = run_steps(model, pruner, opt, sparsity, range(0, total + 1), after_step=check)
-    assert len(seen) == total
+    assert len(seen) == total - chosen_at + 1
     if dynamic:
         assert updates == 1 + total // 4  # step 0, then every delta_t steps
         assert pruner.topology_updates == total // 4
@@ -63,5 +70,5 @@ def test_exactly_at_target_after_every_step(factory, options, build, run_steps):
 @pytest.mark.parametrize("factory, options", CASES, ids=IDS)
 def test_conformance_kit(factory, options):
     extra = {"delta_t": 2} if factory in (rigl, set_) else {}
-    achieved = check_pruner(factory, options | extra)
+    achieved = check_pruner(factory, options | extra, first_masks_after=options.get("batches", 1))
     assert set(achieved) == {0.5, 0.8}

@@ -11,7 +11,7 @@ import torch
 
 from prunekit.api import erk_densities, prune_counts
 from prunekit.testing import builtin_optimizers, lenet5, parameter_groups, prunable_targets
-from prunekit_dst import random, rigl, set_
+from prunekit_dst import random, rigl, set_, snip
 
 LENET = [(6, 1, 5, 5), (16, 6, 5, 5), (120, 400), (84, 120), (10, 84)]  # conv1, conv2, fc1, fc2, fc3
 N = [150, 2400, 48000, 10080, 840]
@@ -35,9 +35,9 @@ def _water_filling(shapes, sparsity):
 @pytest.mark.parametrize("sparsity", [0.7, 0.9])
 def test_lenet5_achieved_per_layer_sparsity_is_erk_for_every_pruner(sparsity, build, run_steps):
     want = [n - round(d * n) for d, n in zip(erk_densities(LENET, sparsity), N)]
-    for factory, options in [(random, {}), (rigl, {}), (set_, {})]:
+    for factory, options in [(random, {}), (rigl, {}), (set_, {}), (snip, {}), (snip, {"batches": 2})]:
         model, targets, pruner, opt = build(factory, {**options, "scope": "erk"}, 10, sparsity)
-        run_steps(model, pruner, opt, sparsity, range(0, 2))
+        run_steps(model, pruner, opt, sparsity, range(0, 3))
         zeros = [int((t.weight == 0).sum()) for t in targets]
         assert zeros == want, factory.__name__
 
@@ -69,11 +69,18 @@ def test_resnet18_achieved_per_layer_sparsity_matches_an_independent_erk_solver(
     assert len(targets) == 21 and sum(math.prod(s) for s in shapes) == 11_172_032
     want = _water_filling(shapes, sparsity)
     assert erk_densities(shapes, sparsity) == pytest.approx(want, rel=1e-9)
-    pruner = random(targets, scope="erk", seed=0)
-    pruner.update_masks(sparsity, 0)
-    pruner.enforce()
-    for t, d in zip(targets, want):
-        n = t.parameter.numel()
-        assert int((t.weight == 0).sum()) == n - round(d * n), t.name
-    total = sum(int((t.weight == 0).sum()) for t in targets)
-    assert abs(total - sparsity * 11_172_032) <= len(targets) / 2
+    initial = [t.parameter.detach().clone() for t in targets]
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    for pruner in (random(targets, scope="erk", seed=0), snip(targets, scope="erk")):
+        with torch.no_grad():
+            for t, w in zip(targets, initial):
+                t.parameter.copy_(w)
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()  # SNIP scores |w * g| of this batch
+        pruner.update_masks(sparsity, 1)
+        pruner.enforce()
+        for t, d in zip(targets, want):
+            n = t.parameter.numel()
+            assert int((t.weight == 0).sum()) == n - round(d * n), (type(pruner).__name__, t.name)
+        total = sum(int((t.weight == 0).sum()) for t in targets)
+        assert abs(total - sparsity * 11_172_032) <= len(targets) / 2

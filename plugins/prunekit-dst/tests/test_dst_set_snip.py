@@ -90,3 +90,46 @@ def test_snip_state_dict_keeps_a_pending_selection():
     fresh = snip(prunable_targets(_layer([1.0] * 8)))
     fresh.load_state_dict(pruner.state_dict())
     assert fresh.pending == pytest.approx(0.75)
+
+
+def test_snip_over_two_batches_sums_w_times_g_with_sign_then_takes_the_magnitude():
+    layer = _layer([0.5, -1.0, 0.25, 2.0, -0.5, 0.1, 3.0, -0.2])
+    targets = prunable_targets(layer)
+    name = targets[0].name
+    pruner = snip(targets, batches=2)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    pruner.bind(opt)
+    pruner.start(TrainingPlan(5, 5, Schedule.constant(0.5)))
+    pruner.update_masks(0.5, 0)
+
+    # batch 1: x = (1, -2, 0.5, 1), loss = y0 + 2 y1: g1 = [[1, -2, 0.5, 1], [2, -4, 1, 2]]
+    # w0 * g1 = [0.5, 2, 0.125, 2, -1, -0.4, 3, -0.4]; the dense network takes the step: w1 = w0 - 0.1 g1
+    opt.zero_grad()
+    (layer(torch.tensor([[1.0, -2.0, 0.5, 1.0]])) * torch.tensor([1.0, 2.0])).sum().backward()
+    pruner.before_step(1)
+    assert pruner.masks == [None]  # not chosen yet: the gradient is untouched
+    assert layer.weight.grad.flatten().tolist() == [1.0, -2.0, 0.5, 1.0, 2.0, -4.0, 1.0, 2.0]
+    assert set(pruner.state_tensors()) == {f"sensitivity:{name}"}  # the running sum is on the ledger while held
+    fresh = snip(prunable_targets(_layer([0.0] * 8)), batches=2)
+    fresh.load_state_dict(pruner.state_dict())  # a checkpoint here keeps the sum and what is pending
+    assert fresh.pending == 0.5 and fresh.scored == 1
+    assert torch.equal(fresh.sums[0], pruner.sums[0])
+    opt.step()
+    pruner.enforce()
+    assert layer.weight.detach().flatten().tolist() == pytest.approx([0.4, -0.8, 0.2, 1.9, -0.7, 0.5, 2.9, -0.4])
+
+    # batch 2: x = (2, 1, -1, 0), loss = y0 - y1: g2 = [[2, 1, -1, 0], [-2, -1, 1, 0]]
+    # w1 * g2 = [0.8, -0.8, -0.2, 0, 1.4, -0.5, 2.9, 0]
+    # |w0 g1 + w1 g2| = [1.3, 1.2, 0.075, 2, 0.4, 0.9, 5.9, 0.4]: keep positions 6, 3, 0, 1
+    # (summing |w g| per batch instead would keep 6, 1, 4, 3; the first batch alone 6, 1, 3, 4)
+    opt.zero_grad()
+    (layer(torch.tensor([[2.0, 1.0, -1.0, 0.0]])) * torch.tensor([1.0, -1.0])).sum().backward()
+    pruner.before_step(2)
+    assert pruner.masks[0].flatten().tolist() == [True, True, False, True, False, False, True, False]
+    assert layer.weight.grad.flatten()[[2, 4, 5, 7]].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert pruner.pending is None and pruner.sums == [None]
+    assert set(pruner.state_tensors()) == {f"mask:{name}"}  # the sum is freed at the selection
+    assert pruner.transient_bytes() == {f"sensitivity:{name}": 8 * 4}  # its peak: fp32, 4 B per weight
+    opt.step()
+    pruner.enforce()
+    assert (layer.weight.detach().flatten()[[2, 4, 5, 7]] == 0).all()
