@@ -13,7 +13,8 @@ to the mask, which is what the SynFlow code of Tanaka et al. (2020) accumulates
 for its SNIP baseline (``|w * sum_b g_b|`` at fixed weights). Here the first
 B - 1 steps train the dense network, so ``w_b`` moves a little between batches.
 The paper's normalisation of the sensitivities by their sum does not change
-which are kept.
+which are kept. A batch with a non-finite gradient (an fp16 overflow, whose
+optimizer step the GradScaler skips) is not scored: the next one is.
 
 Kept between steps: one ``torch.bool`` mask per prunable weight; with B > 1,
 until the selection, also the running sum (fp32, 4 B per prunable weight),
@@ -64,6 +65,10 @@ class SnipPruner(MaskPruner):
     def _has_gradients(self) -> bool:
         return any(t.parameter.grad is not None for t in self.targets)
 
+    def _finite_gradients(self) -> bool:
+        grads = [t.parameter.grad for t in self.targets if t.parameter.grad is not None]
+        return bool(grads) and all(bool(torch.isfinite(g).all()) for g in grads)
+
     @torch.no_grad()
     def update_masks(self, sparsity: float, step: int) -> None:
         if not self._has_gradients() and not self.scored:
@@ -74,7 +79,7 @@ class SnipPruner(MaskPruner):
 
     @torch.no_grad()
     def before_step(self, step: int) -> None:
-        if self.pending is not None and self._has_gradients():
+        if self.pending is not None and self._finite_gradients():
             if self.batches == 1:
                 sparsity, self.pending = self.pending, None
                 self._select(sparsity, step)

@@ -133,3 +133,15 @@ def test_snip_over_two_batches_sums_w_times_g_with_sign_then_takes_the_magnitude
     opt.step()
     pruner.enforce()
     assert (layer.weight.detach().flatten()[[2, 4, 5, 7]] == 0).all()
+
+
+def test_snip_skips_a_batch_with_a_non_finite_gradient():
+    layer = _layer([0.5, -1.0, 0.25, 2.0, -0.5, 0.1, 3.0, -0.2])
+    pruner = snip(prunable_targets(layer))
+    pruner.update_masks(0.5, 0)
+    layer.weight.grad = torch.full((2, 4), float("inf"))  # an fp16 overflow: the GradScaler skips this step
+    pruner.before_step(1)
+    assert pruner.masks == [None] and pruner.pending == 0.5
+    layer.weight.grad = torch.tensor([[1.0, -2.0, 0.5, 1.0], [2.0, -4.0, 1.0, 2.0]])
+    pruner.before_step(2)  # the first finite batch is scored: as in the single-batch test above
+    assert pruner.masks[0].flatten().tolist() == [False, True, False, True, True, False, True, False]
