@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, cast, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -55,6 +56,22 @@ class RunConfig:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
+
+
+def _accepted(hint: Any) -> type | tuple[type, ...]:
+    """What a setting accepts, from its annotation: ``dict[str, Any]`` -> dict,
+    ``str | None`` -> (str, NoneType), ``float | None`` -> (float, int, NoneType)."""
+    if not isinstance(hint, UnionType):
+        return cast(type, get_origin(hint) or hint)
+    kinds: list[type] = []
+    for arg in get_args(hint):
+        kinds += [arg, int] if arg is float else [get_origin(arg) or arg]
+    return tuple(kinds)
+
+
+#: The types each RunConfig field accepts (its annotation is the one place that says so).
+_ACCEPTED = {name: _accepted(hint) for name, hint in get_type_hints(RunConfig).items()}
+
 #: Fields that watch a run without changing what it computes (not part of run ids or spec hashes).
 TRACKING_FIELDS = ("trackers", "tracker_opts", "group")
 
@@ -107,46 +124,13 @@ def _check_type(name: str, value: Any, kind: type | tuple[Any, ...]) -> Any:
 
 def config_from_mapping(data: dict[str, Any]) -> RunConfig:
     """Build a RunConfig from a mapping, checking each value's type."""
-    types: dict[str, type | tuple[Any, ...]] = {
-        "model": str,
-        "model_opts": dict,
-        "dataset": str,
-        "data_dir": (str, type(None)),
-        "download": bool,
-        "dataset_opts": dict,
-        "optimizer": str,
-        "optimizer_opts": dict,
-        "lr": (float, int, type(None)),
-        "weight_decay": (float, int, type(None)),
-        "pruner": (str, type(None)),
-        "pruner_opts": dict,
-        "sparsity": float,
-        "schedule": (str, type(None)),
-        "warmup": (int, type(None)),
-        "prune_end": (int, type(None)),
-        "frequency": (int, type(None)),
-        "epochs": int,
-        "batch_size": int,
-        "samplers": list,
-        "sample_interval": float,
-        "device": str,
-        "seed": int,
-        "amp": bool,
-        "workers": int,
-        "checkpoint_every": int,
-        "out": (str, type(None)),
-        "quiet": bool,
-        "trackers": list,
-        "tracker_opts": dict,
-        "group": (str, type(None)),
-    }
     clean = {}
     for key, value in data.items():
-        if key not in types:
+        if key not in _ACCEPTED:
             raise UsageError(f"Unknown setting '{key}'. Valid: {', '.join(FIELD_NAMES)}.")
         if key == "data_dir" and isinstance(value, Path):
             value = str(value)
-        clean[key] = _check_type(key, value, types[key])
+        clean[key] = _check_type(key, value, _ACCEPTED[key])
     if not all(isinstance(name, str) for name in clean.get("trackers", [])):
         raise UsageError(f"Setting 'trackers' must be a list of tracker names, got {clean['trackers']!r}.")
     for name, opts in clean.get("tracker_opts", {}).items():
