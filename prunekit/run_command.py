@@ -153,9 +153,7 @@ def run(ctx: click.Context, config_file: Path | None, resume_dir: Path | None, n
     if nproc_per_node is not None and nproc_per_node < 1:
         raise UsageError(f"--nproc-per-node must be at least 1, got {nproc_per_node}.")
     if nproc_per_node and nproc_per_node > 1 and not under_torchrun():
-        if saved is not None:
-            raise UsageError("--resume with --nproc-per-node is not supported yet; resume under torchrun directly.")
-        sys.exit(launch(config, nproc_per_node))
+        sys.exit(launch(config, nproc_per_node, resume_dir if saved is not None else None, saved))
     from prunekit.core.run_trackers import interrupt_on_sigterm
     from prunekit.core.runner import RunFailed, RunInterrupted, TrainingDiverged  # heavy: torch
     from prunekit.core.runner import run as run_training

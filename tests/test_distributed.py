@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,117 @@ def test_nproc_per_node_shortcut_launches_torchrun(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+# `prunekit run ARGS` under torchrun, where rank 1 alone gets SIGTERM after step AT.
+STOP_ONE_RANK = """
+import os, signal, sys
+from prunekit import cli, progress
+at, step = int(sys.argv[1]), progress.RunProgress.step
+def on_step(self, n, total):
+    step(self, n, total)
+    if n == at and os.environ["RANK"] == "1":
+        os.kill(os.getpid(), signal.SIGTERM)
+progress.RunProgress.step = on_step
+cli.main(["run", *sys.argv[2:]])
+"""
+TIMING = {"wall_time_s", "train_time_s", "eval_time_s", "mean_step_time_s", "samplers", "environment", "run_dir"}
+
+
+def _results(out: Path) -> tuple[dict, list[dict], object]:
+    from prunekit.core import checkpoint
+
+    summary = json.loads((out / "summary.json").read_text())
+    summary["distributed"].pop("samplers_per_rank")  # memory samples
+    metrics = rundir.read_metrics(out)
+    for record in metrics:
+        record.pop("epoch_time_s")
+    return {k: v for k, v in summary.items() if k not in TIMING}, metrics, checkpoint.load(out / "checkpoint.pt")
+
+
+def test_ddp_run_stopped_on_one_rank_resumes_identical(tmp_path):
+    import torch
+
+    from prunekit.core import checkpoint
+
+    args = ["--epochs", "2", "--batch-size", "64", "--device", "cpu", "--sparsity", "0.7", "--sample-interval", "0.2"]
+    ref, out = tmp_path / "reference", tmp_path / "stopped"
+    cli = [sys.executable, "-m", "prunekit.cli", "run"]
+    done = subprocess.run(
+        [*cli, "--nproc-per-node", "2", *args, "--out", str(ref)], capture_output=True, text=True, env=ENV, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    script = tmp_path / "stop_one_rank.py"
+    script.write_text(STOP_ONE_RANK)
+    stopped = subprocess.run(
+        _torchrun(str(script), "17", *args, "--out", str(out)), capture_output=True, text=True, env=ENV, timeout=600
+    )
+    assert stopped.returncode != 0 and not (out / "summary.json").exists()
+    # both ranks stopped after step 17 (epoch 2, batch 5 of 12); rank 0, never signalled, wrote the checkpoint
+    assert "Run stopped by a stop request on another rank after step 17 (1 epoch(s) complete)" in stopped.stderr, stopped.stderr[
+        -3000:
+    ]
+    saved = checkpoint.load(out / "checkpoint.pt")
+    assert (saved.epoch, saved.step, saved.batch, len(saved.ranks)) == (1, 17, 5, 2)
+
+    resumed = subprocess.run(
+        [*cli, "--nproc-per-node", "2", "--resume", str(out)], capture_output=True, text=True, env=ENV, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary, metrics, final = _results(out)
+    ref_summary, ref_metrics, ref_final = _results(ref)
+    assert metrics == ref_metrics  # each epoch once, every number identical (the partial epoch's sums too)
+    assert {**summary, "resumed_at_epochs": []} == ref_summary and summary["resumed_at_epochs"] == [1]
+    assert (out / "test_correct.bin").read_bytes() == (ref / "test_correct.bin").read_bytes()
+    for key, value in ref_final.model.items():
+        assert torch.equal(final.model[key], value), key
+    for a, b in zip(final.pruner["masks"], ref_final.pruner["masks"]):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_each_rank_resumes_its_own_state_from_a_checkpoint_of_as_many_ranks():
+    import torch
+
+    from prunekit.core import checkpoint
+    from prunekit.core.rank_state import own_view
+
+    ranks = [
+        {"rng": {"rank": r}, "loop": {"seen": 10 + r, "loss_sum": torch.tensor(float(r))}, "samplers": {"r": r}} for r in range(2)
+    ]
+    saved = checkpoint.Checkpoint({}, 1, 17, 5, {}, {}, {}, None, ranks[0]["rng"], loop={"seen": 10, "wall_s": 3.0}, ranks=ranks)
+    own = own_view(saved, Dist(1, 2, 1), Path("run/checkpoint.pt"))
+    assert (own.rng, own.samplers, own.loop["seen"], own.loop["wall_s"]) == ({"rank": 1}, {"r": 1}, 11, 3.0)
+    assert own_view(saved, Dist(0, 2, 0), Path("c")).loop["seen"] == 10
+    for world in (1, 4):
+        message = (
+            f"run/checkpoint.pt was written by a run on 2 process(es) and this one has {world}: resume it with --nproc-per-node 2"
+        )
+        with pytest.raises(checkpoint.CheckpointError, match=re.escape(message)):
+            own_view(saved, Dist(0, world, 0), Path("run/checkpoint.pt"))
+    single = checkpoint.Checkpoint({}, 1, 17, 5, {}, {}, {}, None, {})
+    assert own_view(single, Dist(), Path("c")) is single
+    with pytest.raises(
+        checkpoint.CheckpointError, match=re.escape("on 1 process(es) and this one has 2: resume it with one process")
+    ):
+        own_view(single, Dist(0, 2, 0), Path("c"))
+
+
+def test_sharded_batches_resume_at_their_epoch_and_batch():
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from prunekit.core.data import data_generators, skip_batches
+    from prunekit.core.distributed import train_loader
+
+    data = TensorDataset(torch.arange(40).float(), torch.arange(40))
+    plain = list(TensorDataset(torch.arange(40).float(), torch.arange(40)))  # map-style: a DataLoader over EpochSampler
+    for make in (lambda: train_loader(data, 3, Dist(1, 2, 1), seed=7), lambda: train_loader(plain, 3, Dist(1, 2, 1), seed=7)):
+        first, resumed = make(), make()
+        epochs = [[labels.tolist() for _, labels in first] for _ in range(2)]
+        ((name, order),) = data_generators(first).items()
+        assert name == "order" and order.get_state().tolist() == [2]
+        data_generators(resumed)["order"].set_state(torch.tensor([1]))  # the state when epoch 2 began
+        skip_batches(resumed, 2)
+        assert [labels.tolist() for _, labels in resumed] == epochs[1][2:]  # epoch 2's order, 2 batches done
+        assert [labels.tolist() for _, labels in resumed] != epochs[1]  # and the next epoch is a new order

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -31,6 +31,14 @@ from prunekit.errors import UsageError
 
 #: Layout version of the file; bumped when fields change meaning.
 FORMAT = 1
+
+
+class OrderState(Protocol):
+    """What orders a run's data: a ``torch.Generator``, or a DistributedSampler's epoch counter."""
+
+    def get_state(self) -> torch.Tensor: ...
+
+    def set_state(self, new_state: torch.Tensor, /) -> object: ...
 
 
 class CheckpointError(UsageError):
@@ -62,6 +70,7 @@ class Checkpoint:
     samplers: dict[str, Any] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)
     resumed_at_epochs: list[int] = field(default_factory=list)
+    ranks: list[dict[str, Any]] = field(default_factory=list)  # under torchrun: see prunekit.core.rank_state
     format: int = FORMAT
 
 
@@ -156,7 +165,7 @@ def load(path: Path) -> Checkpoint:
     return Checkpoint(**{k: v for k, v in data.items() if k in names})
 
 
-def capture_rng(generators: dict[str, torch.Generator | torch.Tensor]) -> dict[str, Any]:
+def capture_rng(generators: dict[str, OrderState | torch.Tensor]) -> dict[str, Any]:
     """The state of every random number generator a run draws from.
 
     ``generators`` are the run's own (data order, augmentation), by name, or
@@ -170,7 +179,7 @@ def capture_rng(generators: dict[str, torch.Generator | torch.Tensor]) -> dict[s
         "python": [version, list(internal), gauss],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if cuda_used else [],
-        "generators": {name: g.get_state() if isinstance(g, torch.Generator) else g.clone() for name, g in generators.items()},
+        "generators": {name: g.clone() if isinstance(g, torch.Tensor) else g.get_state() for name, g in generators.items()},
     }
     try:
         import numpy
@@ -189,7 +198,7 @@ def capture_rng(generators: dict[str, torch.Generator | torch.Tensor]) -> dict[s
     return state
 
 
-def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+def restore_rng(state: dict[str, Any], generators: dict[str, OrderState]) -> None:
     """Put back what :func:`capture_rng` took; ``generators`` must have the same names."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -223,7 +232,7 @@ def capture(
     model: torch.nn.Module,
     optimizer: Any,
     pruner: Any,
-    generators: dict[str, torch.Generator | torch.Tensor] | None = None,
+    generators: dict[str, OrderState | torch.Tensor] | None = None,
     **rest: Any,
 ) -> Checkpoint:
     """A checkpoint of live components (``optimizer`` a TrainingOptimizer, ``pruner`` a Pruner).
@@ -254,7 +263,7 @@ def restore(
     model: torch.nn.Module,
     optimizer: Any,
     pruner: Any,
-    generators: dict[str, torch.Generator] | None = None,
+    generators: dict[str, OrderState] | None = None,
     path: Path | str = "checkpoint",
 ) -> None:
     """Load ``checkpoint`` into freshly built components and restore every RNG.

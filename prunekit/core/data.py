@@ -71,24 +71,36 @@ class SeededOrder(Sampler[int]):
         return iter(order[first:].tolist())
 
 
-def data_generators(loader: Any) -> dict[str, torch.Generator]:
-    """The generators that decide what a training epoch sees, by name (saved in checkpoints).
+def _order(loader: Any) -> Any:
+    """The part of a loader that orders each epoch and can skip the start of the next (else None)."""
+    from prunekit.core.distributed import EpochSampler, ShardedBatches
+
+    if isinstance(loader, (TensorBatches, ShardedBatches)):
+        return loader
+    sampler = getattr(loader, "sampler", None)
+    return sampler if isinstance(sampler, (SeededOrder, EpochSampler)) else None
+
+
+def data_generators(loader: Any) -> dict[str, Any]:
+    """The generators that decide what a training epoch sees, by name (saved in checkpoints):
+    a ``torch.Generator``, or under torchrun the DistributedSampler's epoch (same interface).
 
     A checkpoint taken part-way through an epoch saves their states as they were
     when the epoch began and, on resume, :func:`skip_batches` leaves out the
     batches done; so a loader must draw from them in a way skipping reproduces
     (e.g. one permutation per epoch, drawn when iteration starts).
     """
-    order = loader if isinstance(loader, TensorBatches) else getattr(loader, "sampler", None)
-    return {"order": order.generator} if isinstance(order, (TensorBatches, SeededOrder)) else {}
+    order = _order(loader)
+    return {"order": order.generator} if order is not None else {}
 
 
 def skip_batches(loader: Any, batches: int) -> None:
     """Leave out the first ``batches`` batches of the loader's next epoch."""
-    if isinstance(loader, TensorBatches):
-        loader.skip = batches
-    elif isinstance(getattr(loader, "sampler", None), SeededOrder):
-        loader.sampler.skip = batches * loader.batch_size
+    order = _order(loader)
+    if order is loader:  # batches of tensors: skips batches
+        order.skip = batches
+    elif order is not None:  # a DataLoader's sampler: skips indices
+        order.skip = batches * loader.batch_size
     elif batches:
         raise ValueError("this loader cannot start part-way through an epoch")
 

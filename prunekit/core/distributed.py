@@ -132,8 +132,29 @@ def wrap(dist: Dist, model: torch.nn.Module, device: torch.device) -> torch.nn.M
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+class EpochCounter:
+    """The epoch a DistributedSampler orders next, with a generator's ``get_state``/``set_state``,
+    so checkpoints save and restore it like the single-process loaders' generators."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def get_state(self) -> torch.Tensor:
+        return torch.tensor([self.epoch], dtype=torch.int64)
+
+    def set_state(self, new_state: torch.Tensor) -> None:
+        self.epoch = int(new_state[0])
+
+    def next_epoch(self, sampler: Any) -> None:
+        sampler.set_epoch(self.epoch)
+        self.epoch += 1
+
+
 class ShardedBatches:
-    """This rank's batches of an in-memory TensorDataset, in DistributedSampler's seeded order."""
+    """This rank's batches of an in-memory TensorDataset, in DistributedSampler's seeded order.
+
+    ``skip`` batches of the next epoch are left out (a run resumed mid-epoch).
+    """
 
     def __init__(self, dataset: TensorDataset, batch_size: int, dist: Dist, seed: int) -> None:
         from torch.utils.data.distributed import DistributedSampler
@@ -141,33 +162,35 @@ class ShardedBatches:
         self.inputs, self.labels = dataset.tensors
         self.batch_size = batch_size
         self.sampler: DistributedSampler[int] = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed)
-        self.epoch = 0
+        self.generator = EpochCounter()
+        self.skip = 0
 
     def __len__(self) -> int:
         return (len(self.sampler) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        self.sampler.set_epoch(self.epoch)
-        self.epoch += 1
+        self.generator.next_epoch(self.sampler)
         index = torch.tensor(list(self.sampler), dtype=torch.long)
-        for start in range(0, len(index), self.batch_size):
+        first, self.skip = self.skip * self.batch_size, 0
+        for start in range(first, len(index), self.batch_size):
             part = index[start : start + self.batch_size]
             yield self.inputs[part], self.labels[part]
 
 
-class _EpochSampler:
-    """A DistributedSampler that advances its epoch each time a DataLoader iterates it."""
+class EpochSampler:
+    """A DistributedSampler that advances its epoch each time a DataLoader iterates it;
+    ``skip`` leading indices of the next epoch are left out (a run resumed mid-epoch)."""
 
     def __init__(self, sampler: Any) -> None:
-        self.sampler, self.epoch = sampler, 0
+        self.sampler, self.generator, self.skip = sampler, EpochCounter(), 0
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[int]:
-        self.sampler.set_epoch(self.epoch)
-        self.epoch += 1
-        return iter(self.sampler)
+        self.generator.next_epoch(self.sampler)
+        first, self.skip = self.skip, 0
+        return iter(list(self.sampler)[first:])
 
 
 def train_loader(
@@ -178,7 +201,7 @@ def train_loader(
         return ShardedBatches(dataset, batch_size, dist, seed)
     from torch.utils.data.distributed import DistributedSampler
 
-    sampler = _EpochSampler(DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed))
+    sampler = EpochSampler(DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed))
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -258,6 +281,7 @@ def any_rank(dist: Dist, flag: bool) -> bool:
         return flag
     import torch.distributed as td
 
-    value = torch.tensor(int(flag))
+    device = torch.device("cuda", torch.cuda.current_device()) if td.get_backend() == "nccl" else None
+    value = torch.tensor(int(flag), device=device)  # nccl reduces CUDA tensors only
     td.all_reduce(value, op=td.ReduceOp.MAX)
     return bool(value.item())

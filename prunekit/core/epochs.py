@@ -2,6 +2,8 @@
 
 Each epoch appends one record to ``metrics.jsonl`` (rank 0), saves a checkpoint when
 ``--checkpoint-every`` or a stop request says so, and tells the trackers and the caller.
+Under torchrun a stop requested on any rank stops every rank after the same step, and
+rank 0's checkpoint holds every rank's own state (:mod:`~prunekit.core.rank_state`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import time
 from pathlib import Path
 from typing import IO
 
-from prunekit.core import checkpoint, distributed, run_trackers, rundir
+import torch
+
+from prunekit.core import checkpoint, distributed, rank_state, run_trackers, rundir
 from prunekit.core.context import RunContext, Training
 from prunekit.core.data import data_generators
 from prunekit.core.dispatch import Trackers
@@ -42,10 +46,14 @@ def run_epochs(
     main = ctx.dist.is_main
 
     def save(epoch: int, metrics_file: IO[str] | None) -> None:
+        generators: dict[str, checkpoint.OrderState | torch.Tensor] = {}
+        generators.update(progress.epoch_start if progress.batch else data_generators(built.train_loader))
+        if metrics_file is not None:
+            metrics_file.flush()
+        sampler_state = sampling.state_dict()
+        ranks = rank_state.gather(ctx.dist, generators, progress.loop_state(), sampler_state)  # every rank's own
         if metrics_file is None:  # under torchrun only rank 0 writes
             return
-        metrics_file.flush()
-        sampler_state = sampling.state_dict()
         saved = checkpoint.capture(
             identity=training.identity,
             epoch=epoch,
@@ -54,15 +62,17 @@ def run_epochs(
             model=built.model,
             optimizer=built.optimizer,
             pruner=built.pruner,
-            generators=dict(progress.epoch_start) if progress.batch else dict(data_generators(built.train_loader)),
+            generators=generators,
             loop=progress.loop_state() | {"wall_s": time.perf_counter() - started_at},
             history=progress.history,
             samplers=sampler_state,
             resumed_at_epochs=progress.resumed_at_epochs,
+            ranks=ranks,
             files={rundir.METRICS: os.fstat(metrics_file.fileno()).st_size, rundir.TIMELINE: sampler_state["timeline_bytes"]},
         )
         checkpoint.save(out / rundir.CHECKPOINT, saved)
 
+    asked_elsewhere = "a stop request on another rank" if ctx.dist.enabled else "a stop request"
     first = ctx.resume_from.epoch + 1 if ctx.resume_from is not None else 1
     evaluation = None
     stop = StopRequests()
@@ -83,7 +93,7 @@ def run_epochs(
             )
             if trained.stopped:
                 save(epoch - 1, metrics_file)
-                raise RunInterrupted(out, stop.signal_name or "a stop request", epoch - 1, progress.step)
+                raise RunInterrupted(out, stop.signal_name or asked_elsewhere, epoch - 1, progress.step)
             built.optimizer.end_epoch(epoch)
             sampling.set_phase("eval")
             eval_start = time.perf_counter()
@@ -108,12 +118,13 @@ def run_epochs(
                 rundir.append_record(metrics_file, record)
             progress.history.append(record)
             every = c.checkpoint_every
-            if (every and (epoch % every == 0 or epoch == c.epochs)) or stop.requested:
+            stopping = stop.agreed(ctx.dist)  # asked on any rank: all checkpoint and stop here
+            if (every and (epoch % every == 0 or epoch == c.epochs)) or stopping:
                 save(epoch, metrics_file)
             if trackers.workers:
                 trackers.epoch(record | {"layer_sparsity": run_trackers.layer_sparsity(built.targets)})
             if ctx.on_epoch is not None:
                 ctx.on_epoch(record)
-            if stop.requested and epoch < c.epochs:
-                raise RunInterrupted(out, stop.signal_name or "a stop request", epoch, progress.step)
+            if stopping and epoch < c.epochs:
+                raise RunInterrupted(out, stop.signal_name or asked_elsewhere, epoch, progress.step)
     return evaluation

@@ -12,19 +12,27 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prunekit.core.config import RunConfig
 from prunekit.core.files import write_yaml
 from prunekit.core.validation import validate
 from prunekit.errors import UsageError
 
+if TYPE_CHECKING:
+    from prunekit.core.checkpoint import Checkpoint
+
 
 def under_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def launch(config: RunConfig, nproc: int) -> int:
-    """Run ``config`` with DDP on ``nproc`` local processes; return torchrun's exit status."""
+def launch(config: RunConfig, nproc: int, resume: Path | None = None, saved: Checkpoint | None = None) -> int:
+    """Run ``config`` with DDP on ``nproc`` local processes; return torchrun's exit status.
+
+    With ``resume`` (a stopped run's directory, ``config`` its settings, ``saved`` its
+    checkpoint), every rank continues it from that checkpoint (``prunekit run --resume``).
+    """
     from prunekit.core.building import check_out_dir, default_run_dir, resolve_device
     from prunekit.core.plugins import get_plugins
 
@@ -39,21 +47,20 @@ def launch(config: RunConfig, nproc: int) -> int:
             raise UsageError(f"--nproc-per-node {nproc} but this machine has {torch.cuda.device_count()} GPU(s).")
     if config.amp and device.type != "cuda":
         raise UsageError("--amp needs a CUDA/ROCm device; drop --amp or use --device cuda.")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    if resume is not None:
+        if saved is not None:  # written by a run on as many processes, else one line before anything starts
+            from prunekit.core.distributed import Dist
+            from prunekit.core.rank_state import own_view
+            from prunekit.core.rundir import CHECKPOINT
+
+            own_view(saved, Dist(0, nproc), resume / CHECKPOINT)
+        return subprocess.call(
+            [*torchrun, "-m", "prunekit.cli", "run", "--resume", str(resume), *(["--quiet"] if config.quiet else [])]
+        )
     out = Path(config.out) if config.out else default_run_dir(resolved)
     check_out_dir(out)
     with tempfile.TemporaryDirectory(prefix="prunekit-launch-") as tmp:
         settings = Path(tmp) / "run.yaml"
         write_yaml(settings, config.to_dict() | {"out": str(out)})
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={nproc}",
-            "-m",
-            "prunekit.cli",
-            "run",
-            "--config",
-            str(settings),
-        ]
-        return subprocess.call(command)
+        return subprocess.call([*torchrun, "-m", "prunekit.cli", "run", "--config", str(settings)])

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from prunekit.core.distributed import Dist, any_rank
+
 #: Signals that ask a run to checkpoint and stop.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 #: Exit status of a run stopped by one of them after writing its checkpoint.
@@ -42,11 +44,19 @@ class StopRequests:
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
+        self.stopping = False
         self._previous: dict[int, Any] = {}
 
     @property
     def requested(self) -> bool:
+        """Whether this process was asked to stop."""
         return self.signal_name is not None
+
+    def agreed(self, dist: Dist) -> bool:
+        """Whether any rank was asked to stop, the same answer on every rank (under torchrun one
+        all-reduce per call), so all ranks stop after the same step; once true, it stays true."""
+        self.stopping = self.stopping or any_rank(dist, self.requested)
+        return self.stopping
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signal_name = self.signal_name or signal.Signals(signum).name

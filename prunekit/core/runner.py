@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from prunekit.core import checkpoint, distributed, run_trackers, rundir
+from prunekit.core import checkpoint, distributed, rank_state, run_trackers, rundir
 from prunekit.core.building import (
     autocast_factory,
     build,
@@ -77,6 +77,8 @@ def run(
         raise UsageError(f"--device {c.device} names one GPU; under torchrun use --device cuda (rank r uses its local GPU r).")
     dist, device = distributed.setup(device)
     try:
+        if resume_from is not None:  # this rank's own part of a checkpoint (under torchrun, every rank's is kept)
+            resume_from = rank_state.own_view(resume_from, dist, Path(c.out or ".") / rundir.CHECKPOINT)
         autocast, scaler = autocast_factory(c, device)
         ctx = RunContext(c, resolved, plugins, dist, device, autocast, scaler, started_at, warn, on_epoch, on_step, resume_from)
         return _run(ctx)

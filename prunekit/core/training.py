@@ -92,8 +92,8 @@ def train_epoch(
 ) -> EpochResult:
     """Train over the training split once (or what is left of it); raise TrainingDiverged on a NaN/inf loss.
 
-    After each step, a pending ``stop`` request ends the epoch early with
-    ``stopped=True``, its partial sums left in ``progress`` for a checkpoint.
+    After each step, a pending ``stop`` request (on any rank under torchrun) ends the
+    epoch early with ``stopped=True``, its partial sums left in ``progress`` for a checkpoint.
     """
     model, pruner, opt = built.forward_module, built.pruner, built.optimizer
     sampling.set_phase("train")
@@ -136,12 +136,12 @@ def train_epoch(
         progress.batch += 1
         if on_step is not None:
             on_step(step, total_steps)
-        if stop is not None and stop.requested:
+        if stop is not None and stop.agreed(built.dist):  # every rank stops after the same step
             break
     seconds = time.perf_counter() - start
     progress.train_time += seconds
     progress.epoch_seconds += seconds
-    if stop is not None and stop.requested and progress.batch < len(built.train_loader):
+    if stop is not None and stop.stopping and progress.batch < len(built.train_loader):
         return EpochResult(seconds=progress.epoch_seconds, stopped=True)
     progress.batch = 0
     counted = torch.tensor(progress.seen, device=device)

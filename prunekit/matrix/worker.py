@@ -67,7 +67,8 @@ def train(config, on_epoch, resume: bool):
             return run(config, on_epoch=on_epoch, resume_from=saved)
         except checkpoint.CheckpointError as exc:  # raised before the run directory is touched
             print(f"cannot resume: {exc} Starting the run again.", flush=True)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 owns the run directory
+                shutil.rmtree(run_dir, ignore_errors=True)
     return run(config, on_epoch=on_epoch)
 
 
