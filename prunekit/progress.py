@@ -103,7 +103,10 @@ def print_summary(out: Path, s: dict) -> None:
             f"  memory         {name} ({info['scope']}): sampled {peaks or 'no byte figures'}{exact_text}; "
             f"{info['samples']} samples, {info['errors']} errors"
         )
-    click.echo(f"  time           {s['wall_time_s']:.1f} s wall, {1000 * s['mean_step_time_s']:.2f} ms per training step")
+    click.echo(
+        f"  time           {s['wall_time_s']:.1f} s wall, {1000 * s['mean_step_time_s']:.2f} ms per training step, "
+        f"{100 * s.get('data_wait_fraction', 0.0):.1f}% of training waiting for data"
+    )
     for name, t in s.get("trackers", {}).items():
         problems = f"{t['errors']} errors, {t['dropped']} dropped" + (f" (first: {t['first_error']})" if t["first_error"] else "")
         click.echo(f"  tracker        {name}: {t['delivered']} events delivered, {problems}")

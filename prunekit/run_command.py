@@ -90,7 +90,12 @@ _PAIR_OPTIONS = {
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--amp", is_flag=True, help="Mixed precision on CUDA (bf16 where supported, else fp16).")
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes for on-disk datasets.")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="DataLoader worker processes for on-disk datasets [default: the cores available less one, 1 to 8].",
+)
 @click.option("--tracker", multiple=True, help="Experiment tracker to send the run to (repeatable; prunekit list trackers).")
 @click.option(
     "--tracker-opt",

@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 
 from prunekit.builtin.optimizers import adamwspam
 from prunekit.core import checkpoint as ck
-from prunekit.core.data import SeededOrder, TensorBatches, data_generators, make_loader, skip_batches
+from prunekit.core.data import ImageTensors, SeededOrder, TensorBatches, data_generators, make_loader, skip_batches
 from prunekit.core.optim import parameter_groups
 
 
@@ -157,16 +157,19 @@ def test_spam_optimizer_state_round_trip():
     assert list(opt_a.norms) == list(opt_b.norms) and opt_a.resets == opt_b.resets == 3
 
 
-@pytest.mark.parametrize("tensors", [True, False])
-def test_loaders_skip_batches_of_the_same_order(tensors: bool):
+@pytest.mark.parametrize("kind", ["tensors", "images", "folder"])
+def test_loaders_skip_batches_of_the_same_order(kind: str):
     data = TensorDataset(torch.arange(10.0).unsqueeze(1), torch.arange(10))
-    dataset = data if tensors else torch.utils.data.Subset(data, range(10))
-    loader = make_loader(dataset, 3, shuffle=True, seed=4)
+    images = ImageTensors(torch.randint(0, 256, (10, 1, 6, 6), dtype=torch.uint8), torch.arange(10), (0.5,), (0.2,), 2, True)
+    dataset = {"tensors": data, "images": images, "folder": torch.utils.data.Subset(data, range(10))}[kind]
+    loader = make_loader(dataset, 3, shuffle=True, seed=4, workers=0)
     assert isinstance(loader, TensorBatches) or isinstance(loader.sampler, SeededOrder)
     generator = data_generators(loader)["order"]
     start = generator.get_state()
-    full = [labels.tolist() for _, labels in loader]
+    full = list(loader)
     generator.set_state(start)
     skip_batches(loader, 2)
-    assert [labels.tolist() for _, labels in loader] == full[2:]
-    assert [labels.tolist() for _, labels in loader] != full  # the next epoch: a new order, nothing skipped
+    resumed = list(loader)  # the same order and, for images, the same crops and flips
+    assert len(resumed) == len(full) - 2
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(resumed, full[2:]))
+    assert [labels.tolist() for _, labels in loader] != [labels.tolist() for _, labels in full]  # next epoch: new order

@@ -1,9 +1,15 @@
-"""Built-in datasets: embedded digits, torchvision sets from disk, synthetic tensors."""
+"""Built-in datasets: embedded digits, torchvision sets from disk, synthetic tensors.
+
+MNIST and CIFAR are decoded once into ``uint8`` tensors (``ImageTensors``): the
+core batches, augments and normalises them on the training device. Image
+folders (ImageNet) are read per image by a DataLoader with workers.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import pickle
 from importlib import resources
 from pathlib import Path
 
@@ -12,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from prunekit import hookimpl
-from prunekit.core.data import DatasetSplits
+from prunekit.core.data import DatasetSplits, ImageTensors
 from prunekit.core.options import Option
 from prunekit.errors import UsageError
 
@@ -64,57 +70,84 @@ def _need_dir(name: str, data_dir: Path | None, download: bool) -> Path:
     return data_dir
 
 
-def _torchvision_set(cls, name: str, data_dir: Path, download: bool, train_tf, test_tf, expected: str):
-    lock = contextlib.nullcontext()
-    if download:  # matrix runs in parallel must not download into the same folder at once
-        from filelock import FileLock
+def _locked_download(data_dir: Path, download: bool):
+    """A file lock around downloads: matrix runs in parallel must not download into one folder at once."""
+    if not download:
+        return contextlib.nullcontext()
+    from filelock import FileLock
 
-        data_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(data_dir / ".prunekit-download.lock"))
-    try:
-        with lock:
-            train = cls(str(data_dir), train=True, download=download, transform=train_tf)
-            test = cls(str(data_dir), train=False, download=download, transform=test_tf)
-    except RuntimeError as exc:
-        raise UsageError(
-            f"Dataset '{name}' not found or corrupt under {data_dir} (expected {expected}); "
-            f"pass --download to fetch it. ({str(exc).splitlines()[0]})"
-        ) from None
-    return train, test
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(data_dir / ".prunekit-download.lock"))
+
+
+def _not_found(name: str, data_dir: Path, expected: str, exc: Exception) -> UsageError:
+    return UsageError(
+        f"Dataset '{name}' not found or corrupt under {data_dir} (expected {expected}); "
+        f"pass --download to fetch it. ({(str(exc).splitlines() or [type(exc).__name__])[0]})"
+    )
+
+
+def resize_once(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of ``uint8`` images ``(N, C, H, W)``, as ``transforms.Resize`` does per PIL image."""
+    from torchvision.transforms import functional as TF
+
+    return TF.resize(images, [size, size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
 
 
 def mnist(data_dir: Path | None, download: bool, seed: int) -> DatasetSplits:
-    from torchvision import datasets, transforms
+    """MNIST (torchvision's reader of the idx files), decoded once to ``uint8``, resized to 32x32 once."""
+    from torchvision import datasets
 
     root = _need_dir("mnist", data_dir, download)
-    tf = transforms.Compose([transforms.Resize(32), transforms.ToTensor(), transforms.Normalize(*MNIST_NORM)])
-    train, test = _torchvision_set(datasets.MNIST, "mnist", root, download, tf, tf, f"{root}/MNIST/raw/*-ubyte")
+    try:
+        with _locked_download(root, download):
+            sets = [datasets.MNIST(str(root), train=train, download=download) for train in (True, False)]
+    except RuntimeError as exc:
+        raise _not_found("mnist", root, f"{root}/MNIST/raw/*-ubyte", exc) from None
+    train, test = (ImageTensors(resize_once(s.data.unsqueeze(1), 32), s.targets, *MNIST_NORM) for s in sets)
     return DatasetSplits(train, test, num_classes=10, in_channels=1, image_size=32)
 
 
-def _cifar(name: str, cls_name: str, norm, folder: str, num_classes: int, data_dir, download) -> DatasetSplits:
-    from torchvision import datasets, transforms
+def read_cifar(folder: Path, files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The python-pickle CIFAR batches (the format torchvision reads) as ``uint8 (N, 3, 32, 32)`` and labels."""
+    images, labels = [], []
+    for name in files:
+        with open(folder / name, "rb") as handle:
+            entry = pickle.load(handle, encoding="latin1")
+        images.append(torch.as_tensor(entry["data"], dtype=torch.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+    return torch.cat(images), torch.tensor(labels, dtype=torch.long)
 
+
+def _cifar(name: str, cls_name: str, norm, num_classes: int, data_dir, download) -> DatasetSplits:
+    from torchvision import datasets
+
+    cls = getattr(datasets, cls_name)
     root = _need_dir(name, data_dir, download)
-    train_tf = transforms.Compose(
-        [
-            transforms.RandomCrop(32, padding=4),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(*norm),
-        ]
+    folder = root / cls.base_folder
+    try:
+        if download:  # torchvision fetches and verifies the archive
+            with _locked_download(root, download):
+                cls(str(root), train=True, download=True)
+        train = read_cifar(folder, [f for f, _ in cls.train_list])
+        test = read_cifar(folder, [f for f, _ in cls.test_list])
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
+        raise _not_found(name, root, f"{folder}/", exc) from None
+    return DatasetSplits(
+        ImageTensors(*train, *norm, crop_padding=4, flip=True),
+        ImageTensors(*test, *norm),
+        num_classes=num_classes,
+        in_channels=3,
+        image_size=32,
     )
-    test_tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(*norm)])
-    train, test = _torchvision_set(getattr(datasets, cls_name), name, root, download, train_tf, test_tf, f"{root}/{folder}/")
-    return DatasetSplits(train, test, num_classes=num_classes, in_channels=3, image_size=32)
 
 
 def cifar10(data_dir: Path | None, download: bool, seed: int) -> DatasetSplits:
-    return _cifar("cifar10", "CIFAR10", CIFAR10_NORM, "cifar-10-batches-py", 10, data_dir, download)
+    return _cifar("cifar10", "CIFAR10", CIFAR10_NORM, 10, data_dir, download)
 
 
 def cifar100(data_dir: Path | None, download: bool, seed: int) -> DatasetSplits:
-    return _cifar("cifar100", "CIFAR100", CIFAR100_NORM, "cifar-100-python", 100, data_dir, download)
+    return _cifar("cifar100", "CIFAR100", CIFAR100_NORM, 100, data_dir, download)
 
 
 def imagenet(data_dir: Path | None, download: bool, seed: int) -> DatasetSplits:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ import torch
 
 from prunekit.core import distributed
 from prunekit.core.config import RunConfig
-from prunekit.core.data import make_loader
+from prunekit.core.data import default_workers, make_loader
 from prunekit.core.distributed import SINGLE, Dist
 from prunekit.core.optim import TrainingOptimizer, parameter_groups
 from prunekit.core.plugins import Plugins
@@ -154,14 +154,14 @@ def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradSca
     check_model_takes_data(model, splits, c.model, c.dataset, device)
     targets = prunable_targets(model)
     pruner = resolved.pruner.factory(targets, **resolved.pruner_opts)
-    pin = device.type == "cuda"
-    train_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    train_loader: Any  # TensorBatches, ShardedBatches or DataLoader: sized iterables of batches, with ``info``
     if dist.enabled:  # this rank's share of each epoch's seeded order; disjoint test shards
-        train_loader = distributed.train_loader(splits.train, c.batch_size, dist, c.seed, c.workers, pin)
+        workers = default_workers() if c.workers is None else c.workers
+        train_loader = distributed.train_loader(splits.train, c.batch_size, dist, c.seed, device, workers)
     else:
-        train_loader = make_loader(splits.train, c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, pin_memory=pin)
+        train_loader = make_loader(splits.train, c.batch_size, shuffle=True, seed=c.seed, device=device, workers=c.workers)
     test = distributed.eval_shard(splits.test, dist)
-    test_loader = make_loader(test, max(c.batch_size, 256), shuffle=False, seed=c.seed, workers=c.workers, pin_memory=pin)
+    test_loader = make_loader(test, max(c.batch_size, 256), shuffle=False, seed=c.seed, device=device, workers=c.workers)
     meta = resolved.optimizer.metadata
     weight_decay = c.weight_decay
     if weight_decay is None:

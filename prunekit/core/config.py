@@ -43,7 +43,7 @@ class RunConfig:
     device: str = "auto"
     seed: int = 0
     amp: bool = False
-    workers: int = 0
+    workers: int | None = None
     checkpoint_every: int = 1
     out: str | None = None
     quiet: bool = False

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from prunekit.core.data import ImageTensors, InMemory, in_memory_tensors
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -151,16 +153,17 @@ class EpochCounter:
 
 
 class ShardedBatches:
-    """This rank's batches of an in-memory TensorDataset, in DistributedSampler's seeded order.
-
-    ``skip`` batches of the next epoch are left out (a run resumed mid-epoch).
+    """This rank's batches of in-memory data (see :class:`~prunekit.core.data.InMemory`), in
+    DistributedSampler's seeded order; augmentation drawn per epoch from a generator seeded
+    with (seed, rank, epoch). ``skip`` batches of the next epoch are left out (a run resumed mid-epoch).
     """
 
-    def __init__(self, dataset: TensorDataset, batch_size: int, dist: Dist, seed: int) -> None:
+    def __init__(self, dataset: Dataset[Any], batch_size: int, dist: Dist, seed: int, device: torch.device | str = "cpu") -> None:
         from torch.utils.data.distributed import DistributedSampler
 
-        self.inputs, self.labels = dataset.tensors
-        self.batch_size = batch_size
+        self.data = InMemory(dataset, torch.device(device))
+        self.info = self.data.info
+        self.batch_size, self.seed, self.rank = batch_size, seed, dist.rank
         self.sampler: DistributedSampler[int] = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed)
         self.generator = EpochCounter()
         self.skip = 0
@@ -169,12 +172,14 @@ class ShardedBatches:
         return (len(self.sampler) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = self.generator.epoch
         self.generator.next_epoch(self.sampler)
-        index = torch.tensor(list(self.sampler), dtype=torch.long)
+        index = torch.tensor(list(self.sampler), dtype=torch.long).to(self.data.data_device)
+        params = self.data.draw(len(index), torch.Generator().manual_seed(hash((self.seed, self.rank, epoch)) & 0xFFFF_FFFF_FFFF))
         first, self.skip = self.skip * self.batch_size, 0
         for start in range(first, len(index), self.batch_size):
-            part = index[start : start + self.batch_size]
-            yield self.inputs[part], self.labels[part]
+            end = start + self.batch_size
+            yield self.data.batch(index[start:end], None if params is None else params[start:end])
 
 
 class EpochSampler:
@@ -194,11 +199,12 @@ class EpochSampler:
 
 
 def train_loader(
-    dataset: Dataset[Any], batch_size: int, dist: Dist, seed: int, workers: int = 0, pin_memory: bool = False
+    dataset: Dataset[Any], batch_size: int, dist: Dist, seed: int, device: torch.device, workers: int = 0
 ) -> ShardedBatches | DataLoader[Any]:
     """This rank's training batches (every rank the same number of steps; the sampler pads)."""
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        return ShardedBatches(dataset, batch_size, dist, seed)
+    if in_memory_tensors(dataset) is not None:
+        return ShardedBatches(dataset, batch_size, dist, seed, device)
+    pin_memory = device.type == "cuda"
     from torch.utils.data.distributed import DistributedSampler
 
     sampler = EpochSampler(DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed))
@@ -219,6 +225,8 @@ def eval_shard(dataset: Dataset[Any], dist: Dist) -> Dataset[Any]:
     indices = list(range(dist.rank, len(dataset), dist.world_size))  # type: ignore[arg-type]
     if isinstance(dataset, TensorDataset):
         return TensorDataset(*(t[indices] for t in dataset.tensors))
+    if isinstance(dataset, ImageTensors):
+        return dataset.subset(torch.tensor(indices, dtype=torch.long))
     return Subset(dataset, indices)
 
 

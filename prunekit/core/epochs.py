@@ -113,6 +113,7 @@ def run_epochs(
                 "scheduled_sparsity": schedule.sparsity_at(progress.step) if training.prunes else 0.0,
                 "lr": trained.lr,
                 "epoch_time_s": trained.seconds,
+                "data_wait_s": trained.data_wait,
             }
             if metrics_file is not None:
                 rundir.append_record(metrics_file, record)

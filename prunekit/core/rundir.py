@@ -118,6 +118,9 @@ class Summary(TypedDict):
     train_time_s: float
     eval_time_s: float
     mean_step_time_s: float
+    data_wait_s: float
+    data_wait_fraction: float
+    data_loader: dict[str, Any]
     ledger: dict[str, Any]
     samplers: dict[str, Any]
     samplers_skipped: dict[str, str]

@@ -46,6 +46,7 @@ class Progress:
     mask_updates: int = 0
     train_time: float = 0.0
     eval_time: float = 0.0
+    data_wait_time: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_at_epochs: list[int] = field(default_factory=list)
     batch: int = 0
@@ -53,17 +54,30 @@ class Progress:
     correct: torch.Tensor | None = None
     seen: int = 0
     epoch_seconds: float = 0.0
+    epoch_data_wait: float = 0.0
     epoch_start: dict[str, torch.Tensor] = field(default_factory=dict)
 
     #: Fields a checkpoint keeps in its ``loop`` record (``history`` and ``resumed_at_epochs`` have their own).
-    SAVED = ("step", "mask_updates", "train_time", "eval_time", "batch", "loss_sum", "correct", "seen", "epoch_seconds")
+    SAVED = (
+        "step",
+        "mask_updates",
+        "train_time",
+        "eval_time",
+        "data_wait_time",
+        "batch",
+        "loss_sum",
+        "correct",
+        "seen",
+        "epoch_seconds",
+        "epoch_data_wait",
+    )
 
     def loop_state(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.SAVED}
 
     def load_loop_state(self, state: dict[str, Any], device: torch.device) -> None:
         for name in self.SAVED:
-            value = state[name]
+            value = state.get(name, getattr(self, name))  # data waiting: absent from older checkpoints
             setattr(self, name, value.to(device) if isinstance(value, torch.Tensor) else value)
 
 
@@ -75,6 +89,7 @@ class EpochResult:
     train_accuracy: float = math.nan
     lr: float = math.nan
     seconds: float = 0.0
+    data_wait: float = 0.0
     stopped: bool = False
 
 
@@ -105,11 +120,19 @@ def train_epoch(
         progress.correct = torch.zeros((), device=device, dtype=torch.long)
         progress.seen = 0
         progress.epoch_seconds = 0.0
+        progress.epoch_data_wait = 0.0
     loss_sum, correct = progress.loss_sum, progress.correct
     assert loss_sum is not None and correct is not None
-    for inputs, labels in built.train_loader:
-        inputs = inputs.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+    waited = 0.0  # time the step loop spends waiting for the next batch (loading, augmenting, copying)
+    batches = iter(built.train_loader)
+    while True:
+        asked = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            break
+        inputs = batch[0].to(device, non_blocking=True)
+        labels = batch[1].to(device, non_blocking=True)
+        waited += time.perf_counter() - asked
         opt.optimizer.zero_grad(set_to_none=True)
         with autocast():
             logits = model(inputs)
@@ -141,8 +164,10 @@ def train_epoch(
     seconds = time.perf_counter() - start
     progress.train_time += seconds
     progress.epoch_seconds += seconds
+    progress.data_wait_time += waited
+    progress.epoch_data_wait += waited
     if stop is not None and stop.stopping and progress.batch < len(built.train_loader):
-        return EpochResult(seconds=progress.epoch_seconds, stopped=True)
+        return EpochResult(seconds=progress.epoch_seconds, data_wait=progress.epoch_data_wait, stopped=True)
     progress.batch = 0
     counted = torch.tensor(progress.seen, device=device)
     distributed.all_reduce_sum(built.dist, loss_sum, correct, counted)  # every rank's examples
@@ -150,4 +175,4 @@ def train_epoch(
     train_loss = loss_sum.item() / seen
     if not math.isfinite(train_loss):
         raise TrainingDiverged(f"training loss became {train_loss} in epoch {len(progress.history) + 1}")
-    return EpochResult(train_loss, 100.0 * correct.item() / seen, opt.lr, progress.epoch_seconds)
+    return EpochResult(train_loss, 100.0 * correct.item() / seen, opt.lr, progress.epoch_seconds, progress.epoch_data_wait)

@@ -86,7 +86,7 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         raise UsageError(f"Weight decay must be a finite number >= 0, got {c.weight_decay}.")
     if not (math.isfinite(c.sample_interval) and c.sample_interval > 0):
         raise UsageError(f"Sample interval must be a positive finite number of seconds, got {c.sample_interval}.")
-    if c.workers < 0:
+    if c.workers is not None and c.workers < 0:
         raise UsageError(f"Workers must be at least 0, got {c.workers}.")
     if c.checkpoint_every < 0:
         raise UsageError(f"Checkpoint interval must be at least 0 epochs (0: no periodic checkpoints), got {c.checkpoint_every}.")

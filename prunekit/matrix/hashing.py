@@ -21,6 +21,8 @@ def canonical(config: RunConfig | dict[str, Any]) -> str:
     """Sorted-key compact JSON of the config without the fields in :data:`EXCLUDED`."""
     data = config.to_dict() if isinstance(config, RunConfig) else dict(config)
     data = {k: v for k, v in data.items() if k not in EXCLUDED and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+    if "workers" in data and data["workers"] is None:  # the default was 0 before it became "from the cores": same ids
+        data["workers"] = 0
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
 
 

@@ -51,7 +51,18 @@ CHILD = textwrap.dedent("""
 
 #: Summary fields that differ between any two runs (clocks, the machine, the directory).
 TIMING = frozenset(
-    {"wall_time_s", "train_time_s", "eval_time_s", "mean_step_time_s", "samplers", "environment", "run_dir", "resumed_at_epochs"}
+    {
+        "wall_time_s",
+        "train_time_s",
+        "eval_time_s",
+        "mean_step_time_s",
+        "data_wait_s",
+        "data_wait_fraction",
+        "samplers",
+        "environment",
+        "run_dir",
+        "resumed_at_epochs",
+    }
 )
 
 
@@ -99,5 +110,6 @@ def comparable(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
     metrics = [json.loads(line) for line in (out / rundir.METRICS).read_text().splitlines()]
     for record in metrics:
         record.pop("epoch_time_s")
+        record.pop("data_wait_s")
     state = checkpoint.load(out / rundir.CHECKPOINT)
     return {k: v for k, v in summary.items() if k not in TIMING}, metrics, state
