@@ -124,7 +124,7 @@ def worker(method: str, sparsity: float, seed: int, threads: int, patch: str | N
 
         pruner = StatePruner(targets)
         pruner.bind(opt)
-        holder = pruner.__dict__
+        holder = pruner  # .masks: the bool masks (a property)
 
         def update(s: float):
             return lambda: pruner.update_masks(s, 1)
@@ -132,7 +132,7 @@ def worker(method: str, sparsity: float, seed: int, threads: int, patch: str | N
     out = {"method": method, "rss_before_bytes": current_rss()}
     for phase, s in (("first", sparsity / 2), ("later", sparsity)):
         seconds, extra, reset = measure(update(s))
-        masks = holder["masks"]
+        masks = holder["masks"] if isinstance(holder, dict) else holder.masks
         out[phase] = {
             "sparsity": s,
             "seconds": seconds,
@@ -140,7 +140,7 @@ def worker(method: str, sparsity: float, seed: int, threads: int, patch: str | N
             "peak_reset": reset,
             "achieved_sparsity": sum(int((~m).sum()) for m in masks) / sum(m.numel() for m in masks),
         }
-    out["mask_bytes"] = sum(m.numel() * m.element_size() for m in holder["masks"])
+    out["mask_bytes"] = sum(m.numel() * m.element_size() for m in masks)
     return out
 
 

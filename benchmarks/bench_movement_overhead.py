@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per pruner first")
     parser.add_argument("--updates", type=int, default=3, help="timed mask updates")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = parse_args(parser, quick={"rounds": 6, "updates": 1})
+    args = parse_args(parser, quick={"rounds": 4, "updates": 1})
     if args.threads:
         torch.set_num_threads(args.threads)
 

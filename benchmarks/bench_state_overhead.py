@@ -65,7 +65,7 @@ def main() -> None:
         help="adamwprune (fused AdamW) or the built-in adamw (torch's default multi-tensor path)",
     )
     parser.add_argument("--patch", help="apply PATCH.install() first (to measure a proposed core change)")
-    args = parse_args(parser, quick={"steps": 50})
+    args = parse_args(parser, quick={"steps": 50, "batch_size": 8})
     if args.patch:
         import importlib.util
 

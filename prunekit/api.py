@@ -30,7 +30,7 @@ from prunekit.core.device_sampler import DeviceSampler, PciAddress
 from prunekit.core.distribution import DISTRIBUTIONS, erk_densities, layer_sparsities, prune_counts, sparsity_groups
 from prunekit.core.optim import TrainingOptimizer
 from prunekit.core.options import Option
-from prunekit.core.pruner import MASKED_OPTIMIZER_STATE, SCOPE_OPTION, MaskPruner, Pruner, TrainingPlan
+from prunekit.core.pruner import MASK_STORAGE_OPTION, MASKED_OPTIMIZER_STATE, SCOPE_OPTION, MaskPruner, Pruner, TrainingPlan
 from prunekit.core.rundir import EPOCH_METRICS
 from prunekit.core.sampling import SCOPES, Sampler, SamplerUnavailable
 from prunekit.core.schedule import Schedule
@@ -51,11 +51,12 @@ from prunekit.hookspecs import (
 
 #: The version of this surface: the major part changes when a name or signature
 #: changes incompatibly, the minor part when one is added.
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 __all__ = [
     "API_VERSION",
     "EPOCH_METRICS",
+    "MASK_STORAGE_OPTION",
     "MASKED_OPTIMIZER_STATE",
     "RUN_STATUSES",
     "SCOPES",

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 import yaml
-from report_runs import TEST_EXAMPLES, MiB, config_of, ledger_total, row, tables, write_run
+from report_runs import PRUNABLE, TEST_EXAMPLES, MiB, config_of, ledger_total, row, tables, write_run
 
 from prunekit import cli as prunekit_cli
 from prunekit.report.cli import report
@@ -254,3 +254,33 @@ def test_bad_directories_exit_2(tmp_path, run_cli):
     empty = run_cli("report", tmp_path / "empty")
     assert empty.code == 2 and "holds no run directories" in empty.err
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_mask_storage_shown_in_tables_csv_and_ledger_figure(tmp_path, run_cli, monkeypatch):
+    runs = tmp_path / "runs"
+    for name, storage, final, bpw in (("bool", "bool", 90.0, 1.0), ("bits", "bits", 90.0, 0.125), ("imp", "implicit", 90.0, 0.0)):
+        write_run(runs, name, "adamw", "magnitude", 0.7, 0, final)
+        s = json.loads((runs / name / "summary.json").read_text())
+        s["pruner_options"] = {"scope": "global", "mask_storage": storage}
+        s["ledger"]["pruner_state"] = bpw * PRUNABLE
+        s["ledger"]["pruner_state_bytes_per_prunable_weight"] = bpw
+        (runs / name / "summary.json").write_text(json.dumps(s))
+    assert run_cli("report", tmp_path, "--format", "csv").code == 0
+    md = (tmp_path / "report.md").read_text()
+    rows = tables(md)["lenet5 on digits, 70% target sparsity"]
+    by_pruner = {r["pruner"]: r for r in rows}
+    assert set(by_pruner) == {"magnitude", "magnitude [bits masks]", "magnitude [implicit masks]"}
+    assert [by_pruner[p]["pruner state B/weight"] for p in sorted(by_pruner)] == ["1.00", "0.12", "0.00"]
+    assert "unless marked [bits masks]" in md
+    with open(tmp_path / "report.csv", newline="") as handle:
+        assert sorted(r["mask_storage"] for r in csv.DictReader(handle)) == ["bits", "bool", "implicit"]
+    from prunekit.report import figures
+    from prunekit.report.load import load as load_runs
+    from prunekit.report.table import build_rows
+
+    seen = {}
+    monkeypatch.setattr(
+        figures, "_save", lambda fig, path: seen.setdefault("labels", [t.get_text() for t in fig.axes[0].get_yticklabels()])
+    )
+    figures.ledger_bars(build_rows(load_runs(tmp_path).runs), tmp_path / "ledger.png")
+    assert {"adamw + magnitude [bits masks]", "adamw + magnitude [implicit masks]", "adamw + magnitude"} == set(seen["labels"])

@@ -1,16 +1,16 @@
-"""Built-in pruners: ``none`` (dense) and ``magnitude`` (|w|, boolean masks)."""
+"""Built-in pruners: ``none`` (dense) and ``magnitude`` (|w|, masks stored as ``mask_storage`` says)."""
 
 from __future__ import annotations
 
 import torch
 
 from prunekit import hookimpl
-from prunekit.core.pruner import SCOPE_OPTION, MaskPruner, Pruner
+from prunekit.core.pruner import MASK_STORAGE_OPTION, SCOPE_OPTION, MaskPruner, Pruner
 from prunekit.core.targets import Target
 
 
 class MagnitudePruner(MaskPruner):
-    """Prune the smallest |w|; state is one boolean mask byte per prunable weight."""
+    """Prune the smallest |w|; state is the masks (1, 0.125 or 0 B per prunable weight: ``mask_storage``)."""
 
     fresh_scores = True  # |w| is a new tensor each time
 
@@ -22,11 +22,16 @@ def none(targets: list[Target]) -> Pruner:
     return Pruner(targets)
 
 
-def magnitude(targets: list[Target], scope: str = "global") -> MagnitudePruner:
-    return MagnitudePruner(targets, scope=scope)
+def magnitude(targets: list[Target], scope: str = "global", mask_storage: str = "bool") -> MagnitudePruner:
+    return MagnitudePruner(targets, scope=scope, mask_storage=mask_storage)
 
 
 @hookimpl
 def register_pruners(register):
     register("none", none, description="no pruning (dense baseline)", dense=True)
-    register("magnitude", magnitude, description="smallest |w| pruned on the schedule; 1-byte masks", options=(SCOPE_OPTION,))
+    register(
+        "magnitude",
+        magnitude,
+        description="smallest |w| pruned on the schedule; masks of 1, 0.125 or 0 B per weight (mask_storage)",
+        options=(SCOPE_OPTION, MASK_STORAGE_OPTION),
+    )

@@ -31,10 +31,11 @@ from typing import Any
 import torch
 
 from prunekit.core.distribution import DISTRIBUTIONS, sparsity_groups
+from prunekit.core.masks import STORAGES, MaskStore, make_store
 from prunekit.core.options import Option
 from prunekit.core.schedule import Schedule
 from prunekit.core.targets import Target
-from prunekit.core.threshold import apply_mask_, update_masks_
+from prunekit.core.threshold import update_masks_
 
 #: Per-weight optimizer state names that a mask also zeroes.
 MASKED_OPTIMIZER_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
@@ -46,6 +47,15 @@ SCOPE_OPTION = Option(
     "global",
     "global: one threshold over all layers; layer: every layer at the target; erk: Erdős–Rényi-Kernel per-layer sparsities",
     choices=DISTRIBUTIONS,
+)
+
+#: The ``mask_storage`` option of every :class:`MaskPruner`; declare it in a mask pruner's options.
+MASK_STORAGE_OPTION = Option(
+    "mask_storage",
+    str,
+    "bool",
+    "bool (1 B per prunable weight), bits (packed, 0.125 B) or implicit (0 B: pruned = exactly zero); same results",
+    choices=STORAGES,
 )
 
 
@@ -114,7 +124,7 @@ class Pruner:
 
 
 class MaskPruner(Pruner):
-    """Boolean masks (one byte per prunable weight) over a per-layer score.
+    """Keep-masks over a per-layer score, stored as ``mask_storage`` says.
 
     Subclasses implement :meth:`score`; one whose scores are always new
     tensors that nothing else holds sets ``fresh_scores = True``, which lets
@@ -123,15 +133,39 @@ class MaskPruner(Pruner):
     (:mod:`prunekit.core.distribution`): ``"global"`` uses one exact threshold
     over all layers, ``"layer"`` gives each layer the scheduled sparsity,
     ``"erk"`` gives each layer its Erdős–Rényi-Kernel share of it. Masks only
-    grow: a pruned weight stays pruned.
+    grow: a pruned weight stays pruned. ``mask_storage`` (:mod:`prunekit.core.masks`):
+    ``bool`` (1 B per prunable weight), ``bits`` (packed, 0.125 B) or
+    ``implicit`` (0 B: a weight is pruned when it is exactly zero); results are
+    the same whatever the storage. A subclass that sets masks itself (dynamic
+    sparse training: masks that also shrink) keeps ``bool`` and may assign
+    ``self.masks[i]``.
     """
 
     fresh_scores = False
 
-    def __init__(self, targets: list[Target], scope: str = "global") -> None:
+    def __init__(self, targets: list[Target], scope: str = "global", mask_storage: str = "bool") -> None:
         super().__init__(targets)
         self.scope = scope
-        self.masks: list[torch.Tensor | None] = [None] * len(targets)
+        self.store = make_store(mask_storage, targets)
+
+    @property
+    def mask_storage(self) -> str:
+        return self.store.kind
+
+    @property
+    def masks(self) -> list[torch.Tensor | None]:
+        """Every layer's keep-mask as ``bool`` (None before its first update).
+
+        With ``bool`` storage this is the stored list itself; with ``bits`` and
+        ``implicit`` a new list of materialised copies (1 B per weight while held).
+        """
+        if self.store.kind == "bool":
+            return self.store.stored
+        return [self.store.read(i) if self.store.has(i) else None for i in range(len(self.targets))]
+
+    @masks.setter
+    def masks(self, masks: list[torch.Tensor | None]) -> None:
+        self.store.load(list(masks))
 
     def score(self, index: int, target: Target) -> torch.Tensor:
         """Importance of each weight of ``target`` (higher is kept)."""
@@ -139,29 +173,24 @@ class MaskPruner(Pruner):
 
     @torch.no_grad()
     def update_masks(self, sparsity: float, step: int) -> None:
-        for i, target in enumerate(self.targets):
-            if self.masks[i] is None:
-                self.masks[i] = torch.ones_like(target.parameter, dtype=torch.bool)
         shapes = [tuple(t.parameter.shape) for t in self.targets]
         for indices, group_sparsity in sparsity_groups(shapes, sparsity, self.scope):
             scorers = [lambda i=i: self.score(i, self.targets[i]) for i in indices]
-            masks = [self.masks[i] for i in indices]
-            update_masks_(scorers, [m for m in masks if m is not None], group_sparsity, self.fresh_scores)
+            update_masks_(scorers, _Group(self.store, indices), group_sparsity, self.fresh_scores)
         self.zero_optimizer_state()
         self.enforce()
 
     @torch.no_grad()
     def before_step(self, step: int) -> None:
-        for target, mask in zip(self.targets, self.masks):
+        for i, target in enumerate(self.targets):
             grad = target.parameter.grad
-            if mask is not None and grad is not None:
-                apply_mask_(grad, mask)
+            if grad is not None:
+                self.store.apply_(i, grad)
 
     @torch.no_grad()
     def enforce(self) -> None:
-        for target, mask in zip(self.targets, self.masks):
-            if mask is not None:
-                apply_mask_(target.parameter, mask)
+        for i, target in enumerate(self.targets):
+            self.store.apply_(i, target.parameter.detach())
 
     @torch.no_grad()
     def zero_optimizer_state(self) -> None:
@@ -172,25 +201,47 @@ class MaskPruner(Pruner):
         """
         if self.optimizer is None:
             return
-        for target, mask in zip(self.targets, self.masks):
-            if mask is None:
+        for i, target in enumerate(self.targets):
+            if not self.store.has(i):
                 continue
             state = self.optimizer.state.get(target.parameter, {})
             for key in MASKED_OPTIMIZER_STATE:
                 value = state.get(key)
-                if isinstance(value, torch.Tensor) and value.shape == mask.shape:
-                    apply_mask_(value, mask)
+                if isinstance(value, torch.Tensor) and value.shape == target.parameter.shape:
+                    self.store.apply_(i, value)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {f"mask:{t.name}": m for t, m in zip(self.targets, self.masks) if m is not None}
+        return self.store.tensors()
+
+    def transient_bytes(self) -> dict[str, int]:
+        """``bits``/``implicit``: a mask update materialises one layer's ``bool`` mask at a time (the largest's bytes)."""
+        if self.store.kind == "bool" or not self.targets:
+            return {}
+        largest = max(self.targets, key=lambda t: t.parameter.numel())
+        return {f"bool_mask_while_updating:{largest.name}": largest.parameter.numel()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"masks": [None if m is None else m.clone() for m in self.masks]}
+        """``{"masks": [bool tensor or None per target]}``, the same whatever the storage."""
+        return {"masks": self.store.state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        masks = state["masks"]
-        if len(masks) != len(self.targets):
-            raise ValueError("mask count does not match the prunable set")
-        self.masks = [
-            None if m is None else m.to(device=t.parameter.device, dtype=torch.bool).clone() for t, m in zip(self.targets, masks)
-        ]
+        self.store.load(state["masks"])
+
+
+class _Group:
+    """Some layers of a mask store, renumbered from 0, for :func:`update_masks_`."""
+
+    def __init__(self, store: MaskStore, indices: list[int]) -> None:
+        self.store, self.indices = store, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def numel(self, i: int) -> int:
+        return self.store.numel(self.indices[i])
+
+    def read(self, i: int) -> torch.Tensor:
+        return self.store.read(self.indices[i])
+
+    def write(self, i: int, mask: torch.Tensor) -> None:
+        self.store.write(self.indices[i], mask)

@@ -59,6 +59,7 @@ EPOCH_METRICS = (
     "scheduled_sparsity",
     "lr",
     "epoch_time_s",
+    "data_wait_s",
 )
 
 FINISHED, FAILED, INTERRUPTED, NEW = "finished", "failed", "interrupted", "new"

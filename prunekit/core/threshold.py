@@ -13,6 +13,7 @@ recomputed per layer by the caller's function.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import torch
 
@@ -143,16 +144,41 @@ class _Keys:
         return t.bitwise_and_(0xFFFF)
 
 
+class LayerMasks(Protocol):
+    """Keep-masks read and written one layer at a time (``prunekit.core.masks``' stores)."""
+
+    def __len__(self) -> int: ...
+    def numel(self, i: int) -> int: ...
+    def read(self, i: int) -> torch.Tensor: ...
+    def write(self, i: int, mask: torch.Tensor) -> None: ...
+
+
+class _InPlace(list[torch.Tensor]):
+    """Boolean mask tensors, updated in place (``write`` has nothing to do)."""
+
+    def numel(self, i: int) -> int:
+        return self[i].numel()
+
+    def read(self, i: int) -> torch.Tensor:
+        return self[i]
+
+    def write(self, i: int, mask: torch.Tensor) -> None:
+        pass
+
+
 def update_masks_(
     scores: Sequence[Callable[[], torch.Tensor]],
-    masks: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor] | LayerMasks,
     sparsity: float,
     fresh_scores: bool = False,
 ) -> None:
     """Prune exactly the ``k = round(sparsity * N)`` lowest scores over all layers, in place.
 
     ``scores[i]()`` returns layer i's scores (recomputed on each call, never
-    kept); ``masks[i]`` is its boolean keep-mask (all True before any pruning).
+    kept); ``masks[i]`` is its boolean keep-mask (all True before any pruning),
+    or ``masks`` is a :class:`LayerMasks` whose ``read(i)`` gives layer i's
+    boolean mask and ``write(i, mask)`` stores it: only one layer's mask is then
+    held as ``bool`` at a time.
     Masks only grow: already-pruned positions count as the lowest scores and
     stay pruned (if more than ``k`` are pruned already, nothing changes).
     Ties at the k-th score are broken by position (layer order, then
@@ -170,20 +196,25 @@ def update_masks_(
     Tie ranks are exact integer running counts (``cumsum`` of booleans), so
     the choice is deterministic on CPU and GPU alike.
     """
-    out = list(masks)
-    sizes = [m.numel() for m in out]
+    out: LayerMasks = _InPlace(masks) if isinstance(masks, Sequence) else masks
+    sizes = [out.numel(i) for i in range(len(out))]
     total = sum(sizes)
     k = min(int(round(sparsity * total)), total)
     if k <= 0 or not total:
         return
-    keys = _Keys(max(sizes), out[0].device, copy=not fresh_scores)
+    keys: _Keys | None = None
 
-    def layer_keys(i: int) -> torch.Tensor:
-        return keys(scores[i](), out[i])
+    def layer_keys(i: int, mask: torch.Tensor) -> torch.Tensor:
+        nonlocal keys
+        score = scores[i]()
+        if keys is None:
+            keys = _Keys(max(sizes), score.device, copy=not fresh_scores)
+        return keys(score, mask)
 
     high = torch.zeros(_BINS, dtype=torch.int64)
     for i in range(len(out)):
-        bits = layer_keys(i)
+        bits = layer_keys(i, out.read(i))
+        assert keys is not None
         for a, b in _chunks(bits.numel()):
             high += torch.bincount(keys.high(bits[a:b]), minlength=_BINS).cpu()
     bucket, rank = _pick(high, k)
@@ -193,9 +224,11 @@ def update_masks_(
     store = int(high[bucket]) <= max(sizes)
     low = torch.zeros(_BINS, dtype=torch.int64)
     inside: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+    assert keys is not None
     for i in range(len(out)):
-        bits = layer_keys(i)
-        mask = out[i].view(-1)
+        layer = out.read(i)
+        bits = layer_keys(i, layer)
+        mask = layer.view(-1)
         found = []
         for a, b in _chunks(bits.numel()):
             chunk = bits[a:b]
@@ -209,26 +242,36 @@ def update_masks_(
                 low += torch.bincount(lows, minlength=_BINS).cpu()
                 if store:
                     found.append((where.add_(a), lows))
+        out.write(i, layer)
         inside.append(found)
+        del layer, mask  # one layer's mask at a time where the store materialises them
     low_bits, ties = _pick(low, rank)  # ties: how many scores equal to the k-th are pruned
     pruned_ties = _TieCounter(ties)
 
     if store:
-        for mask, found in zip(out, inside):
-            flat = mask.view(-1)
+        for i, found in enumerate(inside):
+            if not found:
+                continue
+            layer = out.read(i)
+            flat = layer.view(-1)
             for where, lows in found:
                 flat[where] = (lows > low_bits) | pruned_ties.kept(lows == low_bits)
+            out.write(i, layer)
+            del layer, flat
         return
     threshold = _signed_order((bucket << 16) | low_bits)
-    for i, mask in enumerate(out):
-        flat = mask.view(-1)
-        bits = keys(scores[i](), mask)  # masks now hold True inside the bucket: old keep-mask there
+    for i in range(len(out)):
+        layer = out.read(i)
+        flat = layer.view(-1)
+        bits = keys(scores[i](), layer)  # masks now hold True inside the bucket: old keep-mask there
         for a, b in _chunks(bits.numel()):
             in_bucket = keys.flags[: b - a]
             torch.eq(keys.high(bits[a:b]), bucket, out=in_bucket)
             signed = bits[a:b].bitwise_xor_(_SIGN)
             keep = (signed > threshold) | pruned_ties.kept(signed == threshold, keys.scratch[: b - a])
             flat[a:b] &= ~in_bucket | keep
+        out.write(i, layer)
+        del layer, flat
 
 
 class _TieCounter:

@@ -149,7 +149,8 @@ def _explanations(divisor: Divisor | None) -> list[str]:
         "final acc % ± std: mean ± sample standard deviation over seeds; best-epoch acc %: at each run's best epoch "
         "(chosen on the test set, so optimistic).",
         "target / achieved: fraction of prunable weights (conv and linear weights) that are exactly zero; a run misses its target when achieved is more than 0.5 percentage point off.",
-        "pruner state / optimizer state B/weight: exact bytes per prunable weight from the run's ledger (pruner state tensors; optimizer state held for prunable weights).",
+        "pruner state / optimizer state B/weight: exact bytes per prunable weight from the run's ledger (pruner state tensors; optimizer state held for prunable weights). "
+        "Mask pruners keep bool masks (1 B per weight) unless marked [bits masks] (packed, 0.125 B) or [implicit masks] (0 B: pruned = exactly zero).",
         "memory: measured by each sampler (its scope in parentheses), MiB, peak / mean over the run's samples, averaged over seeds.",
         f"acc per 100 MiB: {per}; never process RSS, which on a CPU is mostly the torch runtime.",
         "wall s: wall-clock seconds of the whole run, including data loading and evaluation.",

@@ -76,11 +76,19 @@ def varying_fields(runs: list[RunRecord]) -> list[str]:
     return [k for k in keys if any(len({_canonical(r.config.get(k)) for r in b}) > 1 for b in buckets.values())]
 
 
+def mask_storage(run: RunRecord) -> str | None:
+    """How the run's pruner stored its masks (``bool``, ``bits``, ``implicit``), if it has masks."""
+    resolved = (run.summary or {}).get("pruner_options") or {}
+    return resolved.get("mask_storage") or (run.config.get("pruner_opts") or {}).get("mask_storage")
+
+
 def _pruner_label(run: RunRecord, varying_opts: dict[str, set[str]]) -> str:
     pruner = str(run.config.get("pruner") or run.get("pruner"))
     opts = run.config.get("pruner_opts") or {}
-    shown = [f"{k}={opts[k]}" for k in sorted(opts) if k in varying_opts.get(pruner, set())]
-    return f"{pruner}({', '.join(shown)})" if shown else pruner
+    shown = [f"{k}={opts[k]}" for k in sorted(opts) if k in varying_opts.get(pruner, set()) and k != "mask_storage"]
+    label = f"{pruner}({', '.join(shown)})" if shown else pruner
+    storage = mask_storage(run)
+    return f"{label} [{storage} masks]" if storage not in (None, "bool") else label
 
 
 def _varying_pruner_options(runs: list[RunRecord]) -> dict[str, set[str]]:
@@ -195,6 +203,7 @@ def flat_rows(runs: list[RunRecord], figures: list[MemoryFigure], primary: Divis
             "optimizer": run.config.get("optimizer") or run.get("optimizer"),
             "pruner": run.config.get("pruner") or run.get("pruner"),
             "pruner_options": json.dumps(s.get("pruner_options", run.config.get("pruner_opts") or {}), sort_keys=True),
+            "mask_storage": mask_storage(run),
             "seed": run.get("seed"),
             "epochs": run.get("epochs"),
             "target_sparsity": run.target,

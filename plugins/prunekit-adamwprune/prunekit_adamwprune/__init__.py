@@ -15,7 +15,7 @@ def register_pruners(register) -> None:
     register(
         "state",
         state,
-        description="prune by Adam's moments (default bitter7: |w|*(|v|+eps)^(1/4)); 1-byte masks, exact global threshold",
+        description="prune by Adam's moments (default bitter7: |w|*(|v|+eps)^(1/4)); masks of 1, 0.125 or 0 B per weight (mask_storage), exact global threshold",
         options=OPTIONS,
         requires=("exp_avg", "exp_avg_sq"),
     )

@@ -2,15 +2,16 @@
 
 Everything else (exact memory-bounded global threshold, layer scope, masks that
 only grow, gradient masking, zeroing ``exp_avg``/``exp_avg_sq``/``max_exp_avg_sq``
-at pruned positions) is :class:`prunekit.core.pruner.MaskPruner`'s. The only
-state kept between steps is one ``torch.bool`` mask per prunable weight.
+at pruned positions, mask storage) is :class:`prunekit.core.pruner.MaskPruner`'s. The only
+state kept between steps is the masks: 1 B (``mask_storage=bool``), 0.125 B (``bits``)
+or 0 B (``implicit``) per prunable weight.
 """
 
 from __future__ import annotations
 
 import torch
 
-from prunekit.api import SCOPE_OPTION, MaskPruner, Option, Target, UsageError
+from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, MaskPruner, Option, Target, UsageError
 from prunekit_adamwprune.scores import DEFAULT_VARIANT, VARIANTS
 
 VARIANT_OPTION = Option(
@@ -21,7 +22,7 @@ VARIANT_OPTION = Option(
     choices=tuple(VARIANTS),
 )
 EPS_OPTION = Option("eps", float, 1e-8, "epsilon inside the score (must be > 0)", above=0.0)
-OPTIONS = (VARIANT_OPTION, SCOPE_OPTION, EPS_OPTION)
+OPTIONS = (VARIANT_OPTION, SCOPE_OPTION, EPS_OPTION, MASK_STORAGE_OPTION)
 
 
 class StatePruner(MaskPruner):
@@ -33,8 +34,15 @@ class StatePruner(MaskPruner):
 
     fresh_scores = True  # every variant returns a new tensor (see scores.py)
 
-    def __init__(self, targets: list[Target], variant: str = DEFAULT_VARIANT, scope: str = "global", eps: float = 1e-8) -> None:
-        super().__init__(targets, scope=scope)
+    def __init__(
+        self,
+        targets: list[Target],
+        variant: str = DEFAULT_VARIANT,
+        scope: str = "global",
+        eps: float = 1e-8,
+        mask_storage: str = "bool",
+    ) -> None:
+        super().__init__(targets, scope=scope, mask_storage=mask_storage)
         self.variant = variant
         self.eps = eps
         self._score, self._needs = VARIANTS[variant]

@@ -38,7 +38,12 @@ def test_scope_option_is_the_builtin_one(registry):
 
 def test_defaults_resolve(registry):
     entry = registry.get("pruners", "state")
-    assert resolve_options(entry.options, {}, "pruner 'state'") == {"variant": "bitter7", "scope": "global", "eps": 1e-8}
+    assert resolve_options(entry.options, {}, "pruner 'state'") == {
+        "variant": "bitter7",
+        "scope": "global",
+        "eps": 1e-8,
+        "mask_storage": "bool",
+    }
     assert resolve_options(entry.options, {"variant": "fisher", "eps": "1e-6"}, "pruner 'state'")["eps"] == 1e-6
 
 

@@ -17,8 +17,8 @@ from prunekit.api import MaskPruner, Target
 class MovementW0Pruner(MaskPruner):
     """Prune the lowest ``W * (W - W0)``: weights that moved least away from zero."""
 
-    def __init__(self, targets: list[Target], scope: str = "global") -> None:
-        super().__init__(targets, scope=scope)
+    def __init__(self, targets: list[Target], scope: str = "global", mask_storage: str = "bool") -> None:
+        super().__init__(targets, scope=scope, mask_storage=mask_storage)
         self.initial: list[torch.Tensor | None] = [None] * len(targets)
 
     def bind(self, optimizer) -> None:

@@ -45,7 +45,11 @@ def test_options_resolve_from_strings():
         ("movement", {"lr_score": "fast"}, "Option 'lr_score' of pruner 'movement' must be float, got 'fast'."),
         ("movement", {"scope": "model"}, "Option 'scope' of pruner 'movement' must be one of: global, layer, erk; got 'model'."),
         ("movement", {"lr": "1"}, "Unknown option 'lr' for pruner 'movement'. Valid options: lr_score, scope."),
-        ("movement-w0", {"lr_score": "1"}, "Unknown option 'lr_score' for pruner 'movement-w0'. Valid options: scope."),
+        (
+            "movement-w0",
+            {"lr_score": "1"},
+            "Unknown option 'lr_score' for pruner 'movement-w0'. Valid options: scope, mask_storage.",
+        ),
         ("movement-w0", {"scope": "all"}, "Option 'scope' of pruner 'movement-w0' must be one of: global, layer"),
     ],
 )
