@@ -191,3 +191,18 @@ def test_written_cifar_files_are_what_torchvision_reads(tmp_path, monkeypatch):
     theirs = tv.CIFAR10(str(tmp_path), train=True)
     assert torch.equal(torch.from_numpy(theirs.data).permute(0, 3, 1, 2), train[0]) and theirs.targets == train[1].tolist()
     assert len(theirs.classes) == 10
+
+
+def test_ddp_shards_of_images_are_augmented_reproducibly_and_eval_shards_stay_tensors():
+    from prunekit.core.distributed import Dist, ShardedBatches, eval_shard
+
+    images, labels = _split(20, (1, 6, 6), 10)
+    data = ImageTensors(images, labels, (0.5,), (0.2,), crop_padding=2, flip=True)
+    ranks = [ShardedBatches(data, 4, Dist(rank, 2, rank), seed=3) for rank in range(2)]
+    first = [list(r) for r in ranks]
+    again = list(ShardedBatches(data, 4, Dist(0, 2, 0), seed=3))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first[0], again))
+    assert sorted(torch.cat([y for r in first for _, y in r]).tolist()) == sorted(labels.tolist())
+    assert ranks[0].info["kind"] == "tensors" and first[0][0][0].dtype == torch.float32
+    shard = eval_shard(ImageTensors(images, labels, (0.5,), (0.2,)), Dist(1, 3, 1))
+    assert isinstance(shard, ImageTensors) and torch.equal(shard.labels, labels[1::3])

@@ -143,9 +143,9 @@ class InMemory:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def draw(self, generator: torch.Generator) -> torch.Tensor | None:
-        """One epoch's augmentation (a row per position in the epoch, on the training device), or None."""
-        params = self.images.draw(len(self), generator) if self.images is not None else None
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """The augmentation of an epoch of ``n`` examples (a row per position in it, on the training device), or None."""
+        params = self.images.draw(n, generator) if self.images is not None else None
         return None if params is None else params.to(self.device)
 
     def batch(self, index: torch.Tensor | slice, params: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +182,7 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.data)
         order = torch.randperm(n, generator=self.generator).to(self.data.data_device) if self.shuffle else None
-        params = self.data.draw(self.generator)
+        params = self.data.draw(n, self.generator)
         first, self.skip = self.skip * self.batch_size, 0
         for start in range(first, n, self.batch_size):
             end = start + self.batch_size
