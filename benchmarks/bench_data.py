@@ -31,10 +31,11 @@ from _quick import parse_args
 from prunekit.builtin.datasets import MNIST_NORM
 from prunekit.builtin.models import lenet5
 from prunekit.core.building import build, resolve_device
-from prunekit.core.config import RunConfig, validate
+from prunekit.core.config import RunConfig
 from prunekit.core.optim import parameter_groups
 from prunekit.core.plugins import get_plugins
 from prunekit.core.runner import run
+from prunekit.core.validation import validate
 from prunekit.testing.datafiles import write_cifar, write_mnist
 
 

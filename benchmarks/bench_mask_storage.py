@@ -14,11 +14,10 @@
    accuracy are identical to ``bool``.
 3. The ledger of ResNet-50 (ImageNet shapes) + AdamW + ``state`` at 70% for each storage.
 4. Transient memory of one global mask update of that ResNet-50 (``state``, 50% -> 70%),
-   per storage: the rise of the process's peak resident set size over its size just
-   before the update (Linux: the peak is reset through ``/proc/self/clear_refs``; each
-   storage in a fresh process with ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed
-   blocks leave the resident set). It includes the scores the update computes, layer by
-   layer; against it, every layer's ``bool`` mask at once would be one byte per prunable weight.
+   per storage: the peak extra resident bytes of the update (``_peak_memory.measure``;
+   each storage in a fresh process under the ``mmap128k`` allocator settings, so peak
+   RSS tracks live bytes). It includes the scores the update computes, layer by layer;
+   against it, every layer's ``bool`` mask at once would be one byte per prunable weight.
 
     python benchmarks/bench_mask_storage.py [--steps 100] [--frequency 50] [--digits-epochs 20]
 """
@@ -28,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _peak_memory import ALLOCATORS, measure
 from _quick import parse_args
 
 from prunekit.builtin.models import resnet18, resnet50
@@ -194,10 +193,6 @@ def resnet50_ledgers() -> dict:
     return out
 
 
-def _status(key: str) -> int:
-    return int(re.search(rf"{key}:\s+(\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
-
-
 def transient_in_this_process(storage: str) -> dict:
     """Peak RSS rise (bytes) during one global update of ResNet-50 + AdamW + state, 50% -> 70%."""
     from prunekit_adamwprune import state
@@ -214,14 +209,12 @@ def transient_in_this_process(storage: str) -> dict:
     pruner.update_masks(0.5, 1)
     for p in model.parameters():
         p.grad = None
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")  # the peak RSS becomes the current RSS
-    before = _status("VmRSS")
-    pruner.update_masks(0.7, 2)
-    peak = _status("VmHWM")
+    seconds, extra, reset = measure(lambda: pruner.update_masks(0.7, 2))
     largest = max(t.parameter.numel() for t in targets)
     return {
-        "update_peak_rss_rise_bytes": peak - before,
+        "update_peak_extra_resident_bytes": extra,
+        "peak_mark_reset": reset,
+        "update_s": round(seconds, 3),
         "largest_layer_weights": largest,
         "prunable_weights": sum(t.parameter.numel() for t in targets),
         "pruner_transient_reported": sum(pruner.transient_bytes().values()),
@@ -230,7 +223,7 @@ def transient_in_this_process(storage: str) -> dict:
 
 def transients() -> dict:
     out: dict = {}
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
+    env = dict(os.environ, **ALLOCATORS["mmap128k"], OMP_NUM_THREADS="1")
     for storage in STORAGES:
         done = subprocess.run(
             [sys.executable, __file__, "--transient-child", storage], capture_output=True, text=True, env=env, check=True
@@ -238,7 +231,7 @@ def transients() -> dict:
         out[storage] = json.loads(done.stdout.strip().splitlines()[-1])
     weights = out["bool"]["prunable_weights"]
     out["every_layer_bool_mask_at_once_bytes"] = weights
-    out["what"] = "peak RSS rise during one global state update of ResNet-50 (scores, keys, histograms and masks)"
+    out["what"] = "peak extra resident bytes of one global state update of ResNet-50 (scores, keys, histograms, masks)"
     return out
 
 
