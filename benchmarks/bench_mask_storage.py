@@ -14,9 +14,11 @@
    accuracy are identical to ``bool``.
 3. The ledger of ResNet-50 (ImageNet shapes) + AdamW + ``state`` at 70% for each storage.
 4. Transient memory of one global mask update of that ResNet-50 (``state``, 50% -> 70%),
-   per storage: the peak extra resident bytes of the update (``_peak_memory.measure``;
-   each storage in a fresh process under the ``mmap128k`` allocator settings, so peak
-   RSS tracks live bytes). It includes the scores the update computes, layer by layer;
+   per storage: the peak extra resident bytes of the update (``VmHWM`` after it minus
+   ``VmRSS`` before it, the mark reset by ``_peak_memory.release_and_reset_peak``; not
+   ``ru_maxrss``, which in a child also holds the parent's size when it forked); each
+   storage in a fresh process under the ``mmap128k`` allocator settings, so peak RSS
+   tracks live bytes. It includes the scores the update computes, layer by layer;
    against it, every layer's ``bool`` mask at once would be one byte per prunable weight.
 
     python benchmarks/bench_mask_storage.py [--steps 100] [--frequency 50] [--digits-epochs 20]
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -34,7 +37,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _peak_memory import ALLOCATORS, measure
+from _peak_memory import ALLOCATORS, release_and_reset_peak
 from _quick import parse_args
 
 from prunekit.builtin.models import resnet18, resnet50
@@ -193,6 +196,12 @@ def resnet50_ledgers() -> dict:
     return out
 
 
+def _status(key: str) -> int:
+    """A ``kB`` figure of ``/proc/self/status`` in bytes."""
+    with open("/proc/self/status") as handle:
+        return int(re.search(rf"{key}:\s+(\d+) kB", handle.read()).group(1)) * 1024
+
+
 def transient_in_this_process(storage: str) -> dict:
     """Peak RSS rise (bytes) during one global update of ResNet-50 + AdamW + state, 50% -> 70%."""
     from prunekit_adamwprune import state
@@ -209,7 +218,10 @@ def transient_in_this_process(storage: str) -> dict:
     pruner.update_masks(0.5, 1)
     for p in model.parameters():
         p.grad = None
-    seconds, extra, reset = measure(lambda: pruner.update_masks(0.7, 2))
+    reset = release_and_reset_peak()
+    before, start = _status("VmRSS"), time.perf_counter()
+    pruner.update_masks(0.7, 2)
+    seconds, extra = time.perf_counter() - start, _status("VmHWM") - before
     largest = max(t.parameter.numel() for t in targets)
     return {
         "update_peak_extra_resident_bytes": extra,
