@@ -136,7 +136,17 @@ def on_step(self, n, total):
 progress.RunProgress.step = on_step
 cli.main(["run", *sys.argv[2:]])
 """
-TIMING = {"wall_time_s", "train_time_s", "eval_time_s", "mean_step_time_s", "samplers", "environment", "run_dir"}
+TIMING = {
+    "wall_time_s",
+    "train_time_s",
+    "eval_time_s",
+    "mean_step_time_s",
+    "data_wait_s",
+    "data_wait_fraction",
+    "samplers",
+    "environment",
+    "run_dir",
+}
 
 
 def _results(out: Path) -> tuple[dict, list[dict], object]:
@@ -147,6 +157,7 @@ def _results(out: Path) -> tuple[dict, list[dict], object]:
     metrics = rundir.read_metrics(out)
     for record in metrics:
         record.pop("epoch_time_s")
+        record.pop("data_wait_s")
     return {k: v for k, v in summary.items() if k not in TIMING}, metrics, checkpoint.load(out / "checkpoint.pt")
 
 
