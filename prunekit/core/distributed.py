@@ -199,12 +199,12 @@ class EpochSampler:
 
 
 def train_loader(
-    dataset: Dataset[Any], batch_size: int, dist: Dist, seed: int, device: torch.device, workers: int = 0
+    dataset: Dataset[Any], batch_size: int, dist: Dist, seed: int, device: torch.device | str = "cpu", workers: int = 0
 ) -> ShardedBatches | DataLoader[Any]:
     """This rank's training batches (every rank the same number of steps; the sampler pads)."""
     if in_memory_tensors(dataset) is not None:
         return ShardedBatches(dataset, batch_size, dist, seed, device)
-    pin_memory = device.type == "cuda"
+    pin_memory = torch.device(device).type == "cuda"
     from torch.utils.data.distributed import DistributedSampler
 
     sampler = EpochSampler(DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=seed))
