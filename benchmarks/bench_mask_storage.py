@@ -175,20 +175,26 @@ def digits_runs(epochs: int) -> dict:
     return out
 
 
-def resnet50_ledgers() -> dict:
+def _resnet50_after_one_step(storage: str) -> tuple:
+    """ResNet-50 + AdamW (Adam state present after one step on random gradients) + state pruner."""
     from prunekit_adamwprune import state
 
+    torch.manual_seed(0)
+    model = resnet50(1000, 3, 224)
+    targets = prunable_targets(model)
+    pruner = state(targets, mask_storage=storage)
+    opt = adamw(parameter_groups(model, 1e-4), lr=1e-3, weight_decay=1e-4, epochs=1, steps_per_epoch=1)
+    pruner.bind(opt)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    opt.step()
+    return model, targets, pruner, opt
+
+
+def resnet50_ledgers() -> dict:
     out = {}
     for storage in STORAGES:
-        torch.manual_seed(0)
-        model = resnet50(1000, 3, 224)
-        targets = prunable_targets(model)
-        pruner = state(targets, mask_storage=storage)
-        opt = adamw(parameter_groups(model, 1e-4), lr=1e-3, weight_decay=1e-4, epochs=1, steps_per_epoch=1)
-        pruner.bind(opt)
-        for p in model.parameters():
-            p.grad = torch.randn_like(p) * 1e-3
-        opt.step()  # Adam state exists
+        model, targets, pruner, opt = _resnet50_after_one_step(storage)
         pruner.update_masks(0.7, 1)
         ledger = memory_ledger(model, opt, pruner.state_tensors(), targets, pruner.transient_bytes())
         out[storage] = {k: v for k, v in ledger.items() if k != "per_prunable_weight"}
@@ -204,17 +210,7 @@ def _status(key: str) -> int:
 
 def transient_in_this_process(storage: str) -> dict:
     """Peak RSS rise (bytes) during one global update of ResNet-50 + AdamW + state, 50% -> 70%."""
-    from prunekit_adamwprune import state
-
-    torch.manual_seed(0)
-    model = resnet50(1000, 3, 224)
-    targets = prunable_targets(model)
-    pruner = state(targets, mask_storage=storage)
-    opt = adamw(parameter_groups(model, 1e-4), lr=1e-3, weight_decay=1e-4, epochs=1, steps_per_epoch=1)
-    pruner.bind(opt)
-    for p in model.parameters():
-        p.grad = torch.randn_like(p) * 1e-3
-    opt.step()
+    model, targets, pruner, opt = _resnet50_after_one_step(storage)
     pruner.update_masks(0.5, 1)
     for p in model.parameters():
         p.grad = None

@@ -15,6 +15,7 @@ import pytest
 
 from prunekit.core import rundir
 from prunekit.core.distributed import Dist, ShardedBatches, eval_shard
+from prunekit.testing.resume import comparable
 
 HERE = Path(__file__).resolve().parent
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
@@ -136,29 +137,13 @@ def on_step(self, n, total):
 progress.RunProgress.step = on_step
 cli.main(["run", *sys.argv[2:]])
 """
-TIMING = {
-    "wall_time_s",
-    "train_time_s",
-    "eval_time_s",
-    "mean_step_time_s",
-    "data_wait_s",
-    "data_wait_fraction",
-    "samplers",
-    "environment",
-    "run_dir",
-}
 
 
 def _results(out: Path) -> tuple[dict, list[dict], object]:
-    from prunekit.core import checkpoint
-
-    summary = json.loads((out / "summary.json").read_text())
+    """What must match between two DDP runs (prunekit.testing.resume.comparable), per-rank memory aside."""
+    summary, metrics, final = comparable(out)
     summary["distributed"].pop("samplers_per_rank")  # memory samples
-    metrics = rundir.read_metrics(out)
-    for record in metrics:
-        record.pop("epoch_time_s")
-        record.pop("data_wait_s")
-    return {k: v for k, v in summary.items() if k not in TIMING}, metrics, checkpoint.load(out / "checkpoint.pt")
+    return summary, metrics, final
 
 
 def test_ddp_run_stopped_on_one_rank_resumes_identical(tmp_path):
@@ -194,7 +179,8 @@ def test_ddp_run_stopped_on_one_rank_resumes_identical(tmp_path):
     summary, metrics, final = _results(out)
     ref_summary, ref_metrics, ref_final = _results(ref)
     assert metrics == ref_metrics  # each epoch once, every number identical (the partial epoch's sums too)
-    assert {**summary, "resumed_at_epochs": []} == ref_summary and summary["resumed_at_epochs"] == [1]
+    assert summary == ref_summary
+    assert rundir.read_summary(out)["resumed_at_epochs"] == [1] and rundir.read_summary(ref)["resumed_at_epochs"] == []
     assert (out / "test_correct.bin").read_bytes() == (ref / "test_correct.bin").read_bytes()
     for key, value in ref_final.model.items():
         assert torch.equal(final.model[key], value), key
