@@ -22,12 +22,14 @@ run: venv
 	$(BIN)/prunekit matrix --example digits-quick --out $(OUT) --jobs $(JOBS); \
 	status=$$?; $(BIN)/prunekit report $(OUT) && exit $$status
 
-## The test suite: lint, format check, strict typing of the API and core, then the unit tests of the
-## core and of every plugin (which also check architecture contracts and the frozen prunekit.api).
+## The test suite: lint, format check, strict typing of the API and core, the manual's build (strict:
+## a broken link, anchor, include or API reference fails), then the unit tests of the core and of
+## every plugin (which also check architecture contracts, the frozen prunekit.api and the docs' code).
 test: venv
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings that --strict counts
 	$(BIN)/python -m pytest -q
 
 ## Performance figures (JSON), each measured against a baseline in the same run; printed and
@@ -41,4 +43,4 @@ format: venv
 	$(BIN)/python -m ruff format .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

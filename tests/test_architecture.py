@@ -110,9 +110,3 @@ def test_plugin_code_and_tests_import_nothing_else_from_prunekit():
     assert not problems, f"Plugins import only {' and '.join(('prunekit.api', 'prunekit.testing'))}; {HOW}:\n" + "\n".join(
         problems
     )
-
-
-def test_the_readme_example_is_the_template_plugin():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    source = (PLUGINS / "prunekit-example" / "prunekit_example" / "__init__.py").read_text(encoding="utf-8")
-    assert f"```python\n{source}```" in readme, "README's third-party pruner must be plugins/prunekit-example verbatim"

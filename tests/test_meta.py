@@ -1,9 +1,9 @@
-"""Meta tests: the public hooks are documented, exercised, and the README example works."""
+"""Meta tests: the public hooks have docstrings and are exercised, and the template plugin runs
+(that the docs document each hook and show the plugins: tests/test_docs.py)."""
 
+import importlib.util
 import inspect
 import json
-import re
-import types
 from pathlib import Path
 
 from prunekit import hookspecs
@@ -13,7 +13,7 @@ from prunekit.core.registry import KINDS
 from prunekit.core.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
+TEMPLATE = ROOT / "plugins" / "prunekit-example" / "prunekit_example" / "__init__.py"
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
 
 
@@ -21,12 +21,10 @@ def test_one_hook_per_kind():
     assert sorted(HOOKS) == sorted(f"register_{kind}" for kind in KINDS)
 
 
-def test_every_hookspec_has_a_docstring_and_is_documented_with_its_signature():
+def test_every_hookspec_has_a_docstring():
     for name in HOOKS:
         fn = getattr(hookspecs, name)
         assert fn.__doc__ and len(fn.__doc__.strip()) > 40, name
-        signature = f"{name}({', '.join(inspect.signature(fn).parameters)})"
-        assert f"`{signature}`" in README, f"README does not document {signature}"
 
 
 def test_every_hookspec_is_exercised_by_the_builtin_plugins():
@@ -38,13 +36,13 @@ def test_every_hookspec_is_exercised_by_the_builtin_plugins():
         assert loaded.registry.names(kind), f"{name} registered nothing"
 
 
-def test_readme_plugin_example_runs(tmp_path):
+def test_the_template_plugin_runs(tmp_path):
     loaded = plugins.reset()
-    if "random-scores" not in loaded.registry.names("pruners"):  # plugins/prunekit-example not installed: the README's copy
-        blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-        source = next(b for b in blocks if "class RandomPruner" in b)
-        module = types.ModuleType("prunekit_example")
-        exec(compile(source, "README:prunekit_example", "exec"), module.__dict__)
+    if "random-scores" not in loaded.registry.names("pruners"):  # plugins/prunekit-example not installed: load its file
+        spec = importlib.util.spec_from_file_location("prunekit_example", TEMPLATE)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
         loaded = plugins.reset({"random-scores": module})
     out, summary = run(
         RunConfig(pruner="random-scores", pruner_opts={"seed": "3"}, epochs=1, sparsity=0.5, out=str(tmp_path / "r"), quiet=True),
