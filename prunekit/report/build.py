@@ -16,7 +16,7 @@ from prunekit.report.export import tables_json, write_exports
 from prunekit.report.findings import findings
 from prunekit.report.load import Loaded, Problem, load
 from prunekit.report.memory import Divisor, MemoryFigure, MiB, memory_figures, per_100mib_divisor, primary_figure
-from prunekit.report.stats import ALPHA, REPLICATES
+from prunekit.report.stats import ALPHA, DRAWS
 from prunekit.report.table import GroupKey, Row, build_rows, flat_rows
 
 FIGURES = "figures"
@@ -42,22 +42,35 @@ def _pct(value: float | None, digits: int = 2) -> str:
 def _tie(row: Row) -> str:
     if row.stats is None:
         return "—"
+    if row.stats.tied_with_best is None:
+        return "no verdict (one seed)"
     if row.stats.to_best is None:
         return "best"
-    return f"{'yes' if row.stats.tied_with_best else 'no'} (p = {row.stats.p_holm:.2g})"
+    return f"{'yes' if row.stats.tied_with_best else 'no'} (adjusted p = {row.stats.p_adjusted:.2g})"
+
+
+def _accuracy(row: Row) -> str:
+    if row.stats is None:
+        return row.final().format()
+    return row.stats.accuracy.format() + (" test set only" if row.stats.test_set_only else "")
+
+
+def _vs_best(row: Row) -> str:
+    if row.stats is None or row.stats.tied_with_best is None:
+        return "—"
+    return row.stats.to_best.format(signed=True) if row.stats.to_best else "0"
 
 
 def _row_cells(row: Row, figures: list[MemoryFigure], divisor: Divisor | None, with_settings: bool) -> list[str]:
     pruner_b, optimizer_b = row.ledger()
     done, total = len(row.completed), len(row.runs)
-    to_best = row.stats.to_best if row.stats else None
     cells = [str(row.rank) if row.rank else "—", row.optimizer, row.pruner]
     if with_settings:
         cells.append(row.settings)
     cells += [
         str(done) if done == total else f"{done} of {total}",
-        row.stats.accuracy.format() if row.stats else row.final().format(),
-        to_best.difference.format(signed=True) if to_best else ("0" if row.stats else "—"),
+        _accuracy(row),
+        _vs_best(row),
         _tie(row),
         row.final().format(),
         row.best().format(),
@@ -82,7 +95,7 @@ def _table(rows: list[Row], figures: list[MemoryFigure], divisor: Divisor | None
     headers += [
         "seeds",
         "final acc % [95% CI]",
-        "vs best, points [95% CI]",
+        "vs best, points [95% simultaneous CI]",
         "tied with best",
         "final acc % ± std",
         "best-epoch acc %",
@@ -99,14 +112,21 @@ def _table(rows: list[Row], figures: list[MemoryFigure], divisor: Divisor | None
 
 
 def _resolution(table: TableStats) -> str:
-    if table.best is None:
+    if table.best is None and not table.one_seed:
         return "No row of this table was compared (flagged, or no per-example test results)."
     n = table.test_examples
     text = f"Compared on the same {n:,} test examples: one example is {100 / n:.2f} points."
+    if table.one_seed:
+        text += (
+            f" {len(table.one_seed)} row(s) with one seed: one seed cannot separate a method from its luck, so they get "
+            "a test-set-only interval and no verdict."
+        )
+    if table.best is None:
+        return text
     if table.detectable is not None:
         text += (
-            f" Differences smaller than about {table.detectable:.2f} points are unlikely to be detected "
-            f"(80% power at alpha = {ALPHA:g} / {table.comparisons}, the strictest Holm level)."
+            f" Differences to the best smaller than about {table.detectable:.2f} points are unlikely to be detected "
+            f"(80% power; family-wise alpha = {ALPHA:g} over every pair of the {table.comparisons + 1} rows with a verdict)."
         )
     return text + " Tied with the best: " + ", ".join(r.method for r in table.tied) + "."
 
@@ -116,7 +136,10 @@ def _best(groups: dict[GroupKey, list[Row]], tables: dict[GroupKey, TableStats],
     for group, rows in groups.items():
         table = tables[group]
         if table.best is None:
-            items.append(f"{group.title}: no row compared (all failed, missed the target, or lack per-example results).")
+            why = "every compared row has one seed, which cannot separate a method from its luck"
+            if not table.one_seed:
+                why = "all failed, missed the target, or lack per-example results"
+            items.append(f"{group.title}: no verdict ({why}).")
             continue
         tied = ", ".join(f"{r.method} ({r.stats.accuracy.format(1)}%)" for r in table.tied)
         line = f"{group.title}: tied with the best: {tied}"
@@ -138,11 +161,14 @@ def _explanations(divisor: Divisor | None) -> list[str]:
         else "not computed: no allocator or device figure and no ledger total in every completed run"
     )
     return [
-        f"statistics: {METHOD.format(replicates=REPLICATES, alpha=ALPHA)}.",
+        f"statistics: {METHOD.format(draws=DRAWS, alpha=ALPHA)}.",
         "final acc % [95% CI]: mean final test accuracy over seeds, with an interval that covers both seed-to-seed "
-        "variation and the finite test set.",
-        "vs best: paired difference from the table's best row (same test examples, same seeds) with its 95% interval; "
-        "tied with best: whether that difference is not significant after Holm's correction (its adjusted p-value).",
+        "variation (t tails: k seeds give k - 1 degrees of freedom) and the finite test set. With one seed the interval "
+        "is marked 'test set only': it covers the luck of the test set, not of the seed, and the row gets no verdict.",
+        "vs best: the row's difference from the best (observed, so the selection makes it look worse than it is) with a "
+        "95% interval for its true difference from the best of the other rows; the intervals hold together and account "
+        "for which row was picked as the best. tied with best: 'no' only when some row is shown to beat it; all the "
+        "'no' verdicts of a table are right together at least 95% of the time (the adjusted p-value is family-wise).",
         "rank: 1 for the best and every row tied with it; the rows left are ranked the same way among themselves "
         "(shared ranks: 1, 1, 3). Flagged rows (a run failed, missed its target sparsity, or has no per-example "
         "results) are not ranked.",

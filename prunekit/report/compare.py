@@ -1,27 +1,31 @@
-"""Intervals, paired comparisons, ties and shared ranks for the rows of each table.
+"""Intervals, ties with the best and shared ranks for the rows of each table.
 
 A table's rows are compared only when they were scored on one test set (same
-fingerprint: the same examples in the same order). The best row is the one with the
-highest mean final accuracy; every other row is compared with it (paired by example
-and by seed value) and the p-values are Holm-corrected: a row whose difference is
-not significant at ``alpha`` is **tied with the best** and shares rank 1. The rows
-left are ranked the same way among themselves: their best and the rows tied with it
-share the next rank (competition ranking: 1, 1, 3, ...).
+fingerprint: the same examples in the same order). The verdicts come from
+:mod:`prunekit.report.best`: rows with two or more seeds are compared with the best
+(family-wise error at most ``alpha``, the choice of the best included); a row not shown
+to be beaten is **tied with the best** and shares rank 1. The rows left are ranked the
+same way among themselves, with the same simultaneous critical value (competition
+ranking: 1, 1, 3, ...). A row with one seed gets a test-set-only interval and no verdict:
+one seed cannot separate a method from its luck.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from prunekit.report.stats import ALPHA, REPLICATES, Bootstrap, Comparison, Interval, detectable_difference, holm
+from prunekit.report.best import Verdicts, table_verdicts
+from prunekit.report.stats import ALPHA, DRAWS, Interval
 from prunekit.report.table import GroupKey, Row
 
 METHOD = (
-    "hierarchical bootstrap ({replicates:,} replicates, fixed seed) over seeds and test examples, "
-    "paired by test example and seed value; Holm correction over the comparisons with the best at alpha = {alpha:g}"
+    "multiple comparisons with the best: seed-level variance from each row's seeds (k - 1 degrees of freedom) plus the "
+    "test set's shared luck, every pair studentised; critical value of the largest pair statistic from {draws:,} draws "
+    "(fixed seed), family-wise alpha = {alpha:g} including the choice of the best; one-seed rows: test-set-only interval, no verdict"
 )
 
 
@@ -31,9 +35,10 @@ class RowStats:
 
     accuracy: Interval
     seeds: tuple[int, ...]
-    to_best: Comparison | None = None  # None for the best row itself
-    p_holm: float | None = None
-    tied_with_best: bool = False
+    test_set_only: bool = False  # one seed: the interval holds the test set's luck, not the seed's
+    to_best: Interval | None = None  # None for the best row and for rows without a verdict
+    p_adjusted: float | None = None
+    tied_with_best: bool | None = None  # None: no verdict (one seed)
 
 
 @dataclass
@@ -42,21 +47,13 @@ class TableStats:
 
     test_examples: int | None = None
     fingerprint: str | None = None
-    best: Row | None = None
+    best: Row | None = None  # the highest mean among rows with a verdict
     tied: list[Row] = field(default_factory=list)  # the best and every row tied with it
-    comparisons: int = 0
-    detectable: float | None = None  # about the smallest difference (points) the comparisons detect
+    comparisons: int = 0  # rows with a verdict, less the best
+    critical: float | None = None
+    detectable: float | None = None  # about the smallest difference (points) found with 80% power
+    one_seed: list[Row] = field(default_factory=list)  # compared rows without a verdict
     not_compared: list[tuple[Row, str]] = field(default_factory=list)
-
-
-def _seed_map(row: Row, runs: list[int]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for run, index in zip(row.completed, runs, strict=True):
-        seed = int(run.get("seed") or 0)
-        while seed in out:  # two runs of one seed (should not happen): keep both, unpaired
-            seed += 1_000_000
-        out[seed] = index
-    return out
 
 
 def _candidates(rows: list[Row], table: TableStats) -> list[Row]:
@@ -80,41 +77,53 @@ def _candidates(rows: list[Row], table: TableStats) -> list[Row]:
     return kept
 
 
-def _rank(rows: list[Row], seeds: dict[int, dict[int, int]], boot: Bootstrap, alpha: float, table: TableStats) -> None:
-    remaining = sorted(rows, key=lambda r: -r.stats.accuracy.estimate)  # stable: table order breaks exact ties
+def _number(x: float | np.ndarray) -> float | None:
+    value = float(x)
+    return None if math.isnan(value) else value
+
+
+def _rank(rows: list[Row], v: Verdicts, table: TableStats) -> None:
+    """Rank 1: the best and the rows tied with it; then the same among the rows left."""
+    judged = [i for i in range(len(rows)) if v.judged[i]]
+    table.one_seed = [rows[i] for i in range(len(rows)) if not v.judged[i]]
+    if not judged:
+        return
+    table.best = rows[int(v.best)]
+    table.comparisons = len(judged) - 1
+    table.critical, table.detectable = _number(v.critical), _number(v.detectable)
+    c = v.critical if table.comparisons else math.inf
+    remaining = sorted(judged, key=lambda i: -v.mean[i])  # stable: table order breaks exact ties
     rank = 1
     while remaining:
-        leader, others = remaining[0], remaining[1:]
-        found = boot.differences([seeds[id(o)] for o in others], seeds[id(leader)])
-        adjusted = holm([c.p_value for c in found])
-        group = [leader] + [o for o, p in zip(others, adjusted, strict=True) if p > alpha]
+        group = [i for i in remaining if max(v.gaps[i, j] for j in remaining if j != i) <= c] if len(remaining) > 1 else remaining
+        for i in group:
+            rows[i].rank = rank
         if rank == 1:
-            table.best, table.tied, table.comparisons = leader, group, len(others)
-            leader.stats.tied_with_best = True
-            for other, comparison, p in zip(others, found, adjusted, strict=True):
-                other.stats.to_best, other.stats.p_holm, other.stats.tied_with_best = comparison, p, p > alpha
-            table.detectable = detectable_difference([c.difference.se for c in found], len(others), alpha)
-        for row in group:
-            row.rank = rank
+            table.tied = [rows[i] for i in sorted(group, key=lambda i: -v.mean[i])]
         rank += len(group)
-        taken = {id(r) for r in group}
-        remaining = [r for r in remaining if id(r) not in taken]
+        remaining = [i for i in remaining if i not in group]
 
 
-def analyse(groups: dict[GroupKey, list[Row]], alpha: float = ALPHA, replicates: int = REPLICATES) -> dict[GroupKey, TableStats]:
+def analyse(groups: dict[GroupKey, list[Row]], alpha: float = ALPHA, draws: int = DRAWS) -> dict[GroupKey, TableStats]:
     """Give every comparable row its interval, tie and rank; return what each table used."""
     tables = {group: TableStats() for group in groups}
     for group, rows in groups.items():
         candidates = _candidates(rows, tables[group])
         if candidates:
             runs = [run for row in candidates for run in row.completed]
-            boot = Bootstrap(np.stack([run.outcomes.correct for run in runs]), replicates, alpha=alpha)
             index = {id(run): i for i, run in enumerate(runs)}
-            seeds = {id(row): _seed_map(row, [index[id(run)] for run in row.completed]) for row in candidates}
-            intervals = boot.means([list(seeds[id(row)].values()) for row in candidates])
-            for row, interval in zip(candidates, intervals, strict=True):
-                row.stats = RowStats(interval, tuple(sorted(seeds[id(row)])))
-            _rank(candidates, seeds, boot, alpha, tables[group])
+            members = [[index[id(run)] for run in row.completed] for row in candidates]
+            v = table_verdicts(np.stack([run.outcomes.correct for run in runs]), members, alpha, draws)
+            for i, row in enumerate(candidates):
+                seeds = tuple(sorted(int(run.get("seed") or 0) for run in row.completed))
+                stats = RowStats(Interval(float(v.mean[i]), float(v.low[i]), float(v.high[i])), seeds, not v.judged[i])
+                if v.judged[i]:
+                    stats.tied_with_best = bool(v.tied[i] == 1)
+                    if i != int(v.best):
+                        stats.to_best = Interval(float(v.diff[i]), float(v.diff_low[i]), float(v.diff_high[i]))
+                        stats.p_adjusted = float(v.p[i])
+                row.stats = stats
+            _rank(candidates, v, tables[group])
         rows.sort(
             key=lambda r: (r.rank is None, r.rank or 0, -(r.stats.accuracy.estimate if r.stats else 0), r.optimizer, r.pruner)
         )

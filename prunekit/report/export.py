@@ -11,14 +11,14 @@ from typing import Any
 from prunekit.core.files import write_atomic
 from prunekit.report.compare import METHOD, TableStats
 from prunekit.report.memory import Divisor
-from prunekit.report.stats import ALPHA, REPLICATES, RNG_SEED
+from prunekit.report.stats import ALPHA, DRAWS, RNG_SEED
 from prunekit.report.table import GroupKey, Row
 
 
 def _row(row: Row, divisor: Divisor | None) -> dict[str, Any]:
     s = row.stats
-    to_best = s.to_best if s else None
-    difference = to_best.difference if to_best else None
+    difference = s.to_best if s else None
+    judged = s is not None and s.tied_with_best is not None
     pruner_b, optimizer_b = row.ledger()
     return {
         "optimizer": row.optimizer,
@@ -32,11 +32,10 @@ def _row(row: Row, divisor: Divisor | None) -> dict[str, Any]:
         "accuracy_mean": s.accuracy.estimate if s else row.final().mean,
         "accuracy_ci95": [s.accuracy.low, s.accuracy.high] if s else None,
         "accuracy_std_over_seeds": row.final().std,
-        "difference_to_best": (difference.estimate if difference else 0.0) if s else None,
-        "difference_to_best_ci95": ([difference.low, difference.high] if difference else [0.0, 0.0]) if s else None,
-        "paired_seeds": list(to_best.seeds) if to_best else None,
-        "p_value": to_best.p_value if to_best else None,
-        "p_holm": s.p_holm if s else None,
+        "accuracy_interval_test_set_only": s.test_set_only if s else None,
+        "difference_to_best": (difference.estimate if difference else 0.0) if judged else None,
+        "difference_to_best_ci95": ([difference.low, difference.high] if difference else [0.0, 0.0]) if judged else None,
+        "p_adjusted": s.p_adjusted if s else None,
         "tied_with_best": s.tied_with_best if s else None,
         "best_epoch_accuracy_mean": row.best().mean,
         "target_sparsity": row.group.target,
@@ -52,9 +51,9 @@ def tables_json(groups: dict[GroupKey, list[Row]], tables: dict[GroupKey, TableS
     """The statistics of every table, per row."""
     return {
         "statistics": {
-            "method": METHOD.format(replicates=REPLICATES, alpha=ALPHA),
+            "method": METHOD.format(draws=DRAWS, alpha=ALPHA),
             "alpha": ALPHA,
-            "replicates": REPLICATES,
+            "draws": DRAWS,
             "rng_seed": RNG_SEED,
             "accuracy_per_100mib_divides_by": divisor.label if divisor else None,
         },
@@ -68,6 +67,8 @@ def tables_json(groups: dict[GroupKey, list[Row]], tables: dict[GroupKey, TableS
                 "one_example_points": 100 / tables[group].test_examples if tables[group].test_examples else None,
                 "detectable_difference_points": tables[group].detectable,
                 "comparisons": tables[group].comparisons,
+                "critical_value": tables[group].critical,
+                "rows_without_verdict_one_seed": [r.method for r in tables[group].one_seed],
                 "tied_with_best": [r.method for r in tables[group].tied],
                 "rows": [_row(r, divisor) for r in rows],
             }

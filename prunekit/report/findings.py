@@ -20,21 +20,30 @@ def _acc(row: Row) -> str:
 
 
 def ties(group: GroupKey, table: TableStats, rows: list[Row]) -> str:
-    """One sentence: who is tied with the best in this table."""
+    """One sentence: who is tied with the best in this table, and who has no verdict."""
+    lone = ""
+    if table.one_seed:
+        lone = (
+            f" {len(table.one_seed)} row(s) ran one seed, and one seed cannot separate a method from its luck: "
+            "no verdict for them (their intervals cover the test set only)."
+        )
     if table.best is None:
+        if table.one_seed:
+            top = max(table.one_seed, key=lambda r: r.stats.accuracy.estimate)
+            return f"{group.title}: no row is called better or worse; highest mean {_acc(top)} (test set only).{lone}"
         return f"{group.title}: nothing compared (every row is flagged or lacks per-example results)."
     compared = table.comparisons + 1
     if compared == 1:
-        return f"{group.title}: one row compared, {_acc(table.best)}."
+        return f"{group.title}: one row with a verdict, {_acc(table.best)}.{lone}"
     others = [r for r in table.tied if r is not table.best]
     if not others:
         rest = "the other row is" if compared == 2 else f"the other {compared - 1} rows are"
-        return f"{group.title}: {_acc(table.best)} is best; {rest} significantly worse."
+        return f"{group.title}: {_acc(table.best)} is best; {rest} shown to be worse (family-wise 5%).{lone}"
     if len(table.tied) == compared:
-        every = "both compared rows are" if compared == 2 else f"all {compared} compared rows are"
-        return f"{group.title}: {every} tied (no difference is significant); highest mean {_acc(table.best)}."
+        every = "both rows with a verdict are" if compared == 2 else f"all {compared} rows with a verdict are"
+        return f"{group.title}: {every} tied (none is shown to be worse than the best); highest mean {_acc(table.best)}.{lone}"
     names = "; ".join(_acc(r) for r in table.tied)
-    return f"{group.title}: {len(table.tied)} of {compared} rows tied with the best: {names}."
+    return f"{group.title}: {len(table.tied)} of {compared} rows tied with the best: {names}.{lone}"
 
 
 def bytes_per_weight(groups: dict[GroupKey, list[Row]]) -> list[str]:
