@@ -96,10 +96,16 @@ def cell(regime: Regime, procedure: Procedure, reports: int, rng: np.random.Gene
     return {k: (None if v is None else round(v, 4)) for k, v in out.items()}
 
 
-def within_promise(regime: Regime, figures: dict) -> bool:
-    """The promises: false differences <= 5%, intervals >= 93% (the run's own with one seed)."""
+def within_promise(regime: Regime, figures: dict, tables: int) -> bool:
+    """The promises: false differences <= 5%, intervals >= 93% (the run's own with one seed).
+
+    A procedure that spends exactly 5% reads above 5% in about half its cells by chance, so
+    the false-difference rate is held to 5% plus two binomial standard errors of the cell
+    (7.2% with 400 tables; a 10% procedure reads below that 3% of the time).
+    """
     coverage = figures["coverage_of_the_run"] if regime.seeds == 1 else figures["coverage"]
-    return figures["false_difference"] <= 0.05 and coverage >= 0.93 and figures["difference_coverage"] >= 0.93
+    tolerance = 2 * (0.05 * 0.95 / tables) ** 0.5
+    return figures["false_difference"] <= 0.05 + tolerance and coverage >= 0.93 and figures["difference_coverage"] >= 0.93
 
 
 def table(procedure: Procedure, reports: int, grid: dict = GRID, seed: int = 0) -> dict:
@@ -110,7 +116,9 @@ def table(procedure: Procedure, reports: int, grid: dict = GRID, seed: int = 0) 
         regime = Regime(n, seeds, spread, methods)
         figures = cell(regime, procedure, reports, rng)
         cells.append(
-            {"n": n, "seeds": seeds, "spread": spread, "methods": methods} | figures | {"ok": within_promise(regime, figures)}
+            {"n": n, "seeds": seeds, "spread": spread, "methods": methods}
+            | figures
+            | {"ok": within_promise(regime, figures, reports)}
         )
     return {
         "equal_tables_per_cell": reports,
