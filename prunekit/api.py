@@ -51,7 +51,7 @@ from prunekit.hookspecs import (
 
 #: The version of this surface: the major part changes when a name or signature
 #: changes incompatibly, the minor part when one is added.
-API_VERSION = "1.4"
+API_VERSION = "1.5"
 
 __all__ = [
     "API_VERSION",

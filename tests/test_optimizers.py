@@ -51,7 +51,15 @@ def _step(opt, net, scale=1.0, step=1):
 
 def test_spam_spike_scales_moments():
     net = model()
-    opt = adamwspam(parameter_groups(net, 0.0), lr=1e-3, weight_decay=0.0, epochs=1, steps_per_epoch=100, max_grad_norm=0.0)
+    opt = adamwspam(
+        parameter_groups(net, 0.0),
+        lr=1e-3,
+        weight_decay=0.0,
+        epochs=1,
+        steps_per_epoch=100,
+        max_grad_norm=0.0,
+        preset="adamwprune",
+    )
     for step in range(1, 13):
         _step(opt, net, step=step)
     weight = net[0].weight
@@ -184,8 +192,80 @@ def test_spam_clip_rule_is_an_explicit_option():
     from prunekit.builtin.optimizers import SPAM_OPTIONS
 
     options = {o.name: o for o in SPAM_OPTIONS}
-    assert options["clip_rule"].default == "spam" and options["clip_rule"].choices == ("spam", "original")
+    assert options["clip_rule"].default is None and options["clip_rule"].choices == ("spam", "original")
     assert "paper" in options["clip_rule"].help and "5000" in options["clip_theta"].help
+
+
+def test_spam_defaults_follow_the_paper_and_its_reference_code():
+    """Issue 18.2: no options = SPAM (TianjinYellow/SPAM-Optimizer), not the original AdamWPrune settings."""
+    opt = _spam(model(), max_grad_norm=None)
+    group = opt.optimizer.param_groups[0]
+    assert group["eps"] == 1e-6 and group["amsgrad"] is False and group["betas"] == (0.9, 0.999)
+    assert opt.max_grad_norm == 0.0 and opt.spike_z == 0.0
+    assert (opt.reset_interval, opt.reset_warmup, opt.clip_theta, opt.clip_rule, opt.clip_warmup) == (
+        500,
+        150,
+        5000.0,
+        "spam",
+        20,
+    )
+    old = _spam(model(), max_grad_norm=None, preset="adamwprune")  # what adamwspam was before API 1.5
+    group = old.optimizer.param_groups[0]
+    assert group["eps"] == 1e-8 and group["amsgrad"] is True and old.max_grad_norm == 1.0 and old.spike_z == 2.0
+    assert (old.reset_interval, old.reset_warmup, old.clip_theta) == (0, 0, 0.0)
+    assert _spam(model(), preset="adamwprune", clip_theta=50.0).clip_theta == 50.0  # a given option beats the preset
+
+
+def test_spam_warmup_after_a_reset_is_the_reference_cosine_from_001():
+    net = model()
+    opt = _spam(net, reset_interval=500)
+    opt._last_reset = 500
+    reference = [1 - 0.99 * (1 + math.cos(math.pi * j / 151)) / 2 for j in range(150)]  # CosineDecay(0.99, 150)
+    assert [opt.warmup_factor(500 + j) for j in range(150)] == pytest.approx(reference)
+    assert opt.warmup_factor(500) == pytest.approx(0.01) and opt.warmup_factor(650) == 1.0
+
+
+def test_spam_warmup_leaves_the_decoupled_weight_decay_unscaled():
+    net = model()
+    opt = adamwspam(
+        parameter_groups(net, 0.1), lr=1e-2, weight_decay=0.1, epochs=1, steps_per_epoch=100, reset_interval=5, reset_warmup=4
+    )
+    for step in range(1, 8):
+        opt.optimizer.zero_grad()
+        net(torch.randn(8, 4)).sum().backward()
+        opt.process_gradients(step)
+        group = opt.optimizer.param_groups[0]
+        assert group["lr"] * group["weight_decay"] == pytest.approx(1e-2 * 0.1)  # what AdamW's decay uses
+        opt.step()
+        opt.after_step(step)
+        assert group["weight_decay"] == 0.1  # between steps the group shows the configured decay
+    assert opt.optimizer.param_groups[0]["lr"] < 1e-2  # step 7 is inside the warm-up after the reset at 5
+
+
+def test_every_spam_option_says_where_it_comes_from():
+    from prunekit.builtin.optimizers import SPAM_OPTIONS
+
+    for option in SPAM_OPTIONS:
+        assert any(word in option.help for word in ("SPAM", "paper", "AdamWPrune", "prunekit")), option.name
+
+
+@pytest.mark.parametrize("rule", ["spam", "original"])
+def test_spam_never_clips_a_weight_without_second_moment_history(rule):
+    """v == 0 (a weight RigL/SET just grew, or one returning under movement): the gradient passes unclipped."""
+    net = model()
+    opt = _spam(net, clip_theta=5000.0, clip_rule=rule, clip_warmup=0, reset_interval=0)
+    weight = net[0].weight
+    for step in range(1, 4):
+        _step(opt, net, step=step)
+    opt.optimizer.state[weight]["exp_avg_sq"][0, 0] = 0.0  # as _grow leaves a new weight
+    opt.optimizer.state[weight]["exp_avg"][0, 0] = 0.0
+    opt.optimizer.zero_grad()
+    net(torch.randn(8, 4)).sum().backward()
+    _grad_with_spike(net, 1e3)
+    weight.grad[0, 1] = 1e3  # a spike on a weight with history is still clipped
+    opt.process_gradients(4)
+    assert weight.grad[0, 0] == 1e3
+    assert 0 < weight.grad[0, 1] < 1e3
 
 
 def _moments(opt, net):

@@ -15,32 +15,40 @@ CLIP_RULES = ("spam", "original")
 
 
 class SpamOptimizer(TrainingOptimizer):
-    """AdamW (AMSGrad, cosine) with SPAM's momentum reset and spike-aware clipping.
+    """AdamW with SPAM's momentum reset and spike-aware clipping (and the original AdamWPrune extras).
 
     SPAM is Huang et al. 2025, "SPAM: Spike-Aware Adam with Momentum Reset for
-    Stable LLM Training". All of it runs in :meth:`process_gradients` of step
-    ``t`` (1-based), before the optimizer step, in this order:
+    Stable LLM Training" (reference code: TianjinYellow/SPAM-Optimizer). All of it
+    runs in :meth:`process_gradients` of step ``t`` (1-based), before the optimizer
+    step, in this order:
 
     1. momentum reset: with ``reset_interval`` (SPAM's ΔT) > 0, when
        ``t % ΔT == 0`` the moments are zeroed before this step's gradient
-       enters them, as in SPAM; the learning rate then warms up over
-       ``reset_warmup`` steps (a cosine factor on the scheduled rate, so it
-       never compounds). The reset never runs after a step, so a mask update
-       always sees the moments as the optimizer step left them.
+       enters them, as in SPAM; the update then warms up over ``reset_warmup``
+       (SPAM's N) steps as in the reference code: factor
+       ``1 - 0.99 (1 + cos(pi j / (N + 1))) / 2`` at ``j = t - reset`` (0.01 on the
+       reset step), 1 from ``j = N`` on. The factor scales the learning rate and
+       divides the decoupled weight decay during the step, so ``lr * wd`` is unchanged
+       (the reference scales only the Adam update). The reset never runs after a step, so a mask
+       update always sees the moments as the optimizer step left them.
     2. a non-finite gradient norm (an fp16 overflow, a step GradScaler then
        skips) changes nothing else: no clipping, no spike handling, no entry
        in the norm history, moments untouched.
     3. spike-aware clipping (``clip_theta`` = θ > 0), with ``v`` the
        ``exp_avg_sq`` before this step: rule ``spam`` (the paper's) sets
        every ``g`` with ``g² > θ v`` to ``sign(g) sqrt(θ v)``, except during
-       the first ``clip_warmup`` (N) steps after the start and after each
-       reset (on iff ``t >= N`` and ``t % ΔT >= N``); rule ``original`` (the
-       original AdamWPrune code) clips ``|g|`` to ``sqrt(θ (v + 1e-12))``
-       from the first step on, right after resets too.
-    4. the original code's gradient-norm spike heuristic (not in SPAM): once
-       ``min_history`` norms are known, a z-score above ``spike_z`` halves
-       ``exp_avg`` and scales ``exp_avg_sq`` by 0.9;
-    5. the global gradient norm is clipped to ``max_grad_norm``.
+       the first ``clip_warmup`` steps after the start and after each reset
+       (the reference code's ``grad_accu_steps``: on iff ``t >= W`` and
+       ``t % ΔT >= W``); rule ``original`` (the original AdamWPrune code)
+       clips ``|g|`` to ``sqrt(θ (v + 1e-12))`` from the first step on, right
+       after resets too. Under both rules a weight with ``v == 0`` (no
+       second-moment history: just grown by RigL/SET, returning under
+       movement pruning, or never given a gradient) is not clipped: its bound
+       would be 0 and would hold it at zero for ever.
+    4. the original AdamWPrune code's gradient-norm spike heuristic (not in SPAM;
+       ``spike_z`` > 0): once ``min_history`` norms are known, a z-score above
+       ``spike_z`` halves ``exp_avg`` and scales ``exp_avg_sq`` by 0.9;
+    5. the global gradient norm is clipped to ``max_grad_norm`` (> 0; not in SPAM).
 
     The arguments are ``adamwspam``'s options (``SPAM_OPTIONS``), checked by the core.
     """
@@ -74,6 +82,7 @@ class SpamOptimizer(TrainingOptimizer):
         self.nonfinite = 0  # steps skipped for a non-finite gradient norm
         self._last_reset = 0
         self._scheduled = [g["lr"] for g in optimizer.param_groups]
+        self._decay = [g["weight_decay"] for g in optimizer.param_groups]
 
     @torch.no_grad()
     def process_gradients(self, step: int) -> None:
@@ -96,7 +105,7 @@ class SpamOptimizer(TrainingOptimizer):
                     self._clip(p.grad, v)
             total = torch.nn.utils.get_total_norm(grads)
             norm = float(total)
-        if len(self.norms) >= self.min_history:
+        if self.spike_z > 0 and len(self.norms) >= self.min_history:
             previous = torch.tensor(list(self.norms), dtype=torch.float64)
             std = float(previous.std())
             if std > 0 and (norm - float(previous.mean())) / std > self.spike_z:
@@ -118,11 +127,13 @@ class SpamOptimizer(TrainingOptimizer):
         return self.reset_interval <= 0 or step % self.reset_interval >= self.clip_warmup
 
     def _clip(self, grad: torch.Tensor, v: torch.Tensor) -> None:
+        """Clip ``grad`` in place where it spikes; a weight with no history (``v == 0``) keeps its gradient."""
         if self.clip_rule == "original":
             bound = torch.sqrt(self.clip_theta * (v + 1e-12))
         else:
             bound = torch.sqrt(self.clip_theta * v)
-        grad.copy_(torch.where(grad.abs() > bound, grad.sign() * bound, grad))
+        spike = (grad.abs() > bound).logical_and_(v > 0)
+        grad.copy_(torch.where(spike, grad.sign() * bound, grad))
 
     def _reset_moments(self, step: int) -> None:
         self.resets += 1
@@ -132,13 +143,25 @@ class SpamOptimizer(TrainingOptimizer):
                 if key in state:
                     state[key].zero_()
 
+    def warmup_factor(self, step: int) -> float:
+        """The reference code's factor on the update at ``step``: 0.01 on a reset step, 1 from ``reset_warmup`` steps on."""
+        j = step - self._last_reset
+        if self.reset_interval <= 0 or self.reset_warmup <= 0 or self._last_reset == 0 or j >= self.reset_warmup:
+            return 1.0
+        return 1.0 - 0.99 * (1.0 + math.cos(math.pi * j / (self.reset_warmup + 1))) / 2.0
+
     def _apply_warmup(self, step: int) -> None:
         if self.reset_interval <= 0 or self.reset_warmup <= 0 or self._last_reset == 0:
             return
-        t = step - self._last_reset
-        factor = 0.5 * (1 - math.cos(math.pi * min(t, self.reset_warmup) / self.reset_warmup)) if t < self.reset_warmup else 1.0
-        for group, lr in zip(self.optimizer.param_groups, self._scheduled):
-            group["lr"] = lr * max(factor, 1e-3)
+        factor = self.warmup_factor(step)
+        for group, lr, decay in zip(self.optimizer.param_groups, self._scheduled, self._decay):
+            group["lr"] = lr * factor
+            group["weight_decay"] = decay / factor  # lr * weight_decay as without the warm-up
+
+    def after_step(self, step: int) -> None:
+        """The warm-up's weight-decay scaling lasts one optimizer step: the groups show the configured decay between steps."""
+        for group, decay in zip(self.optimizer.param_groups, self._decay):
+            group["weight_decay"] = decay
 
     def end_epoch(self, epoch: int) -> None:
         super().end_epoch(epoch)

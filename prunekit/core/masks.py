@@ -6,9 +6,14 @@
 - ``implicit``: no tensor at all (0 B). The mask *is* "the weight is not exactly
   zero". This holds because pruned weights, their gradients and their optimizer
   moments are held at exactly zero and masks only grow, so a pruned weight never
-  moves; it needs an optimizer that leaves a weight with zero gradient and zero
-  state at zero (every built-in one does). A live weight that lands exactly on
-  0.0 counts as pruned from then on.
+  moves. The rule, checked so that ``implicit`` is identical to ``bool`` or the
+  run stops with one line (:class:`ImplicitMaskError`): a layer holds no exact
+  zero before its first mask (a zero-initialised layer under step-0 masks is
+  refused), and a layer's count of non-zero weights stays
+  exactly what the last mask kept after every step (more: the optimizer moved
+  pruned weights, e.g. with per-weight state the core does not zero; fewer: a
+  live weight landed exactly on 0.0, which ``bool`` would keep training).
+  One ``count_nonzero`` per layer and step; an int per layer is kept.
 
 Transient memory: applying a mask (gradient masking, enforcement, zeroing
 optimizer moments) works chunk by chunk (``CHUNK`` elements: 256 KiB of
@@ -23,10 +28,17 @@ from collections.abc import Iterator
 
 import torch
 
+from prunekit.core.blocks import blocks, contiguous_bool, flat
 from prunekit.core.targets import Target
 from prunekit.core.threshold import CHUNK, apply_mask_
 
 STORAGES = ("bool", "bits", "implicit")
+
+
+class ImplicitMaskError(RuntimeError):
+    """``mask_storage=implicit`` cannot represent this run's masks exactly (one-line message)."""
+
+
 BYTES_PER_WEIGHT = {"bool": 1.0, "bits": 0.125, "implicit": 0.0}
 
 
@@ -57,11 +69,24 @@ class MaskStore:
     def read(self, i: int) -> torch.Tensor:
         """Layer ``i``'s keep-mask as ``bool`` (all True before its first update)."""
         mask = self.stored[i]
-        return torch.ones_like(self.targets[i].parameter, dtype=torch.bool) if mask is None else mask
+        param = self.targets[i].parameter
+        return contiguous_bool(param.shape, param.device) if mask is None else mask
 
     def write(self, i: int, mask: torch.Tensor) -> None:
-        """Store layer ``i``'s new ``bool`` keep-mask."""
-        self.stored[i] = mask
+        """Store layer ``i``'s new ``bool`` keep-mask (row-major, whatever the weight's memory format)."""
+        self.stored[i] = mask.contiguous()
+
+    def before_update(self) -> str | None:
+        """Why the next mask update cannot be stored exactly, or None (explicit masks: never)."""
+        return None
+
+    def check(self) -> int | None:
+        """After a step: the first layer whose stored mask no longer holds, or None (explicit masks: never)."""
+        return None
+
+    def problem(self, i: int) -> str:
+        """Why layer ``i`` failed :meth:`check`, in a few words."""
+        return ""
 
     def apply_(self, i: int, tensor: torch.Tensor) -> None:
         """``tensor *= mask_i`` in place, chunk by chunk (nothing if layer ``i`` has no mask yet)."""
@@ -116,7 +141,7 @@ class BitMasks(MaskStore):
         packed = self.stored[i]
         param = self.targets[i].parameter
         if packed is None:
-            return torch.ones_like(param, dtype=torch.bool)
+            return contiguous_bool(param.shape, param.device)
         n = param.numel()
         out = torch.empty(packed.numel() * 8, dtype=torch.bool, device=param.device)
         return self._unpack(packed, n, out).view(param.shape)
@@ -137,10 +162,16 @@ class BitMasks(MaskStore):
         packed = self.stored[i]
         if packed is None:
             return
-        flat = tensor.view(-1)
-        for a, b in _chunks(flat.numel()):
-            keep = self._unpack(packed[a // 8 : (b + 7) // 8], b - a, self._bool_scratch(CHUNK, tensor.device))
-            flat[a:b].mul_(keep)
+        row_major = flat(tensor)
+        if row_major is not None:
+            for a, b in _chunks(row_major.numel()):
+                keep = self._unpack(packed[a // 8 : (b + 7) // 8], b - a, self._bool_scratch(CHUNK, tensor.device))
+                row_major[a:b].mul_(keep)
+            return
+        for index, a, b in blocks(tensor.shape, CHUNK - 16):  # channels_last: a block may start mid-byte
+            bits = self._unpack(packed[a // 8 : (b + 7) // 8], b - a + a % 8, self._bool_scratch(CHUNK, tensor.device))
+            part = tensor[index]
+            part.mul_(bits[a % 8 :].view(part.shape))
 
 
 class ImplicitMasks(MaskStore):
@@ -151,35 +182,86 @@ class ImplicitMasks(MaskStore):
     def __init__(self, targets: list[Target]) -> None:
         super().__init__(targets)
         self.present = [False] * len(targets)
+        self.live: list[int] = [0] * len(targets)  # non-zero weights the last mask kept
 
     def has(self, i: int) -> bool:
         return self.present[i]
 
     def read(self, i: int) -> torch.Tensor:
         param = self.targets[i].parameter.detach()
-        return param != 0 if self.present[i] else torch.ones_like(param, dtype=torch.bool)
+        out = contiguous_bool(param.shape, param.device)
+        return torch.ne(param, 0, out=out) if self.present[i] else out
 
     def write(self, i: int, mask: torch.Tensor) -> None:
         """Zero the weights ``mask`` prunes: from now on they are the mask."""
+        self._set(i, mask)
+
+    def before_update(self) -> str | None:
+        """Before a mask update: a layer with no mask yet must hold no exact zero (implicit could not keep one)."""
+        fresh = [i for i in range(len(self.targets)) if not self.present[i]]
+        if not fresh:
+            return None
+        counts = torch.stack([torch.count_nonzero(self.targets[i].parameter.detach()) for i in fresh]).tolist()
+        for i, now in zip(fresh, counts):
+            target = self.targets[i]
+            if now < target.parameter.numel():
+                return (
+                    f"mask_storage=implicit cannot mask {target.name}: {target.parameter.numel() - now} of its weights "
+                    "are exactly 0.0 before its first mask (a zero-initialised layer?), which implicit cannot tell "
+                    "from pruned ones; use mask_storage=bool or bits"
+                )
+        return None
+
+    def _set(self, i: int, mask: torch.Tensor) -> None:
         self.present[i] = True
         apply_mask_(self.targets[i].parameter.detach(), mask)
+        self.live[i] = int(mask.sum())
+
+    def check(self) -> int | None:
+        """The first layer whose count of non-zero weights is not what its last mask kept (one sync for all)."""
+        layers = [i for i in range(len(self.targets)) if self.present[i]]
+        if not layers:
+            return None
+        counts = torch.stack([torch.count_nonzero(self.targets[i].parameter.detach()) for i in layers])
+        expected = torch.tensor([self.live[i] for i in layers], device=counts.device)
+        wrong = torch.nonzero(counts != expected).flatten().tolist()
+        return layers[wrong[0]] if wrong else None
+
+    def problem(self, i: int) -> str:
+        target = self.targets[i]
+        now = int(torch.count_nonzero(target.parameter.detach()))
+        if now > self.live[i]:
+            return f"{now - self.live[i]} pruned weights of {target.name} became non-zero after an optimizer step"
+        return (
+            f"{self.live[i] - now} live weights of {target.name} landed exactly on 0.0, "
+            "which implicit would count as pruned (bool keeps training them)"
+        )
 
     def apply_(self, i: int, tensor: torch.Tensor) -> None:
         param = self.targets[i].parameter.detach()
         if not self.present[i] or tensor.data_ptr() == param.data_ptr():
             return  # a weight is its own mask: pruned weights are zero already
-        flat, weights = tensor.view(-1), param.view(-1)
-        for a, b in _chunks(flat.numel()):
-            keep = self._bool_scratch(b - a, tensor.device)
-            torch.ne(weights[a:b], 0, out=keep)
-            flat[a:b].mul_(keep)
+        row_major, weights = flat(tensor), flat(param)
+        if row_major is not None and weights is not None:
+            for a, b in _chunks(row_major.numel()):
+                keep = self._bool_scratch(b - a, tensor.device)
+                torch.ne(weights[a:b], 0, out=keep)
+                row_major[a:b].mul_(keep)
+            return
+        for index, _, _ in blocks(tensor.shape, CHUNK):
+            tensor[index].mul_(param[index] != 0)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {}
 
     def load(self, masks: list[torch.Tensor | None]) -> None:
+        """Restore checkpointed masks (the weights are the checkpoint's, so kept zeros are not refused here)."""
+        if len(masks) != len(self.targets):
+            raise ValueError("mask count does not match the prunable set")
         self.present = [False] * len(self.targets)
-        super().load(masks)
+        for i, (target, mask) in enumerate(zip(self.targets, masks)):
+            if mask is not None:
+                self._set(i, mask.to(device=target.parameter.device, dtype=torch.bool))
 
 
 def make_store(kind: str, targets: list[Target]) -> MaskStore:

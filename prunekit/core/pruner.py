@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from prunekit.core.distribution import DISTRIBUTIONS, sparsity_groups
-from prunekit.core.masks import STORAGES, MaskStore, make_store
+from prunekit.core.masks import STORAGES, ImplicitMaskError, MaskStore, make_store
 from prunekit.core.options import Option
 from prunekit.core.schedule import Schedule
 from prunekit.core.targets import Target
@@ -45,7 +45,8 @@ SCOPE_OPTION = Option(
     "scope",
     str,
     "global",
-    "global: one threshold over all layers; layer: every layer at the target; erk: Erdős–Rényi-Kernel per-layer sparsities",
+    "global: one threshold over all layers; layer: every layer at the target; "
+    "uniform: every layer at the target but the first, kept dense (RigL's uniform); erk: Erdős–Rényi-Kernel per-layer sparsities",
     choices=DISTRIBUTIONS,
 )
 
@@ -54,7 +55,9 @@ MASK_STORAGE_OPTION = Option(
     "mask_storage",
     str,
     "bool",
-    "bool (1 B per prunable weight), bits (packed, 0.125 B) or implicit (0 B: pruned = exactly zero); same results",
+    "bool (1 B per prunable weight), bits (packed, 0.125 B) or implicit (0 B: pruned = exactly zero); same results "
+    "(implicit stops the run with one line where it cannot be: a layer with exact zeros before its first mask, "
+    "a live weight landing on 0.0, pruned weights that move)",
     choices=STORAGES,
 )
 
@@ -173,6 +176,9 @@ class MaskPruner(Pruner):
 
     @torch.no_grad()
     def update_masks(self, sparsity: float, step: int) -> None:
+        problem = self.store.before_update()
+        if problem:
+            raise ImplicitMaskError(problem)
         shapes = [tuple(t.parameter.shape) for t in self.targets]
         for indices, group_sparsity in sparsity_groups(shapes, sparsity, self.scope):
             scorers = [lambda i=i: self.score(i, self.targets[i]) for i in indices]
@@ -189,8 +195,23 @@ class MaskPruner(Pruner):
 
     @torch.no_grad()
     def enforce(self) -> None:
+        """Apply the masks; with ``implicit`` storage also check that it still holds them exactly."""
         for i, target in enumerate(self.targets):
             self.store.apply_(i, target.parameter.detach())
+        wrong = self.store.check()
+        if wrong is not None:
+            note = self._unzeroed_state(self.targets[wrong])
+            raise ImplicitMaskError(f"mask_storage=implicit: {self.store.problem(wrong)}{note}; use mask_storage=bool or bits")
+
+    def _unzeroed_state(self, target: Target) -> str:
+        """The optimizer's per-weight state of ``target`` that masks do not zero, for a message."""
+        state = self.optimizer.state.get(target.parameter, {}) if self.optimizer is not None else {}
+        names = sorted(
+            k
+            for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.shape == target.parameter.shape and k not in MASKED_OPTIMIZER_STATE
+        )
+        return f" (the optimizer keeps per-weight state the core does not zero: {', '.join(names)})" if names else ""
 
     @torch.no_grad()
     def zero_optimizer_state(self) -> None:

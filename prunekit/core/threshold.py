@@ -17,6 +17,8 @@ from typing import Protocol
 
 import torch
 
+from prunekit.core.blocks import blocks, flat
+
 _BINS = 1 << 16
 
 
@@ -97,13 +99,17 @@ def _chunks(n: int) -> Iterable[tuple[int, int]]:
 
 
 def apply_mask_(tensor: torch.Tensor, mask: torch.Tensor) -> None:
-    """``tensor *= mask`` in place, chunk by chunk.
+    """``tensor *= mask`` in place, chunk by chunk, whatever the layouts of both (``channels_last`` too).
 
     ``tensor.mul_(bool_mask)`` would first materialise the whole mask as floats.
     """
-    flat, keep = tensor.view(-1), mask.view(-1)
-    for a, b in _chunks(flat.numel()):
-        flat[a:b].mul_(keep[a:b])
+    flat_tensor, keep = flat(tensor), flat(mask)
+    if flat_tensor is not None and keep is not None:
+        for a, b in _chunks(flat_tensor.numel()):
+            flat_tensor[a:b].mul_(keep[a:b])
+        return
+    for index, _, _ in blocks(tensor.shape, CHUNK):  # strided views of both: no layer-sized copy
+        tensor[index].mul_(mask[index])
 
 
 class _Keys:
@@ -122,7 +128,8 @@ class _Keys:
         self.flags = torch.empty(size, dtype=torch.bool, device=device)
 
     def __call__(self, score: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-        s = score.detach().to(torch.float32, copy=self.copy or not score.is_contiguous()).reshape(-1)
+        # a row-major float32 copy (one copy also for a channels_last score), or the fresh score itself
+        s = score.detach().to(torch.float32, memory_format=torch.contiguous_format, copy=self.copy).view(-1)
         if s.numel() and torch.isnan(s.max()):
             raise ValueError("pruning scores contain NaN")
         bits = s.view(torch.int32)
@@ -163,7 +170,8 @@ class _InPlace(list[torch.Tensor]):
         return self[i]
 
     def write(self, i: int, mask: torch.Tensor) -> None:
-        pass
+        if mask is not self[i]:  # a row-major copy of a mask in another layout: copy the result back
+            self[i].copy_(mask)
 
 
 def update_masks_(
@@ -226,7 +234,7 @@ def update_masks_(
     inside: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
     assert keys is not None
     for i in range(len(out)):
-        layer = out.read(i)
+        layer = out.read(i).contiguous()
         bits = layer_keys(i, layer)
         mask = layer.view(-1)
         found = []
@@ -252,26 +260,26 @@ def update_masks_(
         for i, found in enumerate(inside):
             if not found:
                 continue
-            layer = out.read(i)
-            flat = layer.view(-1)
+            layer = out.read(i).contiguous()
+            row_major = layer.view(-1)
             for where, lows in found:
-                flat[where] = (lows > low_bits) | pruned_ties.kept(lows == low_bits)
+                row_major[where] = (lows > low_bits) | pruned_ties.kept(lows == low_bits)
             out.write(i, layer)
-            del layer, flat
+            del layer, row_major
         return
     threshold = _signed_order((bucket << 16) | low_bits)
     for i in range(len(out)):
-        layer = out.read(i)
-        flat = layer.view(-1)
+        layer = out.read(i).contiguous()
+        row_major = layer.view(-1)
         bits = keys(scores[i](), layer)  # masks now hold True inside the bucket: old keep-mask there
         for a, b in _chunks(bits.numel()):
             in_bucket = keys.flags[: b - a]
             torch.eq(keys.high(bits[a:b]), bucket, out=in_bucket)
             signed = bits[a:b].bitwise_xor_(_SIGN)
             keep = (signed > threshold) | pruned_ties.kept(signed == threshold, keys.scratch[: b - a])
-            flat[a:b] &= ~in_bucket | keep
+            row_major[a:b] &= ~in_bucket | keep
         out.write(i, layer)
-        del layer, flat
+        del layer, row_major
 
 
 class _TieCounter:

@@ -15,7 +15,7 @@ from prunekit_dst.snip import SnipPruner
 __version__ = "0.1.0"
 __all__ = ["DynamicSparsePruner", "RandomPruner", "RigLPruner", "SETPruner", "SnipPruner", "random", "rigl", "set_", "snip"]
 
-PER_LAYER = ("layer", "erk")
+PER_LAYER = ("layer", "uniform", "erk")
 # SNIP's zero sensitivities (dead units) tie; the core breaks ties exactly by position, so every scope works.
 SNIP_SCOPES = DISTRIBUTIONS
 
@@ -25,7 +25,8 @@ def _scope(default: str, choices: tuple[str, ...]) -> Option:
         "scope",
         str,
         default,
-        "layer: every layer at the target; erk: Erdős–Rényi-Kernel per-layer sparsities"
+        "layer: every layer at the target; uniform: every layer at the target but the first, kept dense (RigL's uniform); "
+        "erk: Erdős–Rényi-Kernel per-layer sparsities"
         + ("; global: one threshold over all layers" if "global" in choices else ""),
         choices=choices,
     )
@@ -54,6 +55,16 @@ DYNAMIC_OPTIONS = (
     SEED_OPTION,
 )
 
+SET_VARIANT_OPTION = Option(
+    "variant",
+    str,
+    "magnitude",
+    "magnitude: drop the smallest |w| over all active weights, grow at zero (as RigL's code); "
+    "mocanu: Mocanu et al. 2018, drop that fraction of the positive and of the negative weights closest to zero "
+    "separately, grow at random values N(0, 0.1^2)",
+    choices=("magnitude", "mocanu"),
+)
+
 
 def random(targets: list[Target], scope: str = "erk", seed: int | None = None) -> RandomPruner:
     """Factory of pruner ``random`` (ERK by default, as RigL's static baseline)."""
@@ -80,7 +91,7 @@ def register_pruners(register) -> None:
         "set",
         set_,
         description="SET (Mocanu et al. 2018): constant sparsity, drop smallest |w| / grow at random every delta_t steps; 1 B/weight",
-        options=DYNAMIC_OPTIONS,
+        options=DYNAMIC_OPTIONS + (SET_VARIANT_OPTION,),
         schedules=constant,
     )
     register(

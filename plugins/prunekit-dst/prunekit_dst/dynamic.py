@@ -9,7 +9,11 @@ drop (a weight just dropped may come back unchanged): RigL grows the largest
 |dense gradient| of this step, SET grows at random. ``drop_fraction`` is
 ``alpha`` cosine-decayed to 0 at ``end_fraction`` (or constant). Newly grown
 weights start at exactly zero, with their optimizer moments zeroed. Ties are
-broken by position.
+broken by position. SET's ``variant=mocanu`` follows Mocanu et al. instead: each
+layer drops ``floor(drop_fraction * n)`` of its ``n`` positive and, separately, of
+its negative active weights, those closest to zero (active exact zeros too), and
+grows as many at random positions not kept, starting at random values ``N(0, 0.1²)``
+(``randn() / 10``, as their set_mlp_sparse_data_structures.py), moments zeroed.
 
 Order within an update step (step ``t`` a multiple of ``delta_t``): backward;
 ``before_step`` copies |gradient| of every prunable weight (RigL only; the
@@ -27,7 +31,12 @@ import math
 import torch
 
 from prunekit.api import MASKED_OPTIMIZER_STATE, MaskPruner, Target, prune_counts
-from prunekit_dst.select import lowest, run_seed, uniform
+from prunekit_dst.select import lowest, normal, run_seed, uniform
+
+
+def row_major(weight: torch.Tensor) -> torch.Tensor:
+    """A float32 row-major 1-D copy of ``weight`` (one copy whatever its memory format)."""
+    return weight.detach().to(torch.float32, memory_format=torch.contiguous_format, copy=True).view(-1)
 
 
 class DynamicSparsePruner(MaskPruner):
@@ -38,6 +47,7 @@ class DynamicSparsePruner(MaskPruner):
     """
 
     grow_by_gradient = False
+    variant = "magnitude"
 
     def __init__(
         self,
@@ -137,7 +147,7 @@ class DynamicSparsePruner(MaskPruner):
         param = self.targets[i].parameter
         held = self._grow_scores[i]
         if self.grow_by_gradient and held is not None:
-            return held.view(-1).float()
+            return held.float().reshape(-1)
         return uniform(param.shape, param.device, self.seed, tag, step, i).view(-1)
 
     def _drop_and_grow(self, step: int) -> None:
@@ -146,15 +156,31 @@ class DynamicSparsePruner(MaskPruner):
             return  # a non-finite gradient (e.g. an AMP overflow step): keep the topology
         for i, target in enumerate(self.targets):
             mask = self.masks[i].view(-1)
-            n = int(int(mask.sum()) * fraction)
+            if self.variant == "mocanu":
+                dropped = self._drop_signed(row_major(target.parameter), mask, fraction)
+                n = int(dropped.sum())
+            else:
+                n = int(int(mask.sum()) * fraction)
+                dropped = lowest(row_major(target.parameter).abs_().masked_fill_(~mask, math.inf), n)
             if n == 0:
                 continue
-            dropped = lowest(target.parameter.detach().view(-1).abs().float().masked_fill_(~mask, math.inf), n)
             kept = mask & ~dropped
             grown = lowest(self._grow_score(i, step, "grow").neg().masked_fill_(kept, math.inf), n)
-            self._grow(i, grown & ~mask)
+            if self.variant == "mocanu":  # every grown weight is new, at a random value
+                self._grow(i, grown, normal(target.parameter.shape, target.parameter.device, self.seed, "values", step, i) / 10)
+            else:
+                self._grow(i, grown & ~mask)
             torch.bitwise_or(kept, grown, out=mask)
         self.topology_updates += 1
+
+    @staticmethod
+    def _drop_signed(weights: torch.Tensor, mask: torch.Tensor, fraction: float) -> torch.Tensor:
+        """Mocanu et al.: the ``fraction`` of positive and of negative active weights closest to zero (and active zeros)."""
+        positive, negative = mask & (weights > 0), mask & (weights < 0)
+        dropped = mask & (weights == 0)
+        dropped |= lowest(weights.masked_fill(~positive, math.inf), int(int(positive.sum()) * fraction))
+        dropped |= lowest(weights.neg().masked_fill_(~negative, math.inf), int(int(negative.sum()) * fraction))
+        return dropped
 
     def _resize(self, prune: list[int], step: int) -> None:
         """Reach a new per-layer count: drop the smallest |w| or grow (masks may shrink or grow)."""
@@ -162,21 +188,25 @@ class DynamicSparsePruner(MaskPruner):
             mask = self.masks[i].view(-1)
             extra = prune[i] - self._pruned(i)
             if extra > 0:
-                mask &= ~lowest(target.parameter.detach().view(-1).abs().float().masked_fill_(~mask, math.inf), extra)
+                mask &= ~lowest(row_major(target.parameter).abs_().masked_fill_(~mask, math.inf), extra)
             elif extra < 0:
                 grown = lowest(self._grow_score(i, step, "resize").neg().masked_fill_(mask, math.inf), -extra)
                 self._grow(i, grown)
                 mask |= grown
 
-    def _grow(self, i: int, new: torch.Tensor) -> None:
-        """New connections start at zero, with zero optimizer moments."""
+    def _grow(self, i: int, new: torch.Tensor, values: torch.Tensor | None = None) -> None:
+        """New connections start at zero (or at ``values``), with zero optimizer moments (any memory format)."""
         param = self.targets[i].parameter
-        param.detach().view(-1).masked_fill_(new, 0)
+        where = new.view(param.shape)
+        if values is None:
+            param.detach().masked_fill_(where, 0)
+        else:
+            param.detach()[where] = values.to(param.dtype)[where]
         state = self.optimizer.state.get(param, {}) if self.optimizer is not None else {}
         for key in MASKED_OPTIMIZER_STATE:
             value = state.get(key)
             if isinstance(value, torch.Tensor) and value.shape == param.shape:
-                value.view(-1).masked_fill_(new, 0)
+                value.masked_fill_(where, 0)
 
 
 class RigLPruner(DynamicSparsePruner):
@@ -186,4 +216,22 @@ class RigLPruner(DynamicSparsePruner):
 
 
 class SETPruner(DynamicSparsePruner):
-    """SET: grow at random (seeded, stateless: the same on every rank and after a resume)."""
+    """SET: grow at random (seeded, stateless: the same on every rank and after a resume).
+
+    ``variant``: ``magnitude`` (as RigL's code: drop the smallest |w|, grow at zero) or
+    ``mocanu`` (Mocanu et al. 2018: drop positive and negative weights separately, grow at random values).
+    """
+
+    def __init__(
+        self,
+        targets: list[Target],
+        scope: str = "erk",
+        delta_t: int = 100,
+        alpha: float = 0.3,
+        end_fraction: float = 0.75,
+        decay: str = "cosine",
+        seed: int | None = None,
+        variant: str = "magnitude",
+    ) -> None:
+        super().__init__(targets, scope, delta_t, alpha, end_fraction, decay, seed)
+        self.variant = variant

@@ -38,6 +38,12 @@ def uniform(shape: torch.Size, device: torch.device, seed: int, *parts: object) 
     return torch.rand(shape, generator=generator).to(device)
 
 
+def normal(shape: torch.Size, device: torch.device, seed: int, *parts: object) -> torch.Tensor:
+    """Standard normal values drawn on the CPU (the same on every device), then moved."""
+    generator = torch.Generator().manual_seed(stream_seed(seed, *parts))
+    return torch.randn(shape, generator=generator).to(device)
+
+
 def run_seed() -> int:
     """A seed drawn from torch's global generator: follows the run's ``--seed``."""
     return int(torch.randint(0, 2**31 - 1, (1,)).item())
