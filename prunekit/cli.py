@@ -15,9 +15,14 @@ from prunekit.report.cli import report
 from prunekit.run_command import run
 
 
+def one_line(message: str) -> str:
+    """``message`` with line breaks and other control characters escaped."""
+    return "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in message.strip())
+
+
 def fail(message: str) -> None:
-    """One line on stderr, exit status 2."""
-    click.echo(f"Error: {message}", err=True)
+    """One line on stderr, exit status 2 (a newline in what the user gave is shown as ``\\n``)."""
+    click.echo(f"Error: {one_line(message)}", err=True)
     sys.exit(2)
 
 

@@ -187,6 +187,12 @@ def synthetic(
     test_size: int = 128,
 ) -> DatasetSplits:
     """Seeded random images around one random prototype per class (learnable)."""
+    size = (train_size + test_size) * channels * image_size**2 * 4
+    if size > SYNTHETIC_MAX_BYTES:
+        raise UsageError(
+            f"Dataset 'synthetic' with {train_size + test_size:,} images of {channels}x{image_size}x{image_size} "
+            f"would take {size:,} bytes; at most {SYNTHETIC_MAX_BYTES:,}: lower train_size, test_size or image_size."
+        )
     g = torch.Generator().manual_seed(seed)
     prototypes = torch.randn(num_classes, channels, image_size, image_size, generator=g)
 
@@ -198,12 +204,15 @@ def synthetic(
     return DatasetSplits(split(train_size), split(test_size), num_classes, channels, image_size)
 
 
+#: The most memory the synthetic images may take (float32, train and test together).
+SYNTHETIC_MAX_BYTES = 4 << 30
+
 SYNTHETIC_OPTIONS = (
-    Option("num_classes", int, 10, "number of classes", minimum=2),
-    Option("channels", int, 3, "image channels", minimum=1),
-    Option("image_size", int, 32, "image height and width", minimum=8),
-    Option("train_size", int, 512, "training examples", minimum=1),
-    Option("test_size", int, 128, "test examples", minimum=1),
+    Option("num_classes", int, 10, "number of classes", minimum=2, maximum=100_000),
+    Option("channels", int, 3, "image channels", minimum=1, maximum=64),
+    Option("image_size", int, 32, "image height and width", minimum=8, maximum=1024),
+    Option("train_size", int, 512, "training examples", minimum=1, maximum=10_000_000),
+    Option("test_size", int, 128, "test examples", minimum=1, maximum=10_000_000),
 )
 
 

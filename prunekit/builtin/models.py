@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from torch import nn
 
 from prunekit import hookimpl
@@ -40,6 +42,10 @@ class LeNet5(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
+
+
+#: What a timm model name is (``resnet34``, ``vit_tiny_patch16_224.augreg_in21k``).
+_TIMM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def lenet5(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
@@ -94,7 +100,13 @@ def resnet50(num_classes: int, in_channels: int, image_size: int, **options) -> 
 
 
 def timm_model(num_classes: int, in_channels: int, image_size: int, name: str, **options) -> nn.Module:
-    return _timm(name.split(":", 1)[1], num_classes, in_channels, image_size, **options)
+    timm_name = name.split(":", 1)[1]
+    if not _TIMM_NAME.fullmatch(timm_name):  # hf-hub:..., local-dir:...: timm would fetch or read a model elsewhere
+        raise UsageError(
+            f"Model '{name}': a timm model name is letters, digits and '_.-' (e.g. timm:resnet34); "
+            "hf-hub: and local-dir: sources are not supported (no pretrained weights, nothing downloaded)."
+        )
+    return _timm(timm_name, num_classes, in_channels, image_size, **options)
 
 
 TIMM_OPTIONS = (

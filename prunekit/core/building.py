@@ -69,6 +69,13 @@ def default_run_dir(resolved: ResolvedRun) -> Path:
 
 def check_out_dir(path: Path) -> None:
     """Fail early, with one line, if ``path`` cannot become a fresh run directory."""
+    try:
+        _check_out_dir(path)
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise UsageError(f"Cannot use --out {path}: {exc.strerror or exc}.") from None
+
+
+def _check_out_dir(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {path} is an existing file, not a directory; choose another --out.")
     if path.exists() and any(path.iterdir()):
@@ -79,9 +86,8 @@ def check_out_dir(path: Path) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise UsageError(f"Cannot write to --out {path}: {probe} is not a directory.")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        test = parent / f".prunekit-write-test-{time.time_ns()}"
+    try:  # a probe in the nearest existing folder: nothing is left behind when the run is refused later
+        test = (path if path.is_dir() else probe) / f".prunekit-write-test-{time.time_ns()}"
         test.mkdir()
         test.rmdir()
     except OSError as exc:

@@ -11,6 +11,7 @@ from typing import Any, cast, get_args, get_origin, get_type_hints
 
 import yaml
 
+from prunekit.core import yamlfile
 from prunekit.errors import UsageError
 
 
@@ -72,6 +73,9 @@ def _accepted(hint: Any) -> type | tuple[type, ...]:
 #: The types each RunConfig field accepts (its annotation is the one place that says so).
 _ACCEPTED = {name: _accepted(hint) for name, hint in get_type_hints(RunConfig).items()}
 
+#: Fields that hold a list of plugin names (``list[str]``).
+_NAME_LISTS = tuple(name for name, hint in get_type_hints(RunConfig).items() if hint == list[str])
+
 #: Fields that watch a run without changing what it computes (not part of run ids or spec hashes).
 TRACKING_FIELDS = ("trackers", "tracker_opts", "group")
 
@@ -79,21 +83,11 @@ TRACKING_FIELDS = ("trackers", "tracker_opts", "group")
 def load_yaml_config(path: Path) -> dict[str, Any]:
     """Read a run config file: a mapping of RunConfig fields. Unknown keys are errors."""
     path = Path(path)
+    text = yamlfile.read_text(path, "Config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"Config file {path} does not exist.") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"Config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-            "give a YAML file saved as UTF-8."
-        ) from None
-    except OSError as exc:
-        raise UsageError(f"Cannot read config file {path}: {exc.strerror or exc}.") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"Config file {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}.") from None
+        data = yamlfile.load(text)
+    except (yaml.YAMLError, yamlfile.TooLarge) as exc:
+        raise UsageError(f"Config file {path} {yamlfile.describe_error(exc)}.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -131,8 +125,9 @@ def config_from_mapping(data: dict[str, Any]) -> RunConfig:
         if key == "data_dir" and isinstance(value, Path):
             value = str(value)
         clean[key] = _check_type(key, value, _ACCEPTED[key])
-    if not all(isinstance(name, str) for name in clean.get("trackers", [])):
-        raise UsageError(f"Setting 'trackers' must be a list of tracker names, got {clean['trackers']!r}.")
+    for key in _NAME_LISTS:
+        if not all(isinstance(name, str) for name in clean.get(key, [])):
+            raise UsageError(f"Setting '{key}' must be a list of {key[:-1]} names, got {clean[key]!r}.")
     for name, opts in clean.get("tracker_opts", {}).items():
         if not isinstance(opts, dict):
             raise UsageError(f"Setting 'tracker_opts' maps tracker names to options, got {name}: {opts!r}.")

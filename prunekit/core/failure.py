@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from prunekit.core import run_trackers, rundir
 from prunekit.core.context import RunContext
@@ -18,6 +19,20 @@ def record_failure(ctx: RunContext, out: Path, progress: Progress, reason: str, 
     redact = run_trackers.redactor(ctx.plugins.registry)
     reason, text = redact.text(reason), redact.text("".join(traceback.format_exception(exc)))
     config = redact(ctx.resolved.config.to_dict() | {"out": str(out), "pruner": ctx.resolved.pruner.name})
+    try:
+        _write(ctx, out, progress, exc, reason, text, config)
+    except OSError as problem:  # the disk that failed the run may refuse this too: say so, never a second traceback
+        raise FailureUnrecorded(f"{rundir.FAILURE} could not be written ({problem.strerror or problem})") from None
+    return reason, text
+
+
+class FailureUnrecorded(Exception):
+    """``failure.json`` could not be written (a full disk, a read-only directory)."""
+
+
+def _write(
+    ctx: RunContext, out: Path, progress: Progress, exc: BaseException, reason: str, text: str, config: dict[str, Any]
+) -> None:
     rundir.write_failure(
         out,
         {
@@ -33,7 +48,6 @@ def record_failure(ctx: RunContext, out: Path, progress: Progress, reason: str, 
             "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )
-    return reason, text
 
 
 def run_failed(ctx: RunContext, out: Path, progress: Progress, exc: Exception) -> RunFailed:
@@ -41,6 +55,10 @@ def run_failed(ctx: RunContext, out: Path, progress: Progress, exc: Exception) -
     first = (str(exc).strip().splitlines() or [""])[0]
     reason = f"{type(exc).__name__}: {first}".rstrip(": ")
     text = "".join(traceback.format_exception(exc))
+    where = f"traceback in {out / rundir.FAILURE}"
     if ctx.dist.is_main:
-        reason, text = record_failure(ctx, out, progress, reason, exc)
-    return RunFailed(f"{reason} (traceback in {out / rundir.FAILURE})", reason, text)
+        try:
+            reason, text = record_failure(ctx, out, progress, reason, exc)
+        except FailureUnrecorded as problem:
+            where = str(problem)
+    return RunFailed(f"{reason} ({where})", reason, text)

@@ -26,8 +26,11 @@ from typing import IO, Any, TypedDict
 import yaml
 from typing_extensions import NotRequired
 
+from prunekit.core import files, yamlfile
+from prunekit.core.config import FIELD_NAMES, config_from_mapping
 from prunekit.core.files import append_jsonl, write_atomic, write_json, write_yaml
 from prunekit.core.outcomes import Outcomes, decode, encode
+from prunekit.errors import UsageError
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -135,7 +138,16 @@ class Summary(TypedDict):
 
 #: Keys a report needs, and those of them that must be numbers.
 NUMBER_KEYS = ("final_test_accuracy", "best_test_accuracy", "target_sparsity", "achieved_sparsity", "wall_time_s")
-REQUIRED_KEYS = (*NUMBER_KEYS, "target_reached", "model", "dataset", "optimizer", "pruner", "seed", "ledger", "samplers")
+NAME_KEYS = ("model", "dataset", "optimizer", "pruner")
+REQUIRED_KEYS = (*NUMBER_KEYS, *NAME_KEYS, "target_reached", "seed", "ledger", "samplers")
+#: The range each number key must lie in (accuracies in percent, sparsities as fractions).
+NUMBER_RANGES = {
+    "final_test_accuracy": (0.0, 100.0),
+    "best_test_accuracy": (0.0, 100.0),
+    "target_sparsity": (0.0, 1.0),
+    "achieved_sparsity": (0.0, 1.0),
+    "wall_time_s": (0.0, 1e9),
+}
 
 
 class Malformed(Exception):
@@ -165,14 +177,22 @@ def write_outcomes(run_dir: Path, outcomes: Outcomes) -> None:
 
 
 def write_summary(run_dir: Path, summary: Summary) -> None:
-    """Atomically, last: from now on the run counts as finished."""
+    """Atomically, last: from now on the run counts as finished (a failure record of an earlier,
+    resumed attempt is removed)."""
     write_json(Path(run_dir) / SUMMARY, summary)
+    (Path(run_dir) / FAILURE).unlink(missing_ok=True)
 
 
 def write_failure(run_dir: Path, record: dict[str, Any]) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / FAILURE, record)
+
+
+def remove_stale_temps(run_dir: Path) -> None:
+    """Remove the hidden temporary files a writer killed mid-write left beside the atomic files."""
+    for name in (CONFIG, CHECKPOINT, OUTCOMES, FAILURE, TRACKERS, SUMMARY):
+        files.remove_stale_temps(Path(run_dir) / name)
 
 
 # ---------------------------------------------------------------- reading
@@ -198,9 +218,30 @@ def check_summary(summary: Any) -> Summary:
     bad = [k for k in NUMBER_KEYS if not isinstance(summary[k], (int, float)) or isinstance(summary[k], bool)]
     if bad:
         raise Malformed(f"{SUMMARY} has non-numeric {', '.join(bad)}")
+    for key, (low, high) in NUMBER_RANGES.items():
+        if not low <= summary[key] <= high:
+            raise Malformed(f"{SUMMARY} has {key} {summary[key]!r}, outside [{low:g}, {high:g}]")
+    names = [k for k in NAME_KEYS if not isinstance(summary[k], str)]
+    if names:
+        raise Malformed(f"{SUMMARY} has non-text {', '.join(names)}")
+    if not isinstance(summary["seed"], int) or isinstance(summary["seed"], bool) or summary["seed"] < 0:
+        raise Malformed(f"{SUMMARY} has seed {summary['seed']!r}, not an integer >= 0")
+    if not isinstance(summary["target_reached"], bool):
+        raise Malformed(f"{SUMMARY} has target_reached {summary['target_reached']!r}, not true or false")
     if not isinstance(summary["ledger"], dict) or not isinstance(summary["samplers"], dict):
         raise Malformed(f"{SUMMARY}'s ledger or samplers is not an object")
+    if not all(isinstance(v, dict) for v in summary["samplers"].values()):
+        raise Malformed(f"{SUMMARY}'s samplers are not objects")
     return summary  # type: ignore[return-value]
+
+
+def check_settings(settings: dict[str, Any], where: str) -> dict[str, Any]:
+    """``settings`` (a config record) if each RunConfig setting in it has its type, else Malformed naming ``where``."""
+    try:
+        config_from_mapping({k: v for k, v in settings.items() if k in FIELD_NAMES})
+    except UsageError as exc:
+        raise Malformed(f"{where}: {str(exc).rstrip('.')}") from None
+    return settings
 
 
 def read_summary(run_dir: Path) -> Summary:
@@ -233,9 +274,11 @@ def read_config(run_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise Malformed(f"{CONFIG} is not valid YAML") from None
+        data = yamlfile.load(yamlfile.read_text(path, CONFIG))
+    except UsageError as exc:
+        raise Malformed(str(exc).rstrip(".")) from None
+    except (yaml.YAMLError, yamlfile.TooLarge) as exc:
+        raise Malformed(f"{CONFIG} {yamlfile.describe_error(exc)}") from None
     return data if isinstance(data, dict) else None
 
 

@@ -9,6 +9,7 @@ records a failure, :mod:`~prunekit.core.resume` continues a stopped run, and
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from prunekit.core.config import RunConfig
 from prunekit.core.context import EpochCallback, RunContext, Training
 from prunekit.core.epochs import run_epochs
 from prunekit.core.evaluation import evaluate
-from prunekit.core.failure import record_failure, run_failed
+from prunekit.core.failure import FailureUnrecorded, record_failure, run_failed
 from prunekit.core.outcomes import Outcomes, fingerprint_test_set
 from prunekit.core.plugins import Plugins, get_plugins
 from prunekit.core.preemption import RunInterrupted
@@ -105,7 +106,8 @@ def _run(ctx: RunContext) -> tuple[Path, Summary]:
         raise
     except TrainingDiverged as exc:
         if dist.is_main:
-            record_failure(ctx, out, progress, f"training diverged (NaN/inf loss): {exc}", exc)
+            with contextlib.suppress(FailureUnrecorded):  # the divergence is the news, not a full disk
+                record_failure(ctx, out, progress, f"training diverged (NaN/inf loss): {exc}", exc)
         raise
     except Exception as exc:
         raise run_failed(ctx, out, progress, exc) from exc
@@ -163,6 +165,7 @@ def _train(ctx: RunContext, out: Path, progress: Progress) -> tuple[Path, Summar
             rundir.write_config(out, settings)
         elif ctx.resume_from is not None:  # everything checked: now cut the files back to the checkpoint
             if dist.is_main:
+                rundir.remove_stale_temps(out)
                 cut_files(out, ctx.resume_from.files)
             sampling.load_state_dict(ctx.resume_from.samplers)
         run_trackers.begin(trackers, out, settings, c.group, c.sparsity if prunes else 0.0)

@@ -16,6 +16,12 @@ from prunekit.errors import UsageError
 
 DEFAULT_PRUNER = "magnitude"
 DEFAULT_SCHEDULE = "gmp"
+#: The shortest interval between memory samples, in seconds (100 a second).
+MIN_SAMPLE_INTERVAL = 0.01
+#: Settings that name something (a plugin, a device, a directory): never empty, never a control character.
+NAME_SETTINGS = ("model", "dataset", "optimizer", "pruner", "device", "out", "data_dir")
+#: The largest seed (numpy's generators take 32 bits).
+MAX_SEED = 2**32 - 1
 #: Settings of the ramp schedules (gmp, cubic, linear) that the constant schedule refuses.
 RAMP_SETTINGS = ("warmup", "prune_end", "frequency")
 
@@ -86,6 +92,15 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         raise UsageError(f"Weight decay must be a finite number >= 0, got {c.weight_decay}.")
     if not (math.isfinite(c.sample_interval) and c.sample_interval > 0):
         raise UsageError(f"Sample interval must be a positive finite number of seconds, got {c.sample_interval}.")
+    if c.sample_interval < MIN_SAMPLE_INTERVAL:
+        raise UsageError(f"Sample interval must be at least {MIN_SAMPLE_INTERVAL} s, got {c.sample_interval}.")
+    for name in NAME_SETTINGS:
+        value = getattr(c, name)
+        if value is not None and (not value.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be a non-empty name without control characters, got {value!r}.")
+    if not 0 <= c.seed <= MAX_SEED:
+        raise UsageError(f"Seed must be an integer from 0 to {MAX_SEED} (2**32 - 1), got {c.seed}.")
     if c.workers is not None and c.workers < 0:
         raise UsageError(f"Workers must be at least 0, got {c.workers}.")
     if c.checkpoint_every < 0:

@@ -15,6 +15,7 @@ from prunekit.errors import UsageError
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+    from prunekit.core.yamlfile import TooLarge
     from prunekit.matrix.spec import load_yaml
 
     out = {}
@@ -23,6 +24,8 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
             out[key] = load_yaml(value) if value != "" else None
         except yaml.YAMLError:
             out[key] = value
+        except TooLarge as exc:
+            raise UsageError(f"--set {key}: {exc}.") from None
     return out
 
 
@@ -153,10 +156,9 @@ def matrix(
             return
         if spec_path is None or example is not None:
             raise UsageError("--print needs either --example NAME or a SPEC file.")
-        try:
-            click.echo(spec_path.read_text(encoding="utf-8"), nl=False)
-        except OSError as exc:
-            raise UsageError(f"Cannot read matrix spec {spec_path}: {exc.strerror or exc}.") from None
+        from prunekit.core.yamlfile import read_text
+
+        click.echo(read_text(spec_path, "Matrix spec"), nl=False)
         return
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}.")
@@ -227,7 +229,7 @@ def matrix(
                 click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
             sys.exit(130)
 
-    failed = {r.id for r in plan.runs if store.run_state(out, r.id) == store.FAILED}
+    failed = {r.id for r in plan.runs if store.run_state(out, r.id) == store.FAILED} | outcome.unrecorded
     finished = sum(store.run_state(out, r.id) == store.FINISHED for r in plan.runs)
     incompatible = sum(s.runs for s in plan.skipped)
     missing = [s.what for s in plan.skipped if not s.runs]

@@ -13,6 +13,7 @@ Rules:
   skipped with the reason; constant-schedule runs ignore warm-up, end and frequency;
 - an optimizer or pruner marked ``optional`` that is not installed is skipped;
   any other unknown name, bad option or bad value is an error;
+- a grid of more than :data:`MAX_RUNS` combinations is refused, with its size, before expanding;
 - every config is checked with :func:`prunekit.core.validation.validate` before anything
   runs, and all problems are reported together.
 """
@@ -20,6 +21,7 @@ Rules:
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,9 @@ from prunekit.errors import UsageError
 from prunekit.matrix.axes import ALL, AXES, OPTIONS_FIELD, Choice, raise_problems
 from prunekit.matrix.hashing import run_id
 from prunekit.matrix.spec import MatrixSpec
+
+#: The most runs one spec may expand to (a grid is checked run by run before anything runs).
+MAX_RUNS = 10_000
 
 _KIND = {"models": "models", "datasets": "datasets", "optimizers": "optimizers", "pruners": "pruners"}
 _SETTING_KIND = {"model": "models", "dataset": "datasets", "optimizer": "optimizers", "pruner": "pruners"}
@@ -155,6 +160,13 @@ def expand(spec: MatrixSpec, registry: Registry) -> Plan:
     raise_problems(f"Matrix spec {spec.source}", problems)
 
     axes = [a for a in AXES if a in values]
+    size = math.prod(len(values[a]) for a in axes)
+    if size > MAX_RUNS:
+        counts = " x ".join(f"{len(values[a])} {a}" for a in axes if len(values[a]) > 1)
+        raise UsageError(
+            f"Matrix spec {spec.source} is a grid of {size:,} runs ({counts}); at most {MAX_RUNS:,} are expanded. "
+            "Split it into smaller specs."
+        )
     runs: dict[str, PlannedRun] = {}
     for combo in itertools.product(*(values[a] for a in axes)):
         point = dict(zip(axes, combo))

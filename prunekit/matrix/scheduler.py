@@ -21,7 +21,7 @@ from prunekit.core.preemption import EXIT_INTERRUPTED
 from prunekit.matrix import store
 from prunekit.matrix.expand import Plan, PlannedRun
 from prunekit.matrix.progress import Active, MatrixProgress
-from prunekit.matrix.run_results import finished_detail, log_tail, read_progress, record_failure
+from prunekit.matrix.run_results import failure_reason, finished_detail, log_tail, read_progress, record_failure
 from prunekit.matrix.slots import Slots
 from prunekit.matrix.worker import RESUME_FLAG
 
@@ -45,6 +45,8 @@ class Outcome:
 
     finished: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    #: Runs whose failure could not be recorded in their directory (it is not writable).
+    unrecorded: set[str] = field(default_factory=set)
 
 
 class Scheduler:
@@ -68,12 +70,17 @@ class Scheduler:
         self.active: dict[int, Child] = {}
         self.outcome = Outcome()
 
-    def _start(self, run: PlannedRun, slot: int) -> Child:
-        resuming = store.reset_run(self.out, run.id)  # continued from its checkpoint, log appended
+    def _start(self, run: PlannedRun, slot: int) -> Child | None:
+        """The started child; ``None`` (the run counted failed, the matrix going on) if its files cannot be prepared."""
+        log_path = self.out / store.LOGS / f"{run.id}.log"
+        try:
+            resuming = store.reset_run(self.out, run.id)  # continued from its checkpoint, log appended
+            log = open(log_path, "a" if resuming else "w", encoding="utf-8")
+        except OSError as exc:
+            self._unstartable(run, exc)
+            return None
         run_dir = self.out / store.RUNS / run.id
         config = run.config.to_dict() | {"out": str(run_dir.resolve()), "quiet": True, "group": self.plan.spec.name}
-        log_path = self.out / store.LOGS / f"{run.id}.log"
-        log = open(log_path, "a" if resuming else "w", encoding="utf-8")
         env = os.environ | self.slots.envs[slot] | {"PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             [
@@ -96,6 +103,16 @@ class Scheduler:
             self.on_start(child)
         return child
 
+    def _unstartable(self, run: PlannedRun, exc: OSError) -> None:
+        """A run whose directory or log cannot be written: failed, with the reason (nothing can be recorded there)."""
+        where = f" {exc.filename}" if exc.filename else ""
+        reason = f"cannot prepare its files:{where}: {exc.strerror or exc}"
+        active = Active(run.id, run.config.epochs)
+        self.progress.started(active)
+        self.outcome.failed[run.id] = reason
+        self.outcome.unrecorded.add(run.id)
+        self.progress.finished(active, False, reason)
+
     def _finish(self, child: Child, returncode: int) -> None:
         child.log.close()
         wall = time.monotonic() - child.started
@@ -110,7 +127,11 @@ class Scheduler:
             self.outcome.failed[child.run.id] = reason
             self.progress.finished(child.active, False, reason)
             return
-        reason = record_failure(self.out, child.run, returncode, child.log_path, wall)
+        try:
+            reason = record_failure(self.out, child.run, returncode, child.log_path, wall)
+        except OSError as exc:  # a run directory made read-only under the matrix: that run fails, the rest go on
+            reason = f"{failure_reason(returncode, tail)[0]}; its failure.json could not be written ({exc.strerror or exc})"
+            self.outcome.unrecorded.add(child.run.id)
         self.outcome.failed[child.run.id] = reason
         self.progress.finished(child.active, False, reason)
 
@@ -148,8 +169,9 @@ class Scheduler:
         try:
             while pending or self.active:
                 while pending and free:
-                    slot = free.pop(0)
-                    self.active[slot] = self._start(pending.pop(0), slot)
+                    child = self._start(pending.pop(0), free[0])
+                    if child is not None:
+                        self.active[free.pop(0)] = child
                 time.sleep(POLL_S)
                 free.extend(self._poll())
                 free.sort()

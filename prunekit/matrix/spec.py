@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from prunekit.core import yamlfile
 from prunekit.core.config import FIELD_NAMES, TRACKING_FIELDS, config_from_mapping
 from prunekit.errors import UsageError
 from prunekit.matrix.axes import (
@@ -50,8 +51,8 @@ from prunekit.matrix.axes import (
 )
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that also reads ``1e-3`` as a number (YAML 1.1 wants ``1.0e-3``)."""
+class _Loader(yamlfile.StrictLoader):
+    """Strict safe YAML (:mod:`prunekit.core.yamlfile`) that also reads ``1e-3`` as a number (YAML 1.1 wants ``1.0e-3``)."""
 
 
 _Loader.add_implicit_resolver(
@@ -62,7 +63,8 @@ _Loader.add_implicit_resolver(
 
 
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    """Parse and bound ``text``: ``yaml.YAMLError`` or :class:`~prunekit.core.yamlfile.TooLarge`."""
+    return yamlfile.load(text, _Loader)
 
 
 TOP_KEYS = ("name", "description", *AXES, "settings")
@@ -168,25 +170,15 @@ def load_spec(path: Path | str, overrides: dict[str, Any] | None = None, source:
     """Read and check a spec file."""
     path = Path(path)
     where = source or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"Matrix spec {path} does not exist.") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"Matrix spec {path} is not UTF-8 text (byte offset {exc.start}); save it as UTF-8.") from None
-    except OSError as exc:
-        raise UsageError(f"Cannot read matrix spec {path}: {exc.strerror or exc}.") from None
+    text = yamlfile.read_text(path, "Matrix spec")
     return spec_from_text(text, where, path.stem, overrides)
 
 
 def spec_from_text(text: str, where: str, default_name: str, overrides: dict[str, Any] | None = None) -> MatrixSpec:
     try:
         data = load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"Matrix spec {where} is not valid YAML{at}: {problem}.") from None
+    except (yaml.YAMLError, yamlfile.TooLarge) as exc:
+        raise UsageError(f"Matrix spec {where} {yamlfile.describe_error(exc)}.") from None
     spec = parse_spec(data, where, default_name, overrides)
     spec.source = where
     return spec

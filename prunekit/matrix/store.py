@@ -52,9 +52,17 @@ def read_matrix_file(out: Path) -> dict[str, Any] | None:
 
 def check_out(out: Path, plan: Plan) -> None:
     """Fail, writing nothing, if ``out`` cannot hold this matrix."""
-    out = Path(out)
+    try:
+        _check_out(Path(out), plan)
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise UsageError(f"Cannot use --out {out}: {exc.strerror or exc}.") from None
+
+
+def _check_out(out: Path, plan: Plan) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory.")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"Cannot use --out {out}: it is not a writable directory.")
     if out.is_dir():
         recorded = read_matrix_file(out)
         if recorded is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunekit import __version__
-from prunekit.core.files import write_atomic
+from prunekit.core.files import remove_stale_temps, write_atomic
 from prunekit.errors import UsageError
 from prunekit.report import figures as figs
 from prunekit.report.compare import METHOD, TableStats, analyse
@@ -246,8 +247,22 @@ def build_document(loaded: Loaded, a: _Analysis, images: list[tuple[str, str]]) 
 def build_report(directory: Path, formats: tuple[str, ...] = (), with_figures: bool = True) -> Report:
     """Write the report files into ``directory``; UsageError if it holds no runs at all."""
     directory = Path(directory)
-    if not directory.is_dir():
+    try:
+        is_dir = directory.is_dir()
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise UsageError(f"Cannot use {directory}: {exc.strerror or exc}.") from None
+    if not is_dir:
         raise UsageError(f"{directory} is not a directory; give a matrix directory (prunekit matrix --out) or a folder of runs.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"Cannot write the report into {directory}: it is not a writable directory.")
+    try:
+        return _build_report(directory, formats, with_figures)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        raise UsageError(f"Cannot make the report:{where}: {exc.strerror or exc}.") from None
+
+
+def _build_report(directory: Path, formats: tuple[str, ...], with_figures: bool) -> Report:
     loaded = load(directory)
     if not loaded.runs and not loaded.problems:
         raise UsageError(f"{directory} holds no run directories (no summary.json, failure.json or config.yaml found).")
@@ -256,8 +271,9 @@ def build_report(directory: Path, formats: tuple[str, ...] = (), with_figures: b
 
     images: list[tuple[str, str]] = []
     written: list[Path] = []
+    folder = directory / FIGURES
+    remove_stale_temps(folder, ".png")  # a report killed mid-figure left them
     if with_figures and loaded.runs:
-        folder = directory / FIGURES
         plan = [
             ("accuracy vs sparsity", lambda p: figs.accuracy_vs_sparsity(groups, p), "accuracy_vs_sparsity.png"),
             ("accuracy per epoch", lambda p: figs.accuracy_per_epoch(groups, p), "accuracy_per_epoch.png"),

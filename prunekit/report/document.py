@@ -39,6 +39,11 @@ class Image:
 Block = Heading | Paragraph | Bullets | Table | Image
 
 
+def _markdown_text(text: str) -> str:
+    """One line of Markdown text whose HTML characters show as themselves."""
+    return " ".join(html.escape(text, quote=False).splitlines())
+
+
 @dataclass
 class Document:
     title: str
@@ -48,22 +53,24 @@ class Document:
         self.blocks.append(block)
 
     def markdown(self) -> str:
-        out = [f"# {self.title}", ""]
+        """Markdown; ``<``, ``>`` and ``&`` escaped, so text from run names never renders as HTML."""
+        m = _markdown_text
+        out = [f"# {m(self.title)}", ""]
         for b in self.blocks:
             if isinstance(b, Heading):
-                out += [f"{'#' * (b.level + 1)} {b.text}", ""]
+                out += [f"{'#' * (b.level + 1)} {m(b.text)}", ""]
             elif isinstance(b, Paragraph):
-                out += [b.text, ""]
+                out += [m(b.text), ""]
             elif isinstance(b, Bullets):
-                out += [f"- {item}" for item in b.items] + [""]
+                out += [f"- {m(item)}" for item in b.items] + [""]
             elif isinstance(b, Table):
-                cell = lambda t: str(t).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+                cell = lambda t: m(str(t)).replace("|", "\\|")  # noqa: E731
                 out.append("| " + " | ".join(cell(h) for h in b.headers) + " |")
                 out.append("|" + "|".join("---:" if i in b.right else "---" for i in range(len(b.headers))) + "|")
                 out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in b.rows]
                 out.append("")
             elif isinstance(b, Image):
-                out += [f"![{b.alt}]({b.path})", ""]
+                out += [f"![{m(b.alt)}]({b.path})", ""]
         return "\n".join(out).rstrip() + "\n"
 
     def html(self) -> str:

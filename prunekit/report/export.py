@@ -77,6 +77,14 @@ def tables_json(groups: dict[GroupKey, list[Row]], tables: dict[GroupKey, TableS
     }
 
 
+def _inert(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: one starting with ``= + - @`` (a formula) gets a leading ``'``;
+    numbers stay numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def write_exports(directory: Path, formats: tuple[str, ...], flat: list[dict], statistics: dict) -> list[Path]:
     """``report.csv``: the flat per-run table; ``report.json``: the statistics plus ``runs`` (that table)."""
     written = []
@@ -86,7 +94,7 @@ def write_exports(directory: Path, formats: tuple[str, ...], flat: list[dict], s
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(flat)
+        writer.writerows({k: _inert(v) for k, v in row.items()} for row in flat)
         write_atomic(path, text.getvalue())
         written.append(path)
     if "json" in formats:

@@ -72,10 +72,10 @@ class Loaded:
 
 def _config(path: Path, matrix_configs: dict[str, dict], summary: dict | None) -> dict[str, Any]:
     if path.name in matrix_configs:
-        return dict(matrix_configs[path.name])
+        return rundir.check_settings(dict(matrix_configs[path.name]), f"its settings in {rundir.MATRIX}")
     data = rundir.read_config(path)
     if data is not None:
-        return {k: v for k, v in data.items() if k not in ("out", "quiet")}
+        return rundir.check_settings({k: v for k, v in data.items() if k not in ("out", "quiet")}, rundir.CONFIG)
     if summary is not None:
         keys = ("model", "dataset", "optimizer", "pruner", "seed", "epochs", "batch_size")
         return {k: summary.get(k) for k in keys} | {"sparsity": summary["target_sparsity"]}
@@ -115,12 +115,24 @@ def load_run(path: Path, matrix_configs: dict[str, dict], notes: list[str]) -> R
     if state == rundir.FAILED:
         failure = rundir.read_failure(path)
         config = failure.get("config") if isinstance(failure.get("config"), dict) else None
-        if config is None:
+        if config is not None:
+            config = rundir.check_settings(config, f"its settings in {rundir.FAILURE}")
+        else:
             config = _config(path, matrix_configs, None)
         record = RunRecord(name, path, "failed", config, failure=failure)
         record.metrics = rundir.read_metrics(path, notes)
         return record
     raise FileNotFoundError(name)
+
+
+def _matrix_problem(matrix: Any) -> str | None:
+    """What makes a parsed ``matrix.json`` unusable by the report, if anything."""
+    if not isinstance(matrix, dict):
+        return "not a JSON object"
+    for key, kind in (("runs", list), ("skipped", list), ("name", str), ("description", str)):
+        if key in matrix and not isinstance(matrix[key], kind):
+            return f"'{key}' is not a {'list' if kind is list else 'string'}"
+    return None
 
 
 def run_dirs(directory: Path) -> tuple[list[Path], dict[str, Any] | None]:
@@ -147,13 +159,16 @@ def load(directory: Path) -> Loaded:
     directory = Path(directory)
     dirs, matrix = run_dirs(directory)
     matrix_configs: dict[str, dict] = {}
+    notes: list[str] = []
+    if matrix is not None and (problem := _matrix_problem(matrix)):
+        notes.append(f"{rundir.MATRIX} is malformed ({problem}); it is not used.")
+        matrix = None
     if isinstance(matrix, dict):
         for entry in matrix.get("runs", []) or []:
             if isinstance(entry, dict) and isinstance(entry.get("config"), dict) and "id" in entry:
                 matrix_configs[str(entry["id"])] = entry["config"]
     runs: list[RunRecord] = []
     problems: list[Problem] = []
-    notes: list[str] = []
     for path in dirs:
         try:
             runs.append(load_run(path, matrix_configs, notes))
