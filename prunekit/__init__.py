@@ -1,10 +1,12 @@
 """prunekit: benchmark neural-network pruning during training.
 
 Plugins implement the hooks in :mod:`prunekit.hookspecs` and mark them with
-:data:`hookimpl`.
+:data:`hookimpl`. :class:`Sparsifier` (imported on first use) prunes inside your own
+training loop.
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import pluggy
 
@@ -15,4 +17,12 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 hookimpl = pluggy.HookimplMarker("prunekit")
 
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["Sparsifier", "__version__", "hookimpl"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Sparsifier":  # imported lazily: ``import prunekit`` stays light, and plugins importing it see no cycle
+        from prunekit.sparsifier import Sparsifier
+
+        return Sparsifier
+    raise AttributeError(f"module 'prunekit' has no attribute {name!r}")

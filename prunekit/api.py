@@ -19,7 +19,8 @@ raises :data:`API_VERSION` and is recorded in ``CHANGELOG.md``.
 - optimizers and data: :class:`TrainingOptimizer`, :class:`DatasetSplits`;
 - samplers: :class:`Sampler`, :data:`SCOPES`, :class:`SamplerUnavailable`, and for
   GPU vendor samplers :class:`DeviceSampler` and :class:`PciAddress`;
-- trackers: :class:`Tracker`, :class:`RunStart`, :class:`RunEnd`, :data:`RUN_STATUSES`.
+- trackers: :class:`Tracker`, :class:`RunStart`, :class:`RunEnd`, :data:`RUN_STATUSES`;
+- your own training loop: :class:`Sparsifier` (also ``prunekit.Sparsifier``).
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ from prunekit.hookspecs import (
     SamplerFactory,
     TrackerFactory,
 )
+from prunekit.sparsifier import Sparsifier
 
 #: The version of this surface: the major part changes when a name or signature
 #: changes incompatibly, the minor part when one is added.
-API_VERSION = "1.5"
+API_VERSION = "1.6"
 
 __all__ = [
     "API_VERSION",
@@ -79,6 +81,7 @@ __all__ = [
     "SamplerFactory",
     "SamplerUnavailable",
     "Schedule",
+    "Sparsifier",
     "Target",
     "Tracker",
     "TrackerFactory",

@@ -25,6 +25,7 @@ the state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,3 +267,33 @@ class _Group:
 
     def write(self, i: int, mask: torch.Tensor) -> None:
         self.store.write(self.indices[i], mask)
+
+
+def masks_before_training(
+    pruner: Pruner, schedule: Schedule, prunes: bool, before_update: Callable[[], None] | None = None
+) -> bool:
+    """Step 0 of the protocol: the constant schedule's masks before the first optimizer step; whether it ran."""
+    if not (prunes and pruner.is_update_step(0)):
+        return False
+    if before_update is not None:
+        before_update()
+    pruner.update_masks(schedule.sparsity_at(0), 0)
+    pruner.enforce()
+    return True
+
+
+def masks_after_step(
+    pruner: Pruner, schedule: Schedule, step: int, prunes: bool, before_update: Callable[[], None] | None = None
+) -> bool:
+    """The protocol after optimizer step ``step``: the mask update when due, then enforcement; whether masks were updated.
+
+    ``before_update`` runs just before an update (the runner's divergence check and sampling phase).
+    The one owner of this order: :mod:`prunekit.core.training` and :class:`prunekit.Sparsifier` both call it.
+    """
+    updated = prunes and pruner.is_update_step(step)
+    if updated:
+        if before_update is not None:
+            before_update()
+        pruner.update_masks(schedule.sparsity_at(step), step)
+    pruner.enforce()
+    return updated

@@ -36,7 +36,7 @@ from prunekit.core.failure import FailureUnrecorded, record_failure, run_failed
 from prunekit.core.outcomes import Outcomes, fingerprint_test_set
 from prunekit.core.plugins import Plugins, get_plugins
 from prunekit.core.preemption import RunInterrupted
-from prunekit.core.pruner import TrainingPlan
+from prunekit.core.pruner import TrainingPlan, masks_before_training
 from prunekit.core.resume import cut_files, restore
 from prunekit.core.rundir import Summary
 from prunekit.core.sampling import SamplingThread
@@ -170,11 +170,10 @@ def _train(ctx: RunContext, out: Path, progress: Progress) -> tuple[Path, Summar
             sampling.load_state_dict(ctx.resume_from.samplers)
         run_trackers.begin(trackers, out, settings, c.group, c.sparsity if prunes else 0.0)
         sampling.start()
-        if ctx.resume_from is None and prunes and built.pruner.is_update_step(0):  # the constant schedule: masks before step 0
-            sampling.set_phase("mask_update")
-            built.pruner.update_masks(schedule.sparsity_at(0), 0)
-            built.pruner.enforce()
-            progress.mask_updates += 1
+        if ctx.resume_from is None:  # the constant schedule: masks before step 0
+            progress.mask_updates += masks_before_training(
+                built.pruner, schedule, prunes, lambda: sampling.set_phase("mask_update")
+            )
         evaluation = run_epochs(ctx, out, training, progress, sampling, trackers, started_at)
     except BaseException as exc:
         sampling.stop()

@@ -23,6 +23,7 @@ from prunekit.core import distributed
 from prunekit.core.building import Autocast, Built
 from prunekit.core.data import data_generators
 from prunekit.core.preemption import StopRequests
+from prunekit.core.pruner import masks_after_step
 from prunekit.core.sampling import SamplingThread
 from prunekit.core.schedule import Schedule
 
@@ -144,14 +145,15 @@ def train_epoch(
         pruner.before_step(step)
         opt.process_gradients(step)
         opt.step()
-        if prunes and pruner.is_update_step(step):  # the schedule's steps, or the pruner's own cadence
+
+        def before_update(loss: torch.Tensor = loss, step: int = step) -> None:
             if not distributed.all_finite(built.dist, loss):  # scores of NaN weights are meaningless
                 raise TrainingDiverged(f"training loss became {loss.item()} at step {step}")
             sampling.set_phase("mask_update")
-            pruner.update_masks(schedule.sparsity_at(step), step)
+
+        if masks_after_step(pruner, schedule, step, prunes, before_update):  # the schedule's steps, or the pruner's own cadence
             progress.mask_updates += 1
             sampling.set_phase("train")
-        pruner.enforce()
         opt.after_step(step)
         loss_sum += loss.detach() * labels.numel()
         correct += (logits.detach().argmax(1) == labels).sum()
