@@ -93,7 +93,7 @@ def test_resumes_from_lightnings_checkpoint_bit_identically(tmp_path: Path) -> N
 def test_the_lightning_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import runpy
 
-    example = Path(__file__).resolve().parents[1] / "examples/own_loop/lightning_fit.py"
+    example = Path(__file__).resolve().parents[1] / "docs/examples/own_loop/lightning_fit.py"
     callback = runpy.run_path(str(example))["main"](out=str(tmp_path), epochs=1)
     zeros, total = _zeros(callback)
     assert zeros == round(0.7 * total)

@@ -132,7 +132,7 @@ def test_gradient_accumulation_counts_the_trainers_optimizer_steps(tmp_path: Pat
 def test_the_trainer_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import runpy
 
-    example = Path(__file__).resolve().parents[1] / "examples/own_loop/hf_trainer.py"
+    example = Path(__file__).resolve().parents[1] / "docs/examples/own_loop/hf_trainer.py"
     callback = runpy.run_path(str(example))["main"](out=str(tmp_path), steps=6)
     assert _zeros(callback)[0] == _zeros(callback)[1] // 2
     assert "achieved 0.5000" in capsys.readouterr().out

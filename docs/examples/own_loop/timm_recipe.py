@@ -32,7 +32,7 @@ def main(
         pruner="magnitude",
         sparsity=0.8,
         total_steps=epochs * updates_per_epoch,
-        exclude=["conv1.weight", "fc.weight"],
+        exclude=["conv1*", "fc.weight"],
     )
     loss_fn = nn.CrossEntropyLoss()
     num_updates = 0
