@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import click
@@ -78,6 +79,11 @@ cli.add_command(matrix)
 cli.add_command(report)
 
 
+def _stop_listening() -> None:
+    """After the first Ctrl-C, ignore more: a second one would break the exit handlers with a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors become one line on stderr and exit status 2."""
     try:
@@ -85,11 +91,13 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as exc:
         fail(str(exc))
     except click.exceptions.Abort:
+        _stop_listening()
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         fail(exc.format_message().replace("\n", " "))
     except KeyboardInterrupt:
+        _stop_listening()
         click.echo("Interrupted; the run directory has no summary.json and is incomplete.", err=True)
         sys.exit(130)
     sys.exit(0)

@@ -402,3 +402,19 @@ def test_sample_interval_has_a_lower_bound(here, run_cli):
 @pytest.mark.parametrize("flag", ["--pruner", "--out", "--model"])
 def test_an_empty_name_is_refused_not_the_default(here, run_cli, flag):
     refused(untouched(run_cli, here, "run", *TINY_RUN, flag, ""), f"{flag} must be a non-empty name")
+
+
+def test_a_second_ctrl_c_while_exiting_prints_no_traceback(tmp_path):
+    command = [sys.executable, "-m", "prunekit.cli", "run", *TINY, "--epochs", "100000", "--out", str(tmp_path / "r")]
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert child.stderr is not None
+    first = child.stderr.readline()  # the first epoch's line: imports done, training under way
+    assert first.startswith("epoch 1/"), first
+    while child.poll() is None:  # Ctrl-C held down: the exit handlers run under a stream of SIGINTs
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=0.02)
+        except subprocess.TimeoutExpired:
+            pass
+    rest = child.stderr.read()
+    assert child.returncode == 130 and "Traceback" not in rest, rest
