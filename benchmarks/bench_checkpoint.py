@@ -49,9 +49,9 @@ def main() -> None:
 
     from prunekit.builtin.models import resnet18
     from prunekit.builtin.optimizers import adamw
-    from prunekit.core import checkpoint
-    from prunekit.core.optim import TrainingOptimizer, parameter_groups
-    from prunekit.core.targets import prunable_targets
+    from prunekit.core.rundir import checkpoint
+    from prunekit.core.sparsity.targets import prunable_targets
+    from prunekit.core.train.optim import TrainingOptimizer, parameter_groups
     from prunekit_adamwprune import state
 
     torch.set_num_threads(args.threads)

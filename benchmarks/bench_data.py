@@ -1,7 +1,7 @@
 """The data path: does loading ever starve training? CPU, generated data in the real file formats.
 
 1. LeNet-5 on MNIST-shaped data (60,000 x 28x28 generated here, written as MNIST
-   idx files, read by ``--dataset mnist``): one epoch of ``prunekit.core.runner.run``
+   idx files, read by ``--dataset mnist``): one epoch of ``prunekit.core.run.runner.run``
    (pruner none) against a plain loop over pre-built normalised tensors (same model,
    optimizer, batch size). Ratio = plain epoch time / prunekit epoch time (goal
    >= 0.95); data waiting from the summary (goal < 5% of the epoch).
@@ -30,12 +30,12 @@ from _quick import parse_args
 
 from prunekit.builtin.datasets import MNIST_NORM
 from prunekit.builtin.models import lenet5
-from prunekit.core.building import build, resolve_device
-from prunekit.core.config import RunConfig
-from prunekit.core.optim import parameter_groups
-from prunekit.core.plugins import get_plugins
-from prunekit.core.runner import run
-from prunekit.core.validation import validate
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.plugins.loading import get_plugins
+from prunekit.core.run.building import build, resolve_device
+from prunekit.core.run.runner import run
+from prunekit.core.run.validation import validate
+from prunekit.core.train.optim import parameter_groups
 from prunekit.testing.datafiles import write_cifar, write_mnist
 
 

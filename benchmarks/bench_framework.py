@@ -1,6 +1,6 @@
 """Framework overhead and magnitude-pruning overhead, each against a baseline in the same process.
 
-1. prunekit's training step (``prunekit.core.runner.run`` with pruner ``none``)
+1. prunekit's training step (``prunekit.core.run.runner.run`` with pruner ``none``)
    against a plain hand-written PyTorch loop on the same model, data and optimizer:
    LeNet-5 on digits and ResNet-18 on synthetic 32x32 batches. Throughput ratio =
    plain step time / prunekit step time (goal >= 0.95).
@@ -25,9 +25,9 @@ from _quick import parse_args
 
 from prunekit.builtin.datasets import digits, synthetic
 from prunekit.builtin.models import lenet5, resnet18
-from prunekit.core.config import RunConfig
-from prunekit.core.optim import parameter_groups
-from prunekit.core.runner import run
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.run.runner import run
+from prunekit.core.train.optim import parameter_groups
 
 CASES = {
     "lenet5_digits": dict(model="lenet5", dataset="digits", batch_size=32, epochs=3, dataset_opts={}),

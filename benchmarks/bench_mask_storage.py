@@ -43,12 +43,12 @@ from _quick import parse_args
 from prunekit.builtin.models import resnet18, resnet50
 from prunekit.builtin.optimizers import adamw
 from prunekit.builtin.pruners import magnitude
-from prunekit.core import runner
-from prunekit.core.config import RunConfig
-from prunekit.core.ledger import memory_ledger
-from prunekit.core.optim import parameter_groups
-from prunekit.core.pruner import MaskPruner
-from prunekit.core.targets import prunable_targets
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.measure.ledger import memory_ledger
+from prunekit.core.run import runner
+from prunekit.core.sparsity.pruner import MaskPruner
+from prunekit.core.sparsity.targets import prunable_targets
+from prunekit.core.train.optim import parameter_groups
 
 STORAGES = ("bool", "bits", "implicit")
 

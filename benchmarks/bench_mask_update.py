@@ -51,8 +51,8 @@ def _build(seed: int):
     import torch
 
     from prunekit.builtin.models import resnet50
-    from prunekit.core.optim import parameter_groups
-    from prunekit.core.targets import prunable_targets
+    from prunekit.core.sparsity.targets import prunable_targets
+    from prunekit.core.train.optim import parameter_groups
 
     torch.manual_seed(seed)
     model = resnet50(1000, 3, 224)

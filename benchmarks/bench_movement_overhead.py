@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from _quick import parse_args
 
 from prunekit.builtin.models import resnet18
-from prunekit.core.optim import parameter_groups
-from prunekit.core.pruner import Pruner
-from prunekit.core.targets import prunable_targets
+from prunekit.core.sparsity.pruner import Pruner
+from prunekit.core.sparsity.targets import prunable_targets
+from prunekit.core.train.optim import parameter_groups
 from prunekit_movement import movement
 
 

@@ -1,6 +1,6 @@
 """Step-time cost of memory sampling: the `process` sampler at 0.1 s against no sampler.
 
-Both sides run through ``prunekit.core.runner.run`` on the same job (LeNet-5 on
+Both sides run through ``prunekit.core.run.runner.run`` on the same job (LeNet-5 on
 digits, pruner none), interleaved, medians of mean step time. Goal: ratio <= 1.01.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from _quick import parse_args
 
-from prunekit.core.config import RunConfig
-from prunekit.core.runner import run
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.run.runner import run
 
 
 def step_time(samplers: list[str], interval: float, workdir: Path, epochs: int) -> tuple[float, int]:

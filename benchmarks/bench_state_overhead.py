@@ -31,8 +31,8 @@ def _make(seed: int, pruner_name: str, optimizer: str = "adamwprune"):
 
     from prunekit.builtin.models import resnet18
     from prunekit.builtin.pruners import none
-    from prunekit.core.optim import parameter_groups
-    from prunekit.core.targets import prunable_targets
+    from prunekit.core.sparsity.targets import prunable_targets
+    from prunekit.core.train.optim import parameter_groups
     from prunekit_adamwprune import adamwprune, state
 
     torch.manual_seed(seed)

@@ -1,6 +1,6 @@
 """Step-time cost of experiment trackers: none, a stalled tracker, and tensorboard.
 
-All sides run through ``prunekit.core.runner.run`` on the same job (LeNet-5 on
+All sides run through ``prunekit.core.run.runner.run`` on the same job (LeNet-5 on
 digits, magnitude to 70%), interleaved, medians of mean step time. The stalled
 tracker sleeps ``--stall`` seconds in every call, so its buffer backs up: the
 training thread must not notice (goal: ratio <= 1.02); the end of the run then
@@ -21,9 +21,9 @@ from pathlib import Path
 from _quick import parse_args
 
 from prunekit import hookimpl
-from prunekit.core.config import RunConfig
-from prunekit.core.plugins import build
-from prunekit.core.runner import run
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.plugins.loading import build
+from prunekit.core.run.runner import run
 
 
 class Stalled:

@@ -25,7 +25,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from prunekit.core.files import write_atomic
+from prunekit.core.rundir.files import write_atomic
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

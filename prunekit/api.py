@@ -26,19 +26,26 @@ raises :data:`API_VERSION` and is recorded in ``CHANGELOG.md``.
 from __future__ import annotations
 
 from prunekit import hookimpl
-from prunekit.core.data import DatasetSplits
-from prunekit.core.device_sampler import DeviceSampler, PciAddress
-from prunekit.core.distribution import DISTRIBUTIONS, erk_densities, layer_sparsities, prune_counts, sparsity_groups
-from prunekit.core.optim import TrainingOptimizer
-from prunekit.core.options import Option
-from prunekit.core.pruner import MASK_STORAGE_OPTION, MASKED_OPTIMIZER_STATE, SCOPE_OPTION, MaskPruner, Pruner, TrainingPlan
-from prunekit.core.rundir import EPOCH_METRICS
-from prunekit.core.sampling import SCOPES, Sampler, SamplerUnavailable
-from prunekit.core.schedule import Schedule
-from prunekit.core.targets import Target
-from prunekit.core.threshold import apply_mask_, threshold_for_sparsity
-from prunekit.core.tracking import STATUSES as RUN_STATUSES
-from prunekit.core.tracking import RunEnd, RunStart, Tracker, memory_interval_option
+from prunekit.core.config.options import Option
+from prunekit.core.data.loaders import DatasetSplits
+from prunekit.core.measure.device_sampler import DeviceSampler, PciAddress
+from prunekit.core.measure.sampling import SCOPES, Sampler, SamplerUnavailable
+from prunekit.core.rundir.layout import EPOCH_METRICS
+from prunekit.core.sparsity.distribution import DISTRIBUTIONS, erk_densities, layer_sparsities, prune_counts, sparsity_groups
+from prunekit.core.sparsity.pruner import (
+    MASK_STORAGE_OPTION,
+    MASKED_OPTIMIZER_STATE,
+    SCOPE_OPTION,
+    MaskPruner,
+    Pruner,
+    TrainingPlan,
+)
+from prunekit.core.sparsity.schedule import Schedule
+from prunekit.core.sparsity.targets import Target
+from prunekit.core.sparsity.threshold import apply_mask_, threshold_for_sparsity
+from prunekit.core.tracking.protocol import STATUSES as RUN_STATUSES
+from prunekit.core.tracking.protocol import RunEnd, RunStart, Tracker, memory_interval_option
+from prunekit.core.train.optim import TrainingOptimizer
 from prunekit.errors import UsageError
 from prunekit.hookspecs import (
     DatasetFactory,

@@ -9,7 +9,7 @@ import sys
 import click
 
 from prunekit import __version__
-from prunekit.core.registry import KINDS
+from prunekit.core.plugins.registry import KINDS
 from prunekit.errors import UsageError
 from prunekit.matrix.cli import matrix
 from prunekit.report.cli import report
@@ -37,7 +37,7 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins(as_json: bool) -> None:
     """Every plugin, its version, what it registered, and any load error."""
-    from prunekit.core.plugins import get_plugins
+    from prunekit.core.plugins.loading import get_plugins
 
     infos = [info.describe() for info in get_plugins().infos.values()]
     if as_json:
@@ -55,7 +55,7 @@ def plugins(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(kind: str, as_json: bool) -> None:
     """Registered models, datasets, optimizers, pruners, samplers or trackers."""
-    from prunekit.core.plugins import get_registry
+    from prunekit.core.plugins.loading import get_registry
 
     entries = [e for _, e in sorted(get_registry().entries[kind].items())]
     if as_json:
@@ -68,7 +68,7 @@ def list_(kind: str, as_json: bool) -> None:
             choices = f" ({'|'.join(map(str, o.choices))})" if o.choices else ""
             click.echo(f"{'':<{width}}    {o.name}={o.default!r}{choices}: {o.help}")
     if kind == "trackers":
-        from prunekit.core.tracking import COMMON_OPTIONS
+        from prunekit.core.tracking.protocol import COMMON_OPTIONS
 
         for o in COMMON_OPTIONS:
             click.echo(f"every tracker also takes {o.name}={o.default!r}: {o.help}")

@@ -1,6 +1,6 @@
 """A run directory for an own-loop run, in prunekit's schema, so ``prunekit report`` reads it beside ``prunekit run`` ones.
 
-:class:`OwnRun` writes, through :mod:`prunekit.core.rundir` (the one writer):
+:class:`OwnRun` writes, through :mod:`prunekit.core.rundir.layout` (the one writer):
 ``config.yaml`` when made, a ``metrics.jsonl`` line per :meth:`OwnRun.log_epoch` (the
 figures you pass plus the sparsities measured then), and at :meth:`OwnRun.finish`
 ``test_correct.bin`` (when you hand over which test examples the final model got right)
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prunekit import __version__
-from prunekit.core import rundir
-from prunekit.core.building import check_out_dir
-from prunekit.core.outcomes import Outcomes, fingerprint_test_set
-from prunekit.core.summary import TARGET_TOLERANCE
+from prunekit.core.run.building import check_out_dir
+from prunekit.core.run.summary import TARGET_TOLERANCE
+from prunekit.core.rundir import layout as rundir
+from prunekit.core.rundir.outcomes import Outcomes, fingerprint_test_set
 from prunekit.errors import UsageError
 
 if TYPE_CHECKING:

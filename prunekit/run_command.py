@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from prunekit.core.config import RunConfig, config_from_mapping, load_yaml_config
-from prunekit.core.options import parse_pairs
-from prunekit.core.preemption import EXIT_INTERRUPTED
-from prunekit.core.schedule import SCHEDULES
+from prunekit.core.config.options import parse_pairs
+from prunekit.core.config.settings import RunConfig, config_from_mapping, load_yaml_config
+from prunekit.core.sparsity.schedule import SCHEDULES
+from prunekit.core.train.preemption import EXIT_INTERRUPTED
 from prunekit.errors import UsageError
 
 # Options of `prunekit run`, mapped to RunConfig fields.
@@ -149,19 +149,19 @@ def run(ctx: click.Context, config_file: Path | None, resume_dir: Path | None, n
         ]
         if given:
             raise UsageError(f"--resume takes every setting from {resume_dir / 'config.yaml'}; drop {', '.join(given)}.")
-        from prunekit.core.resume import open_stopped_run
+        from prunekit.core.run.resume import open_stopped_run
 
         config, saved = open_stopped_run(resume_dir)
         config.quiet = config.quiet or options["quiet"]
-    from prunekit.core.launch import launch, under_torchrun
+    from prunekit.core.run.launch import launch, under_torchrun
 
     if nproc_per_node is not None and nproc_per_node < 1:
         raise UsageError(f"--nproc-per-node must be at least 1, got {nproc_per_node}.")
     if nproc_per_node and nproc_per_node > 1 and not under_torchrun():
         sys.exit(launch(config, nproc_per_node, resume_dir if saved is not None else None, saved))
-    from prunekit.core.run_trackers import interrupt_on_sigterm
-    from prunekit.core.runner import RunFailed, RunInterrupted, TrainingDiverged  # heavy: torch
-    from prunekit.core.runner import run as run_training
+    from prunekit.core.run.runner import RunFailed, RunInterrupted, TrainingDiverged  # heavy: torch
+    from prunekit.core.run.runner import run as run_training
+    from prunekit.core.run.trackers import interrupt_on_sigterm
     from prunekit.progress import RunProgress, print_summary
 
     interrupt_on_sigterm()  # outside the training loop; inside it, SIGTERM checkpoints (RunInterrupted)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from prunekit.core.targets import PRUNABLE_TYPES, Target
+from prunekit.core.sparsity.targets import PRUNABLE_TYPES, Target
 from prunekit.errors import UsageError
 
 

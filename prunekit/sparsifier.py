@@ -6,7 +6,7 @@ Built from your model and optimizer and the same names and options as ``prunekit
 (``register_step_pre_hook``/``register_step_post_hook``), so ``optimizer.step()`` does
 both halves of the pruner protocol: just before the step, gradients are masked (and read
 by pruners that score them); just after it, the scheduled mask update and enforcement
-(:func:`prunekit.core.pruner.masks_after_step`, the order ``prunekit run`` uses).
+(:func:`prunekit.core.sparsity.pruner.masks_after_step`, the order ``prunekit run`` uses).
 Hooks, because only a step that really runs fires them: a ``GradScaler`` that skips the
 step for inf/NaN gradients never calls ``optimizer.step()``, and gradient-accumulation
 micro-batches do not either, so neither advances the schedule. A loop whose
@@ -25,13 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.core.building import make_schedule
-from prunekit.core.config import RunConfig
-from prunekit.core.ledger import memory_ledger
-from prunekit.core.plugins import Plugins, get_plugins
-from prunekit.core.pruner import TrainingPlan, masks_after_step, masks_before_training
-from prunekit.core.targets import measure_sparsity
-from prunekit.core.validation import validate
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.measure.ledger import memory_ledger
+from prunekit.core.plugins.loading import Plugins, get_plugins
+from prunekit.core.run.building import make_schedule
+from prunekit.core.run.validation import validate
+from prunekit.core.sparsity.pruner import TrainingPlan, masks_after_step, masks_before_training
+from prunekit.core.sparsity.targets import measure_sparsity
 from prunekit.errors import UsageError
 from prunekit.own_run import OwnRun
 from prunekit.selection import Selection, select_targets, unwrap

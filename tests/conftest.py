@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from prunekit import cli
-from prunekit.core import plugins
+from prunekit.core.plugins import loading as plugins
 
 
 @dataclass

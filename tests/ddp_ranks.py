@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 import torch.distributed as td
 
-from prunekit.core import epochs, runner
-from prunekit.core.config import RunConfig
-from prunekit.core.data import make_loader
-from prunekit.core.evaluation import evaluate
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.data.loaders import make_loader
+from prunekit.core.run import epochs, runner
+from prunekit.core.train.evaluation import evaluate
 
 OPTIMIZER = {"magnitude": "adamw", "state": "adamw", "movement": "adamw"}
 

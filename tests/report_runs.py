@@ -7,8 +7,8 @@ import json
 import numpy as np
 import yaml
 
-from prunekit.core import rundir
-from prunekit.core.outcomes import Outcomes, fingerprint_test_set
+from prunekit.core.rundir import layout as rundir
+from prunekit.core.rundir.outcomes import Outcomes, fingerprint_test_set
 
 MiB = 1024 * 1024
 TEST_EXAMPLES = 1000

@@ -1,7 +1,7 @@
 """Architecture contracts, enforced with import-linter.
 
 - ``prunekit.core`` imports neither ``builtin``, ``matrix``, ``report`` nor ``cli``;
-- ``prunekit.report`` reads run directories only through ``prunekit.core.rundir``;
+- ``prunekit.report`` reads run directories only through ``prunekit.core.rundir.layout``;
   (both in pyproject.toml, ``[tool.importlinter]``; run ``lint-imports`` to check by hand)
 - every plugin under ``plugins/`` imports only ``prunekit.api`` (its tests also
   ``prunekit.testing``): a contract per plugin package, generated here so a new

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from prunekit.builtin.models import timm_model
 from prunekit.builtin.optimizers import adamw
-from prunekit.core.optim import parameter_groups
-from prunekit.core.plugins import build as load_plugins
-from prunekit.core.targets import measure_sparsity, prunable_targets
+from prunekit.core.plugins.loading import build as load_plugins
+from prunekit.core.sparsity.targets import measure_sparsity, prunable_targets
+from prunekit.core.train.optim import parameter_groups
 
 UPDATES = {2: 0.5, 3: 0.7}
 

@@ -12,9 +12,10 @@ import torch
 from torch.utils.data import TensorDataset
 
 from prunekit.builtin.optimizers import adamwspam
-from prunekit.core import checkpoint as ck
-from prunekit.core.data import ImageTensors, SeededOrder, TensorBatches, data_generators, make_loader, skip_batches
-from prunekit.core.optim import parameter_groups
+from prunekit.core.data.loaders import ImageTensors, SeededOrder, TensorBatches, make_loader
+from prunekit.core.data.order import data_generators, skip_batches
+from prunekit.core.rundir import checkpoint as ck
+from prunekit.core.train.optim import parameter_groups
 
 
 def _model() -> torch.nn.Module:

@@ -5,9 +5,9 @@ import json
 import pytest
 import yaml
 
-from prunekit.core.config import RunConfig
-from prunekit.core.rundir import EPOCH_METRICS
-from prunekit.core.runner import run
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.run.runner import run
+from prunekit.core.rundir.layout import EPOCH_METRICS
 
 FAST = ("--epochs", "1", "--quiet")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from prunekit import hookimpl
-from prunekit.core import plugins
-from prunekit.core.config import RunConfig
-from prunekit.core.pruner import MaskPruner
-from prunekit.core.runner import run
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.plugins import loading as plugins
+from prunekit.core.run.runner import run
+from prunekit.core.sparsity.pruner import MaskPruner
 
 
 class Recording(MaskPruner):

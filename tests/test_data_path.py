@@ -7,8 +7,8 @@ import torch
 from scipy import stats
 
 from prunekit.builtin import datasets
-from prunekit.core.augment import crop_flip, draw_crop_flip
-from prunekit.core.data import ImageTensors, TensorBatches, default_workers, make_loader
+from prunekit.core.data.augment import crop_flip, draw_crop_flip
+from prunekit.core.data.loaders import ImageTensors, TensorBatches, default_workers, make_loader
 from prunekit.testing.datafiles import write_cifar, write_mnist
 
 
@@ -149,8 +149,8 @@ def test_loaders_record_what_they_chose(tmp_path):
 
 
 def test_a_run_records_data_waiting_and_the_loader(tmp_path):
-    from prunekit.core.config import RunConfig
-    from prunekit.core.runner import run
+    from prunekit.core.config.settings import RunConfig
+    from prunekit.core.run.runner import run
 
     root = write_mnist(tmp_path / "data", _split(64, (28, 28), 6), _split(16, (28, 28), 7))
     out, summary = run(
@@ -194,7 +194,8 @@ def test_written_cifar_files_are_what_torchvision_reads(tmp_path, monkeypatch):
 
 
 def test_ddp_shards_of_images_are_augmented_reproducibly_and_eval_shards_stay_tensors():
-    from prunekit.core.distributed import Dist, ShardedBatches, eval_shard
+    from prunekit.core.data.sharded import ShardedBatches, eval_shard
+    from prunekit.core.distributed.ddp import Dist
 
     images, labels = _split(20, (1, 6, 6), 10)
     data = ImageTensors(images, labels, (0.5,), (0.2,), crop_padding=2, flip=True)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from prunekit.core import rundir
-from prunekit.core.distributed import Dist, ShardedBatches, eval_shard
+from prunekit.core.data.sharded import ShardedBatches, eval_shard
+from prunekit.core.distributed.ddp import Dist
+from prunekit.core.rundir import layout as rundir
 from prunekit.testing.resume import comparable
 
 HERE = Path(__file__).resolve().parent
@@ -149,7 +150,7 @@ def _results(out: Path) -> tuple[dict, list[dict], object]:
 def test_ddp_run_stopped_on_one_rank_resumes_identical(tmp_path):
     import torch
 
-    from prunekit.core import checkpoint
+    from prunekit.core.rundir import checkpoint
 
     args = ["--epochs", "2", "--batch-size", "64", "--device", "cpu", "--sparsity", "0.7", "--sample-interval", "0.2"]
     ref, out = tmp_path / "reference", tmp_path / "stopped"
@@ -191,8 +192,8 @@ def test_ddp_run_stopped_on_one_rank_resumes_identical(tmp_path):
 def test_each_rank_resumes_its_own_state_from_a_checkpoint_of_as_many_ranks():
     import torch
 
-    from prunekit.core import checkpoint
-    from prunekit.core.rank_state import own_view
+    from prunekit.core.distributed.rank_state import own_view
+    from prunekit.core.rundir import checkpoint
 
     ranks = [
         {"rng": {"rank": r}, "loop": {"seen": 10 + r, "loss_sum": torch.tensor(float(r))}, "samplers": {"r": r}} for r in range(2)
@@ -219,8 +220,8 @@ def test_sharded_batches_resume_at_their_epoch_and_batch():
     import torch
     from torch.utils.data import TensorDataset
 
-    from prunekit.core.data import data_generators, skip_batches
-    from prunekit.core.distributed import train_loader
+    from prunekit.core.data.order import data_generators, skip_batches
+    from prunekit.core.data.sharded import train_loader
 
     data = TensorDataset(torch.arange(40).float(), torch.arange(40))
     plain = list(TensorDataset(torch.arange(40).float(), torch.arange(40)))  # map-style: a DataLoader over EpochSampler

@@ -2,7 +2,7 @@
 
 import pytest
 
-from prunekit.core.distribution import erk_densities, layer_sparsities, prune_counts
+from prunekit.core.sparsity.distribution import erk_densities, layer_sparsities, prune_counts
 
 LENET = [(6, 1, 5, 5), (16, 6, 5, 5), (120, 400), (84, 120), (10, 84)]  # conv1, conv2, fc1, fc2, fc3
 N = [150, 2400, 48000, 10080, 840]

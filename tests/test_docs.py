@@ -15,8 +15,8 @@ import yaml
 
 from prunekit import hookspecs
 from prunekit.cli import cli
-from prunekit.core import plugins
-from prunekit.core.config import FIELD_NAMES, RunConfig, config_from_mapping
+from prunekit.core.config.settings import FIELD_NAMES, RunConfig, config_from_mapping
+from prunekit.core.plugins import loading as plugins
 from prunekit.testing.pruner_conformance import check_pruner
 from prunekit.testing.runs import short_run
 

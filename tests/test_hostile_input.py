@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from prunekit.core import rundir
+from prunekit.core.rundir import layout as rundir
 
 TINY = ["--dataset", "synthetic", "--dataset-opt", "train_size=16", "--dataset-opt", "test_size=8", "--batch-size", "8"]
 TINY_RUN = [*TINY, "--epochs", "2", "--quiet", "--sample-interval", "0.05"]
@@ -217,7 +217,7 @@ def _fail_on_call(monkeypatch, target, name: str, call: int) -> None:
 
 
 def test_full_disk_at_the_second_checkpoint_fails_the_run_in_one_line(here, run_cli, monkeypatch):
-    from prunekit.core import checkpoint
+    from prunekit.core.rundir import checkpoint
 
     _fail_on_call(monkeypatch, checkpoint.torch, "save", 2)  # torch.save, restored after the test
     result = run_cli("run", *TINY_RUN, "--out", "r")
@@ -231,7 +231,7 @@ def test_full_disk_at_the_second_checkpoint_fails_the_run_in_one_line(here, run_
 
 
 def test_full_disk_that_also_refuses_failure_json_is_one_line(here, run_cli, monkeypatch):
-    from prunekit.core import checkpoint
+    from prunekit.core.rundir import checkpoint
 
     _fail_on_call(monkeypatch, checkpoint.torch, "save", 2)
     _fail_on_call(monkeypatch, rundir, "write_json", 1)  # failure.json is the first JSON the run writes
@@ -253,7 +253,7 @@ settings: {dataset: synthetic, dataset_opts: {train_size: 16, test_size: 8}, bat
 
 
 def test_a_read_only_run_directory_fails_that_run_not_the_matrix(here, run_cli, read_only):
-    from prunekit.core.plugins import get_plugins
+    from prunekit.core.plugins.loading import get_plugins
     from prunekit.matrix import store
     from prunekit.matrix.expand import expand
     from prunekit.matrix.spec import load_spec

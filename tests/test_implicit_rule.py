@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunekit.builtin.pruners import magnitude
-from prunekit.core.masks import ImplicitMaskError
-from prunekit.core.targets import prunable_targets
+from prunekit.core.sparsity.masks import ImplicitMaskError
+from prunekit.core.sparsity.targets import prunable_targets
 
 
 def mlp(zero_head: bool = False) -> nn.Module:

@@ -4,9 +4,9 @@ from torch import nn
 from prunekit.builtin.models import lenet5
 from prunekit.builtin.optimizers import adamw, sgd
 from prunekit.builtin.pruners import magnitude
-from prunekit.core.ledger import memory_ledger
-from prunekit.core.optim import parameter_groups
-from prunekit.core.targets import measure_sparsity, prunable_targets
+from prunekit.core.measure.ledger import memory_ledger
+from prunekit.core.sparsity.targets import measure_sparsity, prunable_targets
+from prunekit.core.train.optim import parameter_groups
 
 
 def setup(seed=0, optimizer=adamw):

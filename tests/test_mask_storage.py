@@ -3,12 +3,13 @@
 import pytest
 import torch
 
-from prunekit.core import plugins, runner
-from prunekit.core.config import RunConfig
-from prunekit.core.masks import BitMasks, ImplicitMasks, MaskStore, make_store
-from prunekit.core.options import resolve_options
-from prunekit.core.targets import Target
-from prunekit.core.threshold import CHUNK
+from prunekit.core.config.options import resolve_options
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.plugins import loading as plugins
+from prunekit.core.run import runner
+from prunekit.core.sparsity.masks import BitMasks, ImplicitMasks, MaskStore, make_store
+from prunekit.core.sparsity.targets import Target
+from prunekit.core.sparsity.threshold import CHUNK
 from prunekit.testing.pruner_conformance import check_pruner
 
 STORAGES = ["bool", "bits", "implicit"]
@@ -129,7 +130,7 @@ def test_a_digits_run_is_identical_whatever_the_storage(tmp_path, monkeypatch, p
 def test_a_global_update_holds_one_layer_mask_at_a_time(store_class, tied):
     import weakref
 
-    from prunekit.core.pruner import MaskPruner
+    from prunekit.core.sparsity.pruner import MaskPruner
 
     handed_out: list = []
     alive_at_read = []

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from prunekit import cli as prunekit_cli
-from prunekit.core import plugins
+from prunekit.core.plugins import loading as plugins
 from prunekit.matrix import examples
 from prunekit.matrix.cli import matrix
 from prunekit.matrix.expand import expand

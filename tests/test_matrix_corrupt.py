@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from prunekit.core import rundir
+from prunekit.core.rundir import layout as rundir
 from prunekit.matrix import store
 
 SPEC = """

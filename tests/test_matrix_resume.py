@@ -26,7 +26,7 @@ SLOW = """
 import time
 
 from prunekit import hookimpl
-from prunekit.core.pruner import MaskPruner
+from prunekit.core.sparsity.pruner import MaskPruner
 
 
 class Slow(MaskPruner):
@@ -172,7 +172,7 @@ def test_a_killed_child_is_a_recorded_failure_the_matrix_goes_on_and_a_rerun_red
 
 
 def test_kill_9_of_the_matrix_redoes_no_checkpointed_epoch(tmp_path):
-    from prunekit.core import checkpoint
+    from prunekit.core.rundir import checkpoint
 
     spec, env = setup(tmp_path, "[0.5]")
     out = tmp_path / "m"

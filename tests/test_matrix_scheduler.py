@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from prunekit.core.config import RunConfig
+from prunekit.core.config.settings import RunConfig
 from prunekit.errors import UsageError
 from prunekit.matrix import slots as slots_module
 from prunekit.matrix.progress import Active, MatrixProgress

@@ -8,10 +8,10 @@ import textwrap
 import pytest
 
 from prunekit import hookimpl
-from prunekit.core import plugins
-from prunekit.core.config import RunConfig
-from prunekit.core.pruner import MaskPruner
-from prunekit.core.validation import validate
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.plugins import loading as plugins
+from prunekit.core.run.validation import validate
+from prunekit.core.sparsity.pruner import MaskPruner
 from prunekit.errors import UsageError
 from prunekit.matrix.expand import expand
 from prunekit.matrix.hashing import run_id

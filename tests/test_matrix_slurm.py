@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from prunekit.core import rundir
+from prunekit.core.rundir import layout as rundir
 from prunekit.matrix import store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ import pytest
 
 from prunekit import cli as prunekit_cli
 from prunekit import hookimpl
-from prunekit.core import plugins
-from prunekit.core.config import RunConfig
-from prunekit.core.pruner import MaskPruner
-from prunekit.core.validation import validate
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.plugins import loading as plugins
+from prunekit.core.run.validation import validate
+from prunekit.core.sparsity.pruner import MaskPruner
 from prunekit.errors import UsageError
 from prunekit.matrix.cli import matrix
 from prunekit.matrix.expand import expand
@@ -240,9 +240,7 @@ def test_spec_hash_ignores_name_and_key_spelling_but_not_the_grid():
     assert a.spec_hash == b.spec_hash != c.spec_hash
 
 
-HASH_SCRIPT = (
-    "from prunekit.core.config import RunConfig; from prunekit.matrix.hashing import run_id; print(run_id(RunConfig(**%s)))"
-)
+HASH_SCRIPT = "from prunekit.core.config.settings import RunConfig; from prunekit.matrix.hashing import run_id; print(run_id(RunConfig(**%s)))"
 
 
 @pytest.mark.parametrize(

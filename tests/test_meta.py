@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from prunekit import hookspecs
-from prunekit.core import plugins
-from prunekit.core.config import RunConfig
-from prunekit.core.registry import KINDS
-from prunekit.core.runner import run
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.plugins import loading as plugins
+from prunekit.core.plugins.registry import KINDS
+from prunekit.core.run.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "plugins" / "prunekit-example" / "prunekit_example" / "__init__.py"

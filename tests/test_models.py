@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from prunekit.builtin.models import lenet5, resnet18, resnet50, timm_model
-from prunekit.core.targets import prunable_targets
+from prunekit.core.sparsity.targets import prunable_targets
 from prunekit.errors import UsageError
 
 

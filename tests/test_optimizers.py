@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from prunekit.builtin.optimizers import adam, adamw, adamwadv, adamwspam, sgd
-from prunekit.core.optim import TrainingOptimizer, parameter_groups
+from prunekit.core.train.optim import TrainingOptimizer, parameter_groups
 
 
 def model():

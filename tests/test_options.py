@@ -1,6 +1,6 @@
 import pytest
 
-from prunekit.core.options import Option, parse_pairs, resolve_options
+from prunekit.core.config.options import Option, parse_pairs, resolve_options
 from prunekit.errors import UsageError
 
 DECLARED = (

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from prunekit import hookimpl
-from prunekit.core import plugins
+from prunekit.core.plugins import loading as plugins
 from prunekit.errors import UsageError
 
 

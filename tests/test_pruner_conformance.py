@@ -2,8 +2,8 @@
 
 import pytest
 
-from prunekit.core import plugins
-from prunekit.core.options import resolve_options
+from prunekit.core.config.options import resolve_options
+from prunekit.core.plugins import loading as plugins
 from prunekit.testing.pruner_conformance import check_pruner
 
 PRUNERS = sorted(n for n in plugins.get_registry().names("pruners") if n != "none")
@@ -26,7 +26,7 @@ def test_registered_pruner_conforms(name, scope):
 
 
 def test_the_suite_catches_a_pruner_that_does_not_prune():
-    from prunekit.core.pruner import Pruner
+    from prunekit.core.sparsity.pruner import Pruner
 
     with pytest.raises(AssertionError, match="forward weights are 0.0000 sparse"):
         check_pruner(lambda targets: Pruner(targets))

@@ -6,8 +6,8 @@ import types
 import pytest
 
 from prunekit.api import MASK_STORAGE_OPTION, MaskPruner, Option, hookimpl
-from prunekit.core import plugins
-from prunekit.core.kinds import KIND_SPECS
+from prunekit.core.plugins import loading as plugins
+from prunekit.core.plugins.kinds import KIND_SPECS
 
 
 def loaded_with(**hooks):

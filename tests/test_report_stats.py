@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from report_runs import TEST_EXAMPLES, tables, write_run
 
-from prunekit.core import rundir
-from prunekit.core.outcomes import Outcomes, fingerprint_test_set
-from prunekit.core.rundir import OUTCOMES, Malformed
+from prunekit.core.rundir import layout as rundir
+from prunekit.core.rundir.layout import OUTCOMES, Malformed
+from prunekit.core.rundir.outcomes import Outcomes, fingerprint_test_set
 from prunekit.report.best import table_verdicts
 from prunekit.report.stats import summarise, wilson_interval
 from prunekit.testing.report_model import Regime, simulate
@@ -260,8 +260,8 @@ def test_report_is_deterministic_and_findings_are_written_from_the_data(tmp_path
 
 
 def test_real_runs_store_their_outcomes_and_the_report_pairs_them(tmp_path, run_cli):
-    from prunekit.core.config import RunConfig
-    from prunekit.core.runner import run
+    from prunekit.core.config.settings import RunConfig
+    from prunekit.core.run.runner import run
 
     summaries = {}
     for seed in (0, 1):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunekit.core import checkpoint
+from prunekit.core.rundir import checkpoint
 
 FAST = ("--epochs", "2", "--batch-size", "256", "--quiet")
 

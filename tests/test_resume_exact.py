@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from prunekit.core import checkpoint
-from prunekit.core.config import RunConfig
-from prunekit.core.runner import run
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.run.runner import run
+from prunekit.core.rundir import checkpoint
 from prunekit.testing.resume import comparable, interrupt, one_thread, resume_run
 
 CASES = {

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from prunekit import hookimpl
-from prunekit.core import plugins
+from prunekit.core.plugins import loading as plugins
 
 TINY = [
     "--dataset",

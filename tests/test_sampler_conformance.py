@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunekit.core.plugins import build
-from prunekit.core.sampling import SCOPES
+from prunekit.core.measure.sampling import SCOPES
+from prunekit.core.plugins.loading import build
 from prunekit.testing.sampler_conformance import (
     check_available_or_unavailable,
     check_sampler,
@@ -144,7 +144,7 @@ def test_the_suite_rejects_a_sampler_that_errors_on_the_sampling_thread():
 
 
 def test_unavailable_must_be_sampler_unavailable_with_one_line():
-    from prunekit.core.sampling import SamplerUnavailable
+    from prunekit.core.measure.sampling import SamplerUnavailable
 
     def raising(exc: BaseException) -> type:
         def start(self) -> None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from prunekit.builtin.samplers import ProcessSampler, TorchAllocatorSampler
-from prunekit.core.sampling import SamplerUnavailable, SamplingThread
+from prunekit.core.measure.sampling import SamplerUnavailable, SamplingThread
 
 
 class CountingSampler:

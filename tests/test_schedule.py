@@ -1,6 +1,6 @@
 import pytest
 
-from prunekit.core.schedule import Schedule
+from prunekit.core.sparsity.schedule import Schedule
 
 
 def test_gmp_is_zhu_gupta_fast_start():

@@ -6,8 +6,8 @@ import torch
 
 from prunekit.builtin.models import lenet5
 from prunekit.builtin.pruners import magnitude
-from prunekit.core.distribution import layer_sparsities, prune_counts
-from prunekit.core.targets import prunable_targets
+from prunekit.core.sparsity.distribution import layer_sparsities, prune_counts
+from prunekit.core.sparsity.targets import prunable_targets
 
 
 def test_uniform_keeps_the_first_layer_dense():

@@ -9,8 +9,8 @@ import textwrap
 PLUGIN = '''
 import torch
 from prunekit import hookimpl
-from prunekit.core.options import Option
-from prunekit.core.pruner import MaskPruner
+from prunekit.core.config.options import Option
+from prunekit.core.sparsity.pruner import MaskPruner
 
 
 class EveryOther(MaskPruner):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from prunekit.core.threshold import kth_smallest, threshold_for_sparsity
+from prunekit.core.sparsity.threshold import kth_smallest, threshold_for_sparsity
 
 
 def reference(layers, k):
@@ -62,7 +62,7 @@ def _masked_reference(layers, masks, sparsity):
 @pytest.mark.parametrize("chunk", [1 << 18, 7])
 @pytest.mark.parametrize("seed", range(12))
 def test_update_masks_equals_reference_over_growing_updates(monkeypatch, chunk, seed):
-    import prunekit.core.threshold as threshold
+    import prunekit.core.sparsity.threshold as threshold
 
     monkeypatch.setattr(threshold, "CHUNK", chunk)  # 7: many chunks per layer
     g = torch.Generator().manual_seed(seed)
@@ -81,7 +81,7 @@ def test_update_masks_equals_reference_over_growing_updates(monkeypatch, chunk, 
 
 
 def test_apply_mask_in_chunks(monkeypatch):
-    import prunekit.core.threshold as threshold
+    import prunekit.core.sparsity.threshold as threshold
 
     monkeypatch.setattr(threshold, "CHUNK", 3)
     t = torch.arange(1.0, 11.0).reshape(2, 5)
@@ -91,7 +91,7 @@ def test_apply_mask_in_chunks(monkeypatch):
 
 
 def test_ties_prune_exactly_k_first_positions_first():
-    import prunekit.core.threshold as threshold
+    import prunekit.core.sparsity.threshold as threshold
 
     masks = [torch.ones(10, dtype=torch.bool)]
     threshold.update_masks_([lambda: torch.ones(10)], masks, 0.5)
@@ -105,7 +105,7 @@ def test_ties_across_layers_and_chunks(monkeypatch, chunk, big):
 
     ``big``: the tie mass is larger than any layer (the third-pass path).
     """
-    import prunekit.core.threshold as threshold
+    import prunekit.core.sparsity.threshold as threshold
 
     monkeypatch.setattr(threshold, "CHUNK", chunk)
     n = 40 if big else 8
@@ -125,7 +125,7 @@ def test_layer_scope_prunes_exactly_k_of_tied_scores():
     from torch import nn
 
     from prunekit.builtin.pruners import MagnitudePruner
-    from prunekit.core.targets import prunable_targets
+    from prunekit.core.sparsity.targets import prunable_targets
 
     model = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3))
     with torch.no_grad():

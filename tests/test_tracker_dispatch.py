@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from prunekit.core.dispatch import Trackers
-from prunekit.core.redact import MASK, Redactor
-from prunekit.core.tracking import RunEnd
+from prunekit.core.tracking.dispatch import Trackers
+from prunekit.core.tracking.protocol import RunEnd
+from prunekit.core.tracking.redact import MASK, Redactor
 from prunekit.testing.tracker_conformance import sample_epochs, sample_memory, sample_run_start
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from prunekit.core.config import RunConfig
+from prunekit.core.config.settings import RunConfig
 from prunekit.errors import UsageError
 from prunekit.matrix.hashing import run_id
 from prunekit.matrix.spec import spec_from_text

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from prunekit.api import Option, hookimpl
-from prunekit.core import plugins
-from prunekit.core.config import RunConfig
-from prunekit.core.runner import RunFailed, run
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.plugins import loading as plugins
+from prunekit.core.run.runner import RunFailed, run
 
 TOKEN = "tok-fake-0123456789abcdef"
 EVENTS: dict[str, list] = {}
@@ -129,7 +129,7 @@ def test_a_failure_after_training_tells_trackers_too(tmp_path, loaded, monkeypat
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("prunekit.core.runner.build_summary", no_space)
+    monkeypatch.setattr("prunekit.core.run.runner.build_summary", no_space)
     with pytest.raises(RunFailed) as failed:  # the runner wraps it, keeping the traceback in failure.json
         run(config(tmp_path, epochs=1, trackers=["recording"]), plugins=loaded)
     assert isinstance(failed.value.__cause__, OSError)
@@ -145,7 +145,8 @@ def test_an_interrupted_run_tells_trackers_and_a_resume_gets_their_state_back(tm
         run(config(tmp_path, epochs=1, trackers=["recording"]), plugins=loaded, on_epoch=interrupt)
     assert EVENTS["default"][-1][1].status == "interrupted"
     # a resumed run reuses the run directory (prunekit run --resume); trackers get back what start returned
-    from prunekit.core import dispatch, redact, run_trackers
+    from prunekit.core.run import trackers as run_trackers
+    from prunekit.core.tracking import dispatch, redact
 
     trackers = dispatch.Trackers(
         [("recording", Recording, {})], state_path=tmp_path / "r" / "trackers.json", redact=redact.Redactor(), warn=print

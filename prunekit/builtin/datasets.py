@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from prunekit import hookimpl
-from prunekit.core.data import DatasetSplits, ImageTensors
-from prunekit.core.options import Option
+from prunekit.core.config.options import Option
+from prunekit.core.data.loaders import DatasetSplits, ImageTensors
 from prunekit.errors import UsageError
 
 DIGITS_SPLIT_SEED = 0

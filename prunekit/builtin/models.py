@@ -7,7 +7,7 @@ import re
 from torch import nn
 
 from prunekit import hookimpl
-from prunekit.core.options import Option
+from prunekit.core.config.options import Option
 from prunekit.errors import UsageError
 
 CIFAR_STEM_MAX_SIZE = 64

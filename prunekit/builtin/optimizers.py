@@ -9,8 +9,8 @@ import torch
 
 from prunekit import hookimpl
 from prunekit.builtin.spam import AMSGRAD_STATE, CLIP_RULES, SpamOptimizer
-from prunekit.core.optim import TrainingOptimizer
-from prunekit.core.options import Option
+from prunekit.core.config.options import Option
+from prunekit.core.train.optim import TrainingOptimizer
 
 ADAM_STATE = ("exp_avg", "exp_avg_sq")
 

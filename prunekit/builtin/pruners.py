@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from prunekit import hookimpl
-from prunekit.core.pruner import MASK_STORAGE_OPTION, SCOPE_OPTION, MaskPruner, Pruner
-from prunekit.core.targets import Target
+from prunekit.core.sparsity.pruner import MASK_STORAGE_OPTION, SCOPE_OPTION, MaskPruner, Pruner
+from prunekit.core.sparsity.targets import Target
 
 
 class MagnitudePruner(MaskPruner):

@@ -8,7 +8,7 @@ import sys
 import torch
 
 from prunekit import hookimpl
-from prunekit.core.sampling import SamplerUnavailable
+from prunekit.core.measure.sampling import SamplerUnavailable
 
 
 class ProcessSampler:

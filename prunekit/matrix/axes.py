@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunekit.core.config import config_from_mapping
+from prunekit.core.config.settings import config_from_mapping
 from prunekit.errors import UsageError
 
 #: In the optimizers axis: every installed optimizer.

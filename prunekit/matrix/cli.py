@@ -10,12 +10,12 @@ from typing import Any
 import click
 import yaml
 
-from prunekit.core.options import parse_pairs
+from prunekit.core.config.options import parse_pairs
 from prunekit.errors import UsageError
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
-    from prunekit.core.yamlfile import TooLarge
+    from prunekit.core.config.yamlfile import TooLarge
     from prunekit.matrix.spec import load_yaml
 
     out = {}
@@ -156,7 +156,7 @@ def matrix(
             return
         if spec_path is None or example is not None:
             raise UsageError("--print needs either --example NAME or a SPEC file.")
-        from prunekit.core.yamlfile import read_text
+        from prunekit.core.config.yamlfile import read_text
 
         click.echo(read_text(spec_path, "Matrix spec"), nl=False)
         return
@@ -174,7 +174,7 @@ def matrix(
     if executor == "slurm" and not (dry_run or show_status):
         cluster = slurm.check(cluster)
 
-    from prunekit.core.plugins import get_plugins
+    from prunekit.core.plugins.loading import get_plugins
     from prunekit.matrix import store
     from prunekit.matrix.expand import expand
     from prunekit.matrix.progress import MatrixProgress

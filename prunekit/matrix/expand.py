@@ -14,7 +14,7 @@ Rules:
 - an optimizer or pruner marked ``optional`` that is not installed is skipped;
   any other unknown name, bad option or bad value is an error;
 - a grid of more than :data:`MAX_RUNS` combinations is refused, with its size, before expanding;
-- every config is checked with :func:`prunekit.core.validation.validate` before anything
+- every config is checked with :func:`prunekit.core.run.validation.validate` before anything
   runs, and all problems are reported together.
 """
 
@@ -25,9 +25,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunekit.core.config import RunConfig, config_from_mapping
-from prunekit.core.registry import BUNDLED, Entry, Registry
-from prunekit.core.validation import DEFAULT_PRUNER, DEFAULT_SCHEDULE, resolve_schedule, validate
+from prunekit.core.config.settings import RunConfig, config_from_mapping
+from prunekit.core.plugins.registry import BUNDLED, Entry, Registry
+from prunekit.core.run.validation import DEFAULT_PRUNER, DEFAULT_SCHEDULE, resolve_schedule, validate
 from prunekit.errors import UsageError
 from prunekit.matrix.axes import ALL, AXES, OPTIONS_FIELD, Choice, raise_problems
 from prunekit.matrix.hashing import run_id

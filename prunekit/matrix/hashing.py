@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from prunekit.core.config import TRACKING_FIELDS, RunConfig
+from prunekit.core.config.settings import TRACKING_FIELDS, RunConfig
 
 #: Fields that do not change what a run computes.
 EXCLUDED = ("out", "quiet", "checkpoint_every", *TRACKING_FIELDS)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prunekit.core import rundir
+from prunekit.core.rundir import layout as rundir
 from prunekit.matrix import slurm, store
 from prunekit.matrix.expand import Plan, PlannedRun
 from prunekit.matrix.progress import Active, MatrixProgress

@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from prunekit.core import rundir
+from prunekit.core.rundir import layout as rundir
 from prunekit.matrix import store
 from prunekit.matrix.expand import PlannedRun
 from prunekit.matrix.worker import FAILURE_MARK

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from prunekit.core import rundir
-from prunekit.core.preemption import EXIT_INTERRUPTED
+from prunekit.core.rundir import layout as rundir
+from prunekit.core.train.preemption import EXIT_INTERRUPTED
 from prunekit.matrix import store
 from prunekit.matrix.expand import Plan, PlannedRun
 from prunekit.matrix.progress import Active, MatrixProgress

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from prunekit.core.config import RunConfig
+from prunekit.core.config.settings import RunConfig
 from prunekit.matrix.worker import THREADS_ENV
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import submitit
 
-from prunekit.core import rundir
-from prunekit.core.preemption import EXIT_INTERRUPTED
+from prunekit.core.rundir import layout as rundir
+from prunekit.core.train.preemption import EXIT_INTERRUPTED
 from prunekit.matrix import store
 from prunekit.matrix.worker import RESUME_FLAG, THREADS_ENV
 
@@ -127,7 +127,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
         return [sys.executable, *worker, *([RESUME_FLAG] if resume else [])]
 
     def __call__(self) -> str:
-        from prunekit.core.config import config_from_mapping
+        from prunekit.core.config.settings import config_from_mapping
         from prunekit.matrix.expand import PlannedRun
         from prunekit.matrix.run_results import record_failure
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import yaml
 
-from prunekit.core import yamlfile
-from prunekit.core.config import FIELD_NAMES, TRACKING_FIELDS, config_from_mapping
+from prunekit.core.config import yamlfile
+from prunekit.core.config.settings import FIELD_NAMES, TRACKING_FIELDS, config_from_mapping
 from prunekit.errors import UsageError
 from prunekit.matrix.axes import (
     AXES,
@@ -52,7 +52,7 @@ from prunekit.matrix.axes import (
 
 
 class _Loader(yamlfile.StrictLoader):
-    """Strict safe YAML (:mod:`prunekit.core.yamlfile`) that also reads ``1e-3`` as a number (YAML 1.1 wants ``1.0e-3``)."""
+    """Strict safe YAML (:mod:`prunekit.core.config.yamlfile`) that also reads ``1e-3`` as a number (YAML 1.1 wants ``1.0e-3``)."""
 
 
 _Loader.add_implicit_resolver(
@@ -63,7 +63,7 @@ _Loader.add_implicit_resolver(
 
 
 def load_yaml(text: str) -> Any:
-    """Parse and bound ``text``: ``yaml.YAMLError`` or :class:`~prunekit.core.yamlfile.TooLarge`."""
+    """Parse and bound ``text``: ``yaml.YAMLError`` or :class:`~prunekit.core.config.yamlfile.TooLarge`."""
     return yamlfile.load(text, _Loader)
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from prunekit import __version__
-from prunekit.core import rundir
-from prunekit.core.files import write_json
-from prunekit.core.rundir import FAILED, FAILURE, FINISHED, INTERRUPTED, LOGS, MALFORMED, NEW, RUNS, SLURM, SUMMARY
-from prunekit.core.rundir import MATRIX as MATRIX_FILE
+from prunekit.core.rundir import layout as rundir
+from prunekit.core.rundir.files import write_json
+from prunekit.core.rundir.layout import FAILED, FAILURE, FINISHED, INTERRUPTED, LOGS, MALFORMED, NEW, RUNS, SLURM, SUMMARY
+from prunekit.core.rundir.layout import MATRIX as MATRIX_FILE
 from prunekit.errors import UsageError
 from prunekit.matrix.expand import Plan
 

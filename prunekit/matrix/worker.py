@@ -20,7 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
-from prunekit.core.preemption import EXIT_INTERRUPTED
+from prunekit.core.train.preemption import EXIT_INTERRUPTED
 
 FAILURE_MARK = "prunekit-matrix-failure: "
 RESUME_FLAG = "--resume"
@@ -56,8 +56,9 @@ def fail(reason: str, code: int) -> None:
 
 def train(config, on_epoch, resume: bool):
     """Run ``config``; with ``resume``, continue it from its checkpoint (or start again if that is unusable)."""
-    from prunekit.core import checkpoint, rundir
-    from prunekit.core.runner import run
+    from prunekit.core.run.runner import run
+    from prunekit.core.rundir import checkpoint
+    from prunekit.core.rundir import layout as rundir
 
     if resume:
         run_dir = Path(config.out)
@@ -81,9 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     threads = os.environ.get(THREADS_ENV)
     if threads:
         torch.set_num_threads(int(threads))
-    from prunekit.core.config import config_from_mapping
-    from prunekit.core.run_trackers import interrupt_on_sigterm
-    from prunekit.core.runner import RunFailed, RunInterrupted, TrainingDiverged
+    from prunekit.core.config.settings import config_from_mapping
+    from prunekit.core.run.runner import RunFailed, RunInterrupted, TrainingDiverged
+    from prunekit.core.run.trackers import interrupt_on_sigterm
     from prunekit.errors import UsageError
 
     interrupt_on_sigterm()  # a stopping matrix terminates its children: trackers hear "interrupted"

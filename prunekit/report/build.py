@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunekit import __version__
-from prunekit.core.files import remove_stale_temps, write_atomic
+from prunekit.core.rundir.files import remove_stale_temps, write_atomic
 from prunekit.errors import UsageError
 from prunekit.report import figures as figs
 from prunekit.report.compare import METHOD, TableStats, analyse

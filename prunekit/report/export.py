@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prunekit.core.files import write_atomic
+from prunekit.core.rundir.files import write_atomic
 from prunekit.report.compare import METHOD, TableStats
 from prunekit.report.memory import Divisor
 from prunekit.report.stats import ALPHA, DRAWS, RNG_SEED

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from prunekit.core.files import atomic_path
+from prunekit.core.rundir.files import atomic_path
 from prunekit.report.load import RunRecord
 from prunekit.report.memory import MemoryFigure, MiB
 from prunekit.report.table import GroupKey, Row

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunekit.core import rundir
-from prunekit.core.outcomes import Outcomes
-from prunekit.core.rundir import Malformed
+from prunekit.core.rundir import layout as rundir
+from prunekit.core.rundir.layout import Malformed
+from prunekit.core.rundir.outcomes import Outcomes
 
 #: Timeline samples kept per run for the figures.
 TIMELINE_POINTS = 5000

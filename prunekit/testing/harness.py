@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from prunekit.builtin import optimizers as builtin_optimizers
 from prunekit.builtin.models import LeNet5, lenet5
-from prunekit.core.ledger import memory_ledger
-from prunekit.core.optim import parameter_groups
-from prunekit.core.options import resolve_options
-from prunekit.core.plugins import build as load_plugins
-from prunekit.core.sampling import SamplingThread
-from prunekit.core.schedule import Schedule
-from prunekit.core.targets import measure_sparsity, prunable_targets
+from prunekit.core.config.options import resolve_options
+from prunekit.core.measure.ledger import memory_ledger
+from prunekit.core.measure.sampling import SamplingThread
+from prunekit.core.plugins.loading import build as load_plugins
+from prunekit.core.sparsity.schedule import Schedule
+from prunekit.core.sparsity.targets import measure_sparsity, prunable_targets
+from prunekit.core.train.optim import parameter_groups
 
 __all__ = [
     "LeNet5",

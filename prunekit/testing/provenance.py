@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
-from prunekit.core.plugins import build as load_plugins
+from prunekit.core.plugins.loading import build as load_plugins
 
 
 def assert_registered_by_distribution(

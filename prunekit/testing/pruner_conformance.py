@@ -30,7 +30,7 @@ The rules:
 - ``Pruner`` methods accept being called before any optimizer state exists.
 
 The pruner is bound to the optimizer and started with a
-:class:`~prunekit.core.pruner.TrainingPlan` of ``PLAN_STEPS`` steps and the
+:class:`~prunekit.core.sparsity.pruner.TrainingPlan` of ``PLAN_STEPS`` steps and the
 constant schedule, so a pruner with its own cadence (``is_update_step``) updates
 its masks during the training steps; pass options that make that cadence short
 (e.g. ``delta_t=2``) to exercise it.
@@ -46,10 +46,10 @@ import torch.nn.functional as F
 
 from prunekit.builtin.models import lenet5
 from prunekit.builtin.optimizers import adamw
-from prunekit.core.optim import parameter_groups
-from prunekit.core.pruner import TrainingPlan
-from prunekit.core.schedule import Schedule
-from prunekit.core.targets import measure_sparsity, prunable_targets
+from prunekit.core.sparsity.pruner import TrainingPlan
+from prunekit.core.sparsity.schedule import Schedule
+from prunekit.core.sparsity.targets import measure_sparsity, prunable_targets
+from prunekit.core.train.optim import parameter_groups
 
 TOLERANCE = 0.005
 PLAN_STEPS = 16

@@ -94,7 +94,7 @@ def interrupt(
 
 def resume_run(out: Path) -> None:
     """``prunekit run --resume out`` in this process, with one thread."""
-    from prunekit.core.resume import resume
+    from prunekit.core.run.runner import resume
 
     with one_thread():
         resume(out)
@@ -102,8 +102,9 @@ def resume_run(out: Path) -> None:
 
 def comparable(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
     """A finished run's summary without :data:`TIMING`, its metrics without epoch times, and its
-    last checkpoint (:class:`prunekit.core.checkpoint.Checkpoint`)."""
-    from prunekit.core import checkpoint, rundir
+    last checkpoint (:class:`prunekit.core.rundir.checkpoint.Checkpoint`)."""
+    from prunekit.core.rundir import checkpoint
+    from prunekit.core.rundir import layout as rundir
 
     out = Path(out)
     summary = json.loads((out / rundir.SUMMARY).read_text())

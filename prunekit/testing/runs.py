@@ -29,8 +29,8 @@ def short_run(
     """Run prunekit in this process with :data:`SHORT_RUN` overridden by ``settings``
     (any ``prunekit run`` setting, e.g. ``trackers=["mine"]``); return the run
     directory and its summary."""
-    from prunekit.core.config import config_from_mapping
-    from prunekit.core.runner import run
+    from prunekit.core.config.settings import config_from_mapping
+    from prunekit.core.run.runner import run
 
     config = config_from_mapping(SHORT_RUN | settings | {"out": str(out)})
     run_dir, summary = run(config, on_epoch=on_epoch, warn=warn)

@@ -22,7 +22,7 @@ The rules (each a function below, usable on its own):
 - ``phase_changed(phase)``, when present, accepts every phase the core sends;
 - ``stop()`` may be called twice; ``summary()``, when present, returns a
   JSON-serialisable dict after stop whose keys do not overwrite the core's;
-- run by :class:`prunekit.core.sampling.SamplingThread`, the sampler produces
+- run by :class:`prunekit.core.measure.sampling.SamplingThread`, the sampler produces
   timeline lines with the core's fields and a summary with no errors whose
   counts match the timeline.
 """
@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from prunekit.core.sampling import SCOPES, Sampler, SamplerUnavailable, SamplingThread
+from prunekit.core.measure.sampling import SCOPES, Sampler, SamplerUnavailable, SamplingThread
 
 SamplerFactory = Callable[[torch.device], Any]
 

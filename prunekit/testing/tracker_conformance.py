@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunekit.core.dispatch import Trackers
-from prunekit.core.redact import Redactor
-from prunekit.core.tracking import STATUSES, RunEnd, Tracker
+from prunekit.core.tracking.dispatch import Trackers
+from prunekit.core.tracking.protocol import STATUSES, RunEnd, Tracker
+from prunekit.core.tracking.redact import Redactor
 from prunekit.testing.tracker_samples import (
     sample_config,
     sample_epochs,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prunekit.core.tracking import RunStart
+from prunekit.core.tracking.protocol import RunStart
 
 LAYERS = ("conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight", "fc3.weight")
 

@@ -2,7 +2,7 @@
 
 Everything else (exact memory-bounded global threshold, layer scope, masks that
 only grow, gradient masking, zeroing ``exp_avg``/``exp_avg_sq``/``max_exp_avg_sq``
-at pruned positions, mask storage) is :class:`prunekit.core.pruner.MaskPruner`'s. The only
+at pruned positions, mask storage) is :class:`prunekit.core.sparsity.pruner.MaskPruner`'s. The only
 state kept between steps is the masks: 1 B (``mask_storage=bool``), 0.125 B (``bits``)
 or 0 B (``implicit``) per prunable weight.
 """

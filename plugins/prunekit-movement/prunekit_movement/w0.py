@@ -2,7 +2,7 @@
 
 ``W0`` is an fp32 copy of each prunable weight taken when the pruner is bound
 to the optimizer (before the first step). Boolean masks from
-:class:`~prunekit.core.pruner.MaskPruner`: pruned weights are zeroed, get no
+:class:`~prunekit.core.sparsity.pruner.MaskPruner`: pruned weights are zeroed, get no
 gradient and never return. Kept: 4 bytes (``W0``) + 1 byte (mask, from the
 first update) per prunable weight.
 """

@@ -1,0 +1,2 @@
+"""What users set: :mod:`.settings` (``RunConfig``, one run's settings and their defaults) and
+:mod:`.options` (``Option``, the typed options a plugin declares). Imports nothing else of core."""

@@ -1,0 +1,2 @@
+"""What a run measures about memory: :mod:`.sampling` (the sampler protocol and its thread),
+:mod:`.device_sampler` (the GPU vendor sampler skeleton), :mod:`.ledger` (exact bytes kept)."""
