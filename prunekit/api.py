@@ -16,7 +16,7 @@ raises :data:`API_VERSION` and is recorded in ``CHANGELOG.md``.
   :data:`MASKED_OPTIMIZER_STATE`, :func:`threshold_for_sparsity`, :func:`apply_mask_`,
   :class:`TrainingPlan`, :class:`Schedule`; layer-wise sparsity: :data:`DISTRIBUTIONS`,
   :func:`erk_densities`, :func:`layer_sparsities`, :func:`prune_counts`;
-- optimizers and data: :class:`TrainingOptimizer`, :class:`DatasetSplits`;
+- optimizers and data: :class:`TrainingOptimizer`, :class:`DatasetSplits`, :class:`ImageTensors`;
 - samplers: :class:`Sampler`, :data:`SCOPES`, :class:`SamplerUnavailable`, and for
   GPU vendor samplers :class:`DeviceSampler` and :class:`PciAddress`;
 - trackers: :class:`Tracker`, :class:`RunStart`, :class:`RunEnd`, :data:`RUN_STATUSES`;
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from prunekit import hookimpl
 from prunekit.core.config.options import Option
-from prunekit.core.data.loaders import DatasetSplits
+from prunekit.core.data.loaders import DatasetSplits, ImageTensors
 from prunekit.core.measure.device_sampler import DeviceSampler, PciAddress
 from prunekit.core.measure.sampling import SCOPES, Sampler, SamplerUnavailable
 from prunekit.core.rundir.layout import EPOCH_METRICS
@@ -60,7 +60,7 @@ from prunekit.sparsifier import Sparsifier
 
 #: The version of this surface: the major part changes when a name or signature
 #: changes incompatibly, the minor part when one is added.
-API_VERSION = "1.6"
+API_VERSION = "1.7"
 
 __all__ = [
     "API_VERSION",
@@ -74,6 +74,7 @@ __all__ = [
     "DISTRIBUTIONS",
     "DatasetSplits",
     "DeviceSampler",
+    "ImageTensors",
     "MaskPruner",
     "ModelFactory",
     "OptimizerFactory",

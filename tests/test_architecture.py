@@ -5,7 +5,8 @@
   (both in pyproject.toml, ``[tool.importlinter]``; run ``lint-imports`` to check by hand)
 - every plugin under ``plugins/`` imports only ``prunekit.api`` (its tests also
   ``prunekit.testing``): a contract per plugin package, generated here so a new
-  plugin is covered the moment it is added.
+  plugin is covered the moment it is added; the built-in plugins in
+  ``prunekit/builtin/`` too (they may also import each other).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ PRIVATE = [
     "prunekit.hookspecs",
     "prunekit.progress",
 ]
+#: The plugins shipped with the core, held to the same rule (they may import each other).
+BUILTIN = "prunekit.builtin"
 HOW = "import it from prunekit.api (and, in tests, prunekit.testing); if prunekit.api lacks it, ask for it to be added there"
 
 
@@ -76,6 +79,15 @@ def test_plugins_import_only_prunekit_api(tmp_path):
         *(f"    {p}" for p in packages),
         "forbidden_modules =",
         *(f"    {m}" for m in [*PRIVATE, "prunekit.testing"]),
+        "",
+        "[importlinter:contract:builtin]",
+        "name = the built-in plugins import only prunekit.api (and each other)",
+        "type = forbidden",
+        "allow_indirect_imports = true",
+        "source_modules =",
+        f"    {BUILTIN}",
+        "forbidden_modules =",
+        *(f"    {m}" for m in [*PRIVATE, "prunekit.testing"] if m != BUILTIN),
     ]
     config = tmp_path / "plugins.ini"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -100,10 +112,12 @@ def _prunekit_imports(path: Path) -> list[tuple[int, str]]:
 def test_plugin_code_and_tests_import_nothing_else_from_prunekit():
     """Also ``from prunekit import hookimpl`` and test files, which import-linter does not see."""
     problems = []
-    for path in sorted(PLUGINS.glob("*/**/*.py")):
+    builtin = sorted((ROOT / "prunekit" / "builtin").glob("*.py"))
+    for path in [*sorted(PLUGINS.glob("*/**/*.py")), *builtin]:
         if "build" in path.parts or ".egg-info" in str(path):
             continue
         allowed = ("prunekit.api", "prunekit.testing") if "tests" in path.parts else ("prunekit.api",)
+        allowed += (BUILTIN,) if path in builtin else ()
         for line, module in _prunekit_imports(path):
             if not any(module == a or module.startswith(a + ".") for a in allowed):
                 problems.append(f"{path.relative_to(ROOT)}:{line} imports {module}")

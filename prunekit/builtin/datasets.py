@@ -17,10 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from prunekit import hookimpl
-from prunekit.core.config.options import Option
-from prunekit.core.data.loaders import DatasetSplits, ImageTensors
-from prunekit.errors import UsageError
+from prunekit.api import DatasetSplits, ImageTensors, Option, UsageError, hookimpl
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2

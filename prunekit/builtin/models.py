@@ -6,9 +6,7 @@ import re
 
 from torch import nn
 
-from prunekit import hookimpl
-from prunekit.core.config.options import Option
-from prunekit.errors import UsageError
+from prunekit.api import Option, UsageError, hookimpl
 
 CIFAR_STEM_MAX_SIZE = 64
 

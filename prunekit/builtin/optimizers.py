@@ -7,10 +7,8 @@ from typing import Any
 
 import torch
 
-from prunekit import hookimpl
+from prunekit.api import Option, TrainingOptimizer, hookimpl
 from prunekit.builtin.spam import AMSGRAD_STATE, CLIP_RULES, SpamOptimizer
-from prunekit.core.config.options import Option
-from prunekit.core.train.optim import TrainingOptimizer
 
 ADAM_STATE = ("exp_avg", "exp_avg_sq")
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from prunekit import hookimpl
-from prunekit.core.sparsity.pruner import MASK_STORAGE_OPTION, SCOPE_OPTION, MaskPruner, Pruner
-from prunekit.core.sparsity.targets import Target
+from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, MaskPruner, Pruner, Target, hookimpl
 
 
 class MagnitudePruner(MaskPruner):

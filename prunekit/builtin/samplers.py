@@ -7,8 +7,7 @@ import sys
 
 import torch
 
-from prunekit import hookimpl
-from prunekit.core.measure.sampling import SamplerUnavailable
+from prunekit.api import SamplerUnavailable, hookimpl
 
 
 class ProcessSampler:

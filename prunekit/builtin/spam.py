@@ -7,7 +7,7 @@ from collections import deque
 
 import torch
 
-from prunekit.core.train.optim import TrainingOptimizer
+from prunekit.api import TrainingOptimizer
 
 #: The state of AdamW with AMSGrad, every entry of which a momentum reset zeroes.
 AMSGRAD_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
