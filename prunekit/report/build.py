@@ -11,6 +11,7 @@ from prunekit import __version__
 from prunekit.core.rundir.files import remove_stale_temps, write_atomic
 from prunekit.errors import UsageError
 from prunekit.report import figures as figs
+from prunekit.report import payoff
 from prunekit.report.compare import METHOD, TableStats, analyse
 from prunekit.report.document import Bullets, Document, Heading, Image, Paragraph, Table
 from prunekit.report.export import tables_json, write_exports
@@ -84,6 +85,7 @@ def _row_cells(row: Row, figures: list[MemoryFigure], divisor: Divisor | None, w
         peak, mean = row.memory(fig)
         cells.append("—" if peak.mean is None else f"{peak.mean / MiB:,.1f} / {mean.mean / MiB:,.1f}")
     cells.append(row.accuracy_per_100mib(divisor).format(2))
+    cells += payoff.flops_cells(row)
     wall = row.wall()
     cells.append("—" if wall.mean is None else f"{wall.mean:,.1f}")
     cells.append("; ".join(row.flags))
@@ -106,7 +108,7 @@ def _table(rows: list[Row], figures: list[MemoryFigure], divisor: Divisor | None
         "optimizer state B/weight",
     ]
     headers += [f"{f.label} peak / mean MiB" for f in figures]
-    headers += ["acc per 100 MiB", "wall s", "flags"]
+    headers += ["acc per 100 MiB", *payoff.HEADERS, "wall s", "flags"]
     numeric_from = 4 if with_settings else 3
     right = {0} | set(range(numeric_from, len(headers) - 1))
     return Table(headers, [_row_cells(r, figures, divisor, with_settings) for r in rows], right)
@@ -180,6 +182,7 @@ def _explanations(divisor: Divisor | None) -> list[str]:
         "Mask pruners keep bool masks (1 B per weight) unless marked [bits masks] (packed, 0.125 B) or [implicit masks] (0 B: pruned = exactly zero).",
         "memory: measured by each sampler (its scope in parentheses), MiB, peak / mean over the run's samples, averaged over seeds.",
         f"acc per 100 MiB: {per}; never process RSS, which on a CPU is mostly the torch runtime.",
+        payoff.EXPLANATION,
         "wall s: wall-clock seconds of the whole run, including data loading and evaluation.",
     ]
 
@@ -280,6 +283,7 @@ def _build_report(directory: Path, formats: tuple[str, ...], with_figures: bool)
             ("memory timeline per run", lambda p: figs.memory_timeline(groups, measured, p), "memory_timeline.png"),
             ("memory vs accuracy", lambda p: figs.memory_vs_accuracy(groups, measured, p), "memory_vs_accuracy.png"),
             ("memory ledger per method", lambda p: figs.ledger_bars(groups, p), "ledger.png"),
+            ("accuracy vs FLOPs", lambda p: payoff.accuracy_vs_flops(groups, p), "accuracy_vs_flops.png"),
         ]
         for alt, draw, filename in plan:
             path = draw(folder / filename)

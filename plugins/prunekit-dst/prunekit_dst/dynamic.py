@@ -78,6 +78,10 @@ class DynamicSparsePruner(MaskPruner):
     def is_update_step(self, step: int) -> bool:
         return super().is_update_step(step) if step == 0 else self.is_topology_step(step)
 
+    def dense_gradient_step(self, step: int) -> bool:
+        """Whether step ``step`` computes the dense gradient (RigL's topology steps): counted in training FLOPs."""
+        return self.grow_by_gradient and self.is_topology_step(step)
+
     def drop_fraction(self, step: int) -> float:
         """``alpha``, or ``alpha / 2 * (1 + cos(pi * step / end))`` for the cosine decay."""
         end = self.end_step()

@@ -88,6 +88,8 @@ def test_cadence_and_cosine_drop_fraction():
     for step in (100, 200, 300):
         assert pruner.drop_fraction(step) == pytest.approx(0.3 / 2 * (1 + math.cos(math.pi * step / 300)))
     assert pruner.drop_fraction(300) == pytest.approx(0.0)
+    # training FLOPs count these steps' dense gradients (prunekit.core.measure.flops)
+    assert [s for s in range(0, 401) if pruner.dense_gradient_step(s)] == [100, 200, 300]
 
 
 def test_no_topology_change_without_a_plan_or_off_cadence():

@@ -19,6 +19,7 @@ import torch
 from prunekit.core.data.order import data_generators
 from prunekit.core.distributed import ddp as distributed
 from prunekit.core.distributed import rank_state
+from prunekit.core.measure.flops import TrainingFlops
 from prunekit.core.measure.sampling import SamplingThread
 from prunekit.core.run import trackers as run_trackers
 from prunekit.core.run.context import RunContext, Training
@@ -28,7 +29,7 @@ from prunekit.core.sparsity.targets import measure_sparsity
 from prunekit.core.tracking.dispatch import Trackers
 from prunekit.core.train.evaluation import Evaluation, evaluate
 from prunekit.core.train.preemption import RunInterrupted, StopRequests
-from prunekit.core.train.training import Progress, train_epoch
+from prunekit.core.train.training import Progress, StepCallback, train_epoch
 
 __all__ = ["run_epochs"]
 
@@ -81,6 +82,7 @@ def run_epochs(
     evaluation = None
     stop = StopRequests()
     metrics = rundir.open_metrics(out, append=ctx.resume_from is not None) if main else contextlib.nullcontext()
+    flops = TrainingFlops(built.targets, progress.training_flops)
     with stop, metrics as metrics_file:
         for epoch in range(first, c.epochs + 1):
             trained = train_epoch(
@@ -92,7 +94,7 @@ def run_epochs(
                 ctx.device,
                 ctx.autocast,
                 training.total_steps,
-                ctx.on_step,
+                _counting_flops(flops, progress, training, ctx.on_step),
                 stop,
             )
             if trained.stopped:
@@ -133,3 +135,24 @@ def run_epochs(
             if stopping and epoch < c.epochs:
                 raise RunInterrupted(out, stop.signal_name or asked_elsewhere, epoch, progress.step)
     return evaluation
+
+
+def _counting_flops(flops: TrainingFlops, progress: Progress, training: Training, on_step: StepCallback | None) -> StepCallback:
+    """``on_step`` that first adds the step's training FLOPs (every rank's examples) to ``progress``."""
+    pruner, world = training.built.pruner, training.built.dist.world_size
+    dense_gradient = getattr(pruner, "dense_gradient_step", None)  # optional pruner method (RigL)
+    seen = progress.seen if progress.batch else 0  # a resumed epoch's batches are counted already
+    updates = progress.mask_updates
+
+    def counted(step: int, total_steps: int) -> None:
+        nonlocal seen, updates
+        flops.add_step((progress.seen - seen) * world, bool(dense_gradient and dense_gradient(step)))
+        seen = progress.seen
+        if progress.mask_updates != updates:  # this step's update: the next forward pass uses new masks
+            flops.masks_changed()
+            updates = progress.mask_updates
+        progress.training_flops = flops.state_dict()
+        if on_step is not None:
+            on_step(step, total_steps)
+
+    return counted

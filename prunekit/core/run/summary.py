@@ -6,14 +6,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from prunekit import __version__
 from prunekit.core.distributed import ddp as distributed
+from prunekit.core.measure.flops import TrainingFlops, flops_section
 from prunekit.core.measure.ledger import memory_ledger
 from prunekit.core.run.context import RunContext, Training
 from prunekit.core.run.environment import describe_environment
 from prunekit.core.rundir.layout import SCHEMA_VERSION, Summary
 from prunekit.core.rundir.outcomes import Outcomes
 from prunekit.core.sparsity.targets import measure_sparsity
+from prunekit.core.train.parts import Built
 from prunekit.core.train.training import Progress
 
 TARGET_TOLERANCE = 0.005  # achieved sparsity within 0.5 percentage point counts as reached
@@ -105,4 +109,14 @@ def build_summary(
         "environment": describe_environment(ctx.device, plugin_versions),
         "prunekit_version": __version__,
         "trackers": {},  # filled by the runner once the trackers have finished
+        "flops": flops_section(
+            built.model, built.targets, _example(built), TrainingFlops(built.targets, progress.training_flops)
+        ),
     }
+
+
+def _example(built: Built) -> torch.Tensor:
+    """One test input on the model's device, for counting FLOPs."""
+    inputs: torch.Tensor = next(iter(built.test_loader))[0]
+    parameter = next(built.model.parameters())
+    return inputs[:1].to(parameter.device)

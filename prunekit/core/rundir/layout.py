@@ -135,6 +135,7 @@ class Summary(TypedDict):
     prunekit_version: str
     trackers: dict[str, Any]
     resumed_at_epochs: NotRequired[list[int]]
+    flops: NotRequired[dict[str, Any]]  # prunekit.core.measure.flops.flops_section (absent from older runs)
 
 
 #: Keys a report needs, and those of them that must be numbers.

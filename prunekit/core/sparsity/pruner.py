@@ -20,7 +20,10 @@ The core drives a pruner through a run like this::
 ``state_tensors()`` exposes every tensor the pruner keeps between steps so the
 core can count their bytes itself; ``transient_bytes()`` reports tensors held
 only around mask updates; ``state_dict``/``load_state_dict`` save and restore
-the state.
+the state. An optional method ``dense_gradient_step(step) -> bool`` (not on this
+base class; looked up with ``getattr``) says that step ``step`` computes the dense
+gradient (RigL's topology steps): training FLOPs count it as 2x nonzero + 1x dense
+forward (:mod:`prunekit.core.measure.flops`).
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ class Progress:
     epoch_seconds: float = 0.0
     epoch_data_wait: float = 0.0
     epoch_start: dict[str, torch.Tensor] = field(default_factory=dict)
+    training_flops: dict[str, Any] = field(default_factory=dict)  # prunekit.core.measure.flops.TrainingFlops state
 
     #: Fields a checkpoint keeps in its ``loop`` record (``history`` and ``resumed_at_epochs`` have their own).
     SAVED = (
@@ -71,6 +72,7 @@ class Progress:
         "seen",
         "epoch_seconds",
         "epoch_data_wait",
+        "training_flops",
     )
 
     def loop_state(self) -> dict[str, Any]:
