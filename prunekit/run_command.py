@@ -47,6 +47,8 @@ _RUN_FIELDS = {
     "tracker": "trackers",
     "tracker_opt": "tracker_opts",
 }
+#: The one owner of every default: the options below show RunConfig's (tests/test_run_defaults.py ties them).
+_DEFAULTS = RunConfig()
 _PAIR_OPTIONS = {
     "model_opt": "--model-opt",
     "dataset_opt": "--dataset-opt",
@@ -59,19 +61,25 @@ _PAIR_OPTIONS = {
 @click.option(
     "--config", "config_file", type=click.Path(path_type=Path), help="YAML file of settings; options given here override it."
 )
-@click.option("--model", default="lenet5", show_default=True, help="Model name (prunekit list models).")
+@click.option("--model", default=_DEFAULTS.model, show_default=True, help="Model name (prunekit list models).")
 @click.option("--model-opt", multiple=True, metavar="KEY=VALUE", help="Model option (repeatable; prunekit list models).")
-@click.option("--dataset", default="digits", show_default=True, help="Dataset name (prunekit list datasets).")
+@click.option("--dataset", default=_DEFAULTS.dataset, show_default=True, help="Dataset name (prunekit list datasets).")
 @click.option("--data-dir", default=None, help="Directory holding the dataset (mnist, cifar10, cifar100, imagenet).")
-@click.option("--download", is_flag=True, help="Download the dataset into --data-dir if missing.")
+@click.option("--download", is_flag=True, default=_DEFAULTS.download, help="Download the dataset into --data-dir if missing.")
 @click.option("--dataset-opt", multiple=True, metavar="KEY=VALUE", help="Dataset option (repeatable).")
-@click.option("--optimizer", default="adamw", show_default=True, help="Optimizer name (prunekit list optimizers).")
+@click.option("--optimizer", default=_DEFAULTS.optimizer, show_default=True, help="Optimizer name (prunekit list optimizers).")
 @click.option("--optimizer-opt", multiple=True, metavar="KEY=VALUE", help="Optimizer option (repeatable).")
 @click.option("--lr", type=float, default=None, help="Learning rate [default: the optimizer's].")
 @click.option("--weight-decay", type=float, default=None, help="Weight decay on weights [default: the model's].")
 @click.option("--pruner", default=None, help="Pruner name [default: the optimizer's, else magnitude].")
 @click.option("--pruner-opt", multiple=True, metavar="KEY=VALUE", help="Pruner option (repeatable).")
-@click.option("--sparsity", type=float, default=0.7, show_default=True, help="Target fraction of prunable weights set to zero.")
+@click.option(
+    "--sparsity",
+    type=float,
+    default=_DEFAULTS.sparsity,
+    show_default=True,
+    help="Target fraction of prunable weights set to zero.",
+)
 @click.option(
     "--schedule",
     type=click.Choice(SCHEDULES),
@@ -81,15 +89,19 @@ _PAIR_OPTIONS = {
 @click.option("--warmup", type=int, default=None, help="Optimizer steps before pruning starts [default: 10% of steps].")
 @click.option("--prune-end", type=int, default=None, help="Step at which the target is reached [default: 80% of steps].")
 @click.option("--frequency", type=int, default=None, help="Steps between mask updates [default: 50 updates on the ramp].")
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--epochs", type=int, default=_DEFAULTS.epochs, show_default=True)
+@click.option("--batch-size", type=int, default=_DEFAULTS.batch_size, show_default=True)
 @click.option(
-    "--sampler", multiple=True, help="Memory sampler (repeatable; 'auto' = every one that works here) [default: process]."
+    "--sampler",
+    multiple=True,
+    help=f"Memory sampler (repeatable; 'auto' = every one that works here) [default: {', '.join(_DEFAULTS.samplers)}].",
 )
-@click.option("--sample-interval", type=float, default=0.5, show_default=True, help="Seconds between memory samples.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--amp", is_flag=True, help="Mixed precision on CUDA (bf16 where supported, else fp16).")
+@click.option(
+    "--sample-interval", type=float, default=_DEFAULTS.sample_interval, show_default=True, help="Seconds between memory samples."
+)
+@click.option("--device", default=_DEFAULTS.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True)
+@click.option("--amp", is_flag=True, default=_DEFAULTS.amp, help="Mixed precision on CUDA (bf16 where supported, else fp16).")
 @click.option(
     "--workers",
     type=int,
@@ -106,7 +118,7 @@ _PAIR_OPTIONS = {
 @click.option(
     "--checkpoint-every",
     type=int,
-    default=1,
+    default=_DEFAULTS.checkpoint_every,
     show_default=True,
     metavar="N",
     help="Write checkpoint.pt every N epochs (and at the end); 0: only when stopped by SIGTERM/SIGUSR1.",
@@ -124,7 +136,7 @@ _PAIR_OPTIONS = {
     metavar="RUN_DIR",
     help="Continue a stopped run from RUN_DIR/checkpoint.pt with the settings in RUN_DIR/config.yaml.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
+@click.option("--quiet", "-q", is_flag=True, default=_DEFAULTS.quiet, help="Print only the final summary.")
 @click.option(
     "--nproc-per-node",
     type=int,

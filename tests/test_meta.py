@@ -52,3 +52,25 @@ def test_the_template_plugin_runs(tmp_path):
     # masks (1 B) + fixed random scores (4 B) per prunable weight, all on the ledger
     assert summary["ledger"]["pruner_state_bytes_per_prunable_weight"] == 5.0
     assert json.loads((out / "summary.json").read_text())["pruner_options"] == {"scope": "global", "seed": 3}
+
+
+def test_each_factory_protocol_is_the_call_the_core_makes():
+    """hookspecs' Protocols say what kinds.KIND_SPECS (the owner) checks registrations against."""
+    from prunekit.core.plugins.kinds import KIND_SPECS
+
+    protocols = {
+        "models": hookspecs.ModelFactory,
+        "datasets": hookspecs.DatasetFactory,
+        "optimizers": hookspecs.OptimizerFactory,
+        "pruners": hookspecs.PrunerFactory,
+        "samplers": hookspecs.SamplerFactory,
+        "trackers": hookspecs.TrackerFactory,
+    }
+    assert sorted(protocols) == sorted(KIND_SPECS)
+    for kind, protocol in protocols.items():
+        params = list(inspect.signature(protocol.__call__).parameters.values())[1:]
+        positional = tuple(p.name for p in params if p.kind is p.POSITIONAL_ONLY)
+        keywords = tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+        options = any(p.kind is p.VAR_KEYWORD for p in params)
+        spec = KIND_SPECS[kind]
+        assert (positional, keywords, options) == (spec.positional, spec.keywords, spec.takes_options), kind

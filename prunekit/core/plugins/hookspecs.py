@@ -57,9 +57,13 @@ class Register(Protocol):
 
 
 class ModelFactory(Protocol):
-    """Returns a ``torch.nn.Module`` for inputs of ``in_channels`` x ``image_size``² and ``num_classes`` outputs."""
+    """Returns a ``torch.nn.Module`` for inputs of ``in_channels`` x ``image_size``² and ``num_classes`` outputs.
 
-    def __call__(self, num_classes: int, in_channels: int, image_size: int, /) -> torch.nn.Module: ...
+    ``options`` are the model's declared options (``--model-opt key=value``); a wildcard
+    family (``"timm:*"``) also gets ``name=`` (the name the run asked for).
+    """
+
+    def __call__(self, num_classes: int, in_channels: int, image_size: int, /, **options: Any) -> torch.nn.Module: ...
 
 
 class DatasetFactory(Protocol):
@@ -106,9 +110,10 @@ class TrackerFactory(Protocol):
 def register_models(register: Register) -> None:
     """Register models.
 
-    :param register: call ``register(name, factory, weight_decay=5e-4)`` per model.
-        ``factory`` is a :class:`ModelFactory`; metadata ``weight_decay``
-        (a number >= 0) is the family's default decay. Models take no options.
+    :param register: call ``register(name, factory, options=(...), weight_decay=5e-4)`` per
+        model. ``factory`` is a :class:`ModelFactory`; ``options`` are what users may set
+        with ``--model-opt key=value`` (passed to the factory as keywords); metadata
+        ``weight_decay`` (a number >= 0) is the family's default decay.
 
     :returns: nothing; what the hook registers is its result.
 
@@ -171,9 +176,10 @@ def register_pruners(register: Register) -> None:
     :returns: nothing; what the hook registers is its result.
 
     Called once, at plugin loading. The core calls the factory once per run,
-    after the model and before the optimizer; then ``bind``, ``start``,
-    ``is_update_step``, ``before_step``, ``update_masks`` and ``enforce`` as the
-    README's pruner protocol says.
+    after the model and before the optimizer; then ``bind`` and ``start``
+    (:mod:`prunekit.core.sparsity.pruner`), and in every optimizer step
+    ``before_step``, ``update_masks`` (when ``is_update_step``) and ``enforce`` in the
+    order :data:`prunekit.core.train.training.STEP_ORDER` states.
     """
 
 

@@ -7,15 +7,9 @@ The core drives a pruner through a run like this::
     pruner.start(TrainingPlan(total_steps, steps_per_epoch, schedule))
     if pruner.is_update_step(0):          # the constant schedule: masks before step 1
         pruner.update_masks(schedule.sparsity_at(0), 0); pruner.enforce()
-    for step in 1..total_steps:
-        loss.backward()
-        pruner.before_step(step)          # mask gradients, read gradients
-        optimizer-specific gradient processing and clipping (SPAM's momentum reset too)
-        optimizer.step()
-        if pruner.is_update_step(step):   # default: the schedule's update steps
-            pruner.update_masks(schedule.sparsity_at(step), step)  # sees the state the step left
-        pruner.enforce()                  # pruned weights are exactly zero again
-        optimizer's after_step(step)
+    for step in 1..total_steps:           # each step: prunekit.core.train.training.STEP_ORDER
+        ... pruner.before_step(step) ... pruner.update_masks(schedule.sparsity_at(step), step)
+        ... pruner.enforce() ...          # update_masks only if pruner.is_update_step(step)
 
 ``state_tensors()`` exposes every tensor the pruner keeps between steps so the
 core can count their bytes itself; ``transient_bytes()`` reports tensors held
@@ -291,7 +285,8 @@ def masks_after_step(
     """The protocol after optimizer step ``step``: the mask update when due, then enforcement; whether masks were updated.
 
     ``before_update`` runs just before an update (the runner's divergence check and sampling phase).
-    The one owner of this order: :mod:`prunekit.core.train.training` and :class:`prunekit.Sparsifier` both call it.
+    The part of :data:`prunekit.core.train.training.STEP_ORDER` after ``optimizer.step`` (mask update,
+    enforcement), implemented once: the training loop and :class:`prunekit.Sparsifier` both call it.
     """
     updated = prunes and pruner.is_update_step(step)
     if updated:

@@ -24,11 +24,10 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
 class TrainingOptimizer:
     """A torch optimizer plus the per-step and per-epoch work that goes with it.
 
-    The core calls :meth:`process_gradients` after gradient masking and before
-    :meth:`step`; :meth:`after_step` at the very end of the step, after the
-    pruner's scheduled mask update and enforcement (so a mask update sees the
-    state the step left); and :meth:`end_epoch` once per epoch. Subclass to add
-    gradient clipping, spike handling or schedules.
+    The core calls :meth:`backward`, :meth:`process_gradients`, :meth:`step` and
+    :meth:`after_step` in each optimizer step, where
+    :data:`prunekit.core.train.training.STEP_ORDER` puts them, and :meth:`end_epoch`
+    once per epoch. Subclass to add gradient clipping, spike handling or schedules.
     """
 
     def __init__(

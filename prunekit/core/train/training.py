@@ -1,11 +1,9 @@
 """One training epoch: the optimizer steps, with gradient masking and scheduled mask updates.
 
-One optimizer step runs: forward, loss, backward, gradient masking
-(``pruner.before_step``), the optimizer's gradient processing and clipping, the
-optimizer step, the mask update when ``pruner.is_update_step(step)`` (by
-default the schedule's update steps), mask enforcement, and the optimizer's
-``after_step``. A mask update therefore always sees the optimizer state exactly
-as the optimizer step left it.
+One optimizer step runs the parts of :data:`STEP_ORDER`, in that order (the one
+statement of it; tests/test_step_order.py checks :func:`train_epoch` against it).
+A mask update therefore always sees the optimizer state exactly as the optimizer
+step left it.
 """
 
 from __future__ import annotations
@@ -28,6 +26,21 @@ from prunekit.core.train.parts import Autocast, Built
 from prunekit.core.train.preemption import StopRequests
 
 StepCallback = Callable[[int, int], None]
+
+# --8<-- [start:step_order]
+#: One optimizer step, in order: (part, what does it). Pruner and TrainingOptimizer
+#: methods are named as the core calls them.
+STEP_ORDER: tuple[tuple[str, str], ...] = (
+    ("forward", "the model's forward pass (under autocast) and the cross-entropy loss"),
+    ("optimizer.backward", "backward, scaled and unscaled under a GradScaler"),
+    ("pruner.before_step", "gradient masking; the pruner may read gradients"),
+    ("optimizer.process_gradients", "the optimizer's gradient processing and clipping (SPAM's moment reset too)"),
+    ("optimizer.step", "the optimizer step"),
+    ("pruner.update_masks", "the mask update, only when pruner.is_update_step(step) (default: the schedule's update steps)"),
+    ("pruner.enforce", "mask enforcement: pruned weights exactly zero again"),
+    ("optimizer.after_step", "the optimizer's own end-of-step work"),
+)
+# --8<-- [end:step_order]
 
 
 class TrainingDiverged(RuntimeError):
