@@ -12,7 +12,7 @@ raises :data:`API_VERSION` and is recorded in ``CHANGELOG.md``.
   (:class:`ModelFactory`, :class:`DatasetFactory`, :class:`OptimizerFactory`,
   :class:`PrunerFactory`, :class:`SamplerFactory`, :class:`TrackerFactory`);
 - options and errors: :class:`Option`, :class:`UsageError`;
-- pruners: :class:`Pruner`, :class:`MaskPruner`, :class:`Target`, :data:`SCOPE_OPTION`,
+- pruners: :class:`Pruner`, :class:`MaskPruner`, :class:`Target`, :data:`SCOPE_OPTION`, :data:`STRUCTURE_OPTION`,
   :data:`MASKED_OPTIMIZER_STATE`, :func:`threshold_for_sparsity`, :func:`apply_mask_`,
   :class:`TrainingPlan`, :class:`Schedule`; layer-wise sparsity: :data:`DISTRIBUTIONS`,
   :func:`erk_densities`, :func:`layer_sparsities`, :func:`prune_counts`;
@@ -41,6 +41,7 @@ from prunekit.core.sparsity.pruner import (
     TrainingPlan,
 )
 from prunekit.core.sparsity.schedule import Schedule
+from prunekit.core.sparsity.structure import STRUCTURE_OPTION
 from prunekit.core.sparsity.targets import Target
 from prunekit.core.sparsity.threshold import apply_mask_, threshold_for_sparsity
 from prunekit.core.tracking.protocol import STATUSES as RUN_STATUSES
@@ -60,7 +61,7 @@ from prunekit.sparsifier import Sparsifier
 
 #: The version of this surface: the major part changes when a name or signature
 #: changes incompatibly, the minor part when one is added.
-API_VERSION = "1.8"
+API_VERSION = "1.9"
 
 __all__ = [
     "API_VERSION",
@@ -70,6 +71,7 @@ __all__ = [
     "RUN_STATUSES",
     "SCOPES",
     "SCOPE_OPTION",
+    "STRUCTURE_OPTION",
     "DatasetFactory",
     "DISTRIBUTIONS",
     "DatasetSplits",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, MaskPruner, Pruner, Target, hookimpl
+from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, STRUCTURE_OPTION, MaskPruner, Pruner, Target, hookimpl
 
 
 class MagnitudePruner(MaskPruner):
@@ -20,8 +20,10 @@ def none(targets: list[Target]) -> Pruner:
     return Pruner(targets)
 
 
-def magnitude(targets: list[Target], scope: str = "global", mask_storage: str = "bool") -> MagnitudePruner:
-    return MagnitudePruner(targets, scope=scope, mask_storage=mask_storage)
+def magnitude(
+    targets: list[Target], scope: str = "global", mask_storage: str = "bool", structure: str = "unstructured"
+) -> MagnitudePruner:
+    return MagnitudePruner(targets, scope=scope, mask_storage=mask_storage, structure=structure)
 
 
 @hookimpl
@@ -31,5 +33,5 @@ def register_pruners(register):
         "magnitude",
         magnitude,
         description="smallest |w| pruned on the schedule; masks of 1, 0.125 or 0 B per weight (mask_storage)",
-        options=(SCOPE_OPTION, MASK_STORAGE_OPTION),
+        options=(SCOPE_OPTION, MASK_STORAGE_OPTION, STRUCTURE_OPTION),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, MaskPruner, Option, Target, UsageError
+from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, STRUCTURE_OPTION, MaskPruner, Option, Target, UsageError
 from prunekit_adamwprune.scores import DEFAULT_VARIANT, VARIANTS
 
 VARIANT_OPTION = Option(
@@ -22,7 +22,7 @@ VARIANT_OPTION = Option(
     choices=tuple(VARIANTS),
 )
 EPS_OPTION = Option("eps", float, 1e-8, "epsilon inside the score (must be > 0)", above=0.0)
-OPTIONS = (VARIANT_OPTION, SCOPE_OPTION, EPS_OPTION, MASK_STORAGE_OPTION)
+OPTIONS = (VARIANT_OPTION, SCOPE_OPTION, EPS_OPTION, MASK_STORAGE_OPTION, STRUCTURE_OPTION)
 
 
 class StatePruner(MaskPruner):
@@ -41,8 +41,9 @@ class StatePruner(MaskPruner):
         scope: str = "global",
         eps: float = 1e-8,
         mask_storage: str = "bool",
+        structure: str = "unstructured",
     ) -> None:
-        super().__init__(targets, scope=scope, mask_storage=mask_storage)
+        super().__init__(targets, scope=scope, mask_storage=mask_storage, structure=structure)
         self.variant = variant
         self.eps = eps
         self._score, self._needs = VARIANTS[variant]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, Option, hookimpl
+from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, STRUCTURE_OPTION, Option, hookimpl
 from prunekit_movement.movement import MovementPruner
 from prunekit_movement.w0 import MovementW0Pruner
 
@@ -38,6 +38,6 @@ def register_pruners(register):
         "movement-w0",
         movement_w0,
         description="original AdamWPrune proxy W*(W-W0), masks only grow; 5 B/weight (fp32 W0 + bool mask; 4 B with mask_storage=implicit)",
-        options=(SCOPE_OPTION, MASK_STORAGE_OPTION),
+        options=(SCOPE_OPTION, MASK_STORAGE_OPTION, STRUCTURE_OPTION),
         schedules=RAMPS,
     )

@@ -17,8 +17,10 @@ from prunekit.api import MaskPruner, Target
 class MovementW0Pruner(MaskPruner):
     """Prune the lowest ``W * (W - W0)``: weights that moved least away from zero."""
 
-    def __init__(self, targets: list[Target], scope: str = "global", mask_storage: str = "bool") -> None:
-        super().__init__(targets, scope=scope, mask_storage=mask_storage)
+    def __init__(
+        self, targets: list[Target], scope: str = "global", mask_storage: str = "bool", structure: str = "unstructured"
+    ) -> None:
+        super().__init__(targets, scope=scope, mask_storage=mask_storage, structure=structure)
         self.initial: list[torch.Tensor | None] = [None] * len(targets)
 
     def bind(self, optimizer) -> None:

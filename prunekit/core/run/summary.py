@@ -46,6 +46,8 @@ def build_summary(
         built.model, built.optimizer.optimizer, pruner.state_tensors(), built.targets, pruner.transient_bytes()
     )
     target = c.sparsity if training.prunes else 0.0
+    structure = getattr(pruner, "structure_summary", lambda: None)()  # N:M: counted over the layers that take it
+    counted = structure["achieved_sparsity_structured"] if structure else sparsity["prunable"]
     best = max(history, key=lambda r: r["test_accuracy"])
     steps = progress.step
     plugin_versions = {i.distribution: i.version for i in ctx.plugins.infos.values() if i.distribution != "prunekit"}
@@ -55,7 +57,7 @@ def build_summary(
     }
     if per_rank is not None:
         spread["samplers_per_rank"] = per_rank
-    return {
+    record: Summary = {
         "schema_version": SCHEMA_VERSION,
         "status": "completed",
         "run_dir": str(out),
@@ -92,7 +94,7 @@ def build_summary(
         "achieved_sparsity": sparsity["prunable"],
         "achieved_sparsity_all_parameters": sparsity["all"],
         "sparsity_counts": sparsity,
-        "target_reached": abs(sparsity["prunable"] - target) <= TARGET_TOLERANCE,
+        "target_reached": abs(counted - target) <= TARGET_TOLERANCE,
         "parameter_counts": {"total": ledger["parameter_count"], "prunable": ledger["prunable_weights"]},
         "wall_time_s": time.perf_counter() - started_at,
         "train_time_s": progress.train_time,
@@ -113,6 +115,9 @@ def build_summary(
             built.model, built.targets, _example(built), TrainingFlops(built.targets, progress.training_flops)
         ),
     }
+    if structure:
+        record["structure"] = structure
+    return record
 
 
 def _example(built: Built) -> torch.Tensor:

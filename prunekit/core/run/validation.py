@@ -11,6 +11,7 @@ from prunekit.core.config.options import resolve_options
 from prunekit.core.config.settings import RunConfig
 from prunekit.core.plugins.registry import Entry, Registry
 from prunekit.core.sparsity.schedule import SCHEDULES
+from prunekit.core.sparsity.structure import structure_problem
 from prunekit.core.tracking.protocol import COMMON_OPTIONS
 from prunekit.errors import UsageError
 
@@ -141,6 +142,10 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
             f"Pruner '{pruner.name}' needs optimizer state {', '.join(missing)}, which optimizer "
             f"'{optimizer.name}' does not keep. Use one of: {', '.join(sorted(able)) or 'none installed'}."
         )
+    pruner_opts = resolve_options(pruner.options, c.pruner_opts, f"pruner '{pruner.name}'")
+    problem = structure_problem(pruner_opts, c.sparsity)
+    if problem:
+        raise UsageError(f"Pruner '{pruner.name}': {problem}.")
     return ResolvedRun(
         config=c,
         model=model,
@@ -150,7 +155,7 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
         samplers=samplers,
         dataset_opts=resolve_options(dataset.options, c.dataset_opts, f"dataset '{dataset.name}'"),
         optimizer_opts=resolve_options(optimizer.options, c.optimizer_opts, f"optimizer '{optimizer.name}'"),
-        pruner_opts=resolve_options(pruner.options, c.pruner_opts, f"pruner '{pruner.name}'"),
+        pruner_opts=pruner_opts,
         trackers=trackers,
         tracker_opts=tracker_opts,
         model_opts=resolve_options(model.options, c.model_opts, f"model '{c.model}'"),

@@ -135,6 +135,7 @@ class Summary(TypedDict):
     prunekit_version: str
     trackers: dict[str, Any]
     resumed_at_epochs: NotRequired[list[int]]
+    structure: NotRequired[dict[str, Any]]  # N:M runs: MaskPruner.structure_summary
     flops: NotRequired[dict[str, Any]]  # prunekit.core.measure.flops.flops_section (absent from older runs)
 
 

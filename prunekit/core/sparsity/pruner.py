@@ -32,6 +32,7 @@ from prunekit.core.config.options import Option
 from prunekit.core.sparsity.distribution import DISTRIBUTIONS, sparsity_groups
 from prunekit.core.sparsity.masks import STORAGES, ImplicitMaskError, MaskStore, make_store
 from prunekit.core.sparsity.schedule import Schedule
+from prunekit.core.sparsity.structure import UNSTRUCTURED, Structure
 from prunekit.core.sparsity.targets import Target
 from prunekit.core.sparsity.threshold import update_masks_
 
@@ -144,10 +145,13 @@ class MaskPruner(Pruner):
 
     fresh_scores = False
 
-    def __init__(self, targets: list[Target], scope: str = "global", mask_storage: str = "bool") -> None:
+    def __init__(
+        self, targets: list[Target], scope: str = "global", mask_storage: str = "bool", structure: str = UNSTRUCTURED
+    ) -> None:
         super().__init__(targets)
         self.scope = scope
         self.store = make_store(mask_storage, targets)
+        self.structure = Structure(structure, targets)  # N:M, or unstructured: which layers the masks cover
 
     @property
     def mask_storage(self) -> str:
@@ -172,14 +176,21 @@ class MaskPruner(Pruner):
         """Importance of each weight of ``target`` (higher is kept)."""
         raise NotImplementedError
 
+    def structure_summary(self) -> dict[str, Any] | None:
+        """With N:M: the pattern, the layers left dense, the sparsity over the layers that take it."""
+        return self.structure.summary()
+
     @torch.no_grad()
     def update_masks(self, sparsity: float, step: int) -> None:
         problem = self.store.before_update()
         if problem:
             raise ImplicitMaskError(problem)
-        shapes = [tuple(t.parameter.shape) for t in self.targets]
-        for indices, group_sparsity in sparsity_groups(shapes, sparsity, self.scope):
-            scorers = [lambda i=i: self.score(i, self.targets[i]) for i in indices]
+        covered = self.structure.covered  # N:M: layers whose input dimension is no multiple of M stay dense
+        for positions, group_sparsity in sparsity_groups(
+            [self.targets[i].parameter.shape for i in covered], sparsity, self.scope
+        ):
+            indices = [covered[p] for p in positions]
+            scorers = [self.structure.scorer(self.score, self.store, i) for i in indices]
             update_masks_(scorers, _Group(self.store, indices), group_sparsity, self.fresh_scores)
         self.zero_optimizer_state()
         self.enforce()
