@@ -214,3 +214,9 @@ def test_every_dotted_prunekit_name_exists(page):
     names = sorted(set(re.findall(r"\bprunekit(?:\.[A-Za-z_]\w*)+", page.read_text(encoding="utf-8"))))
     missing = [name for name in names if name not in MLFLOW_TAGS and not _resolves(name)]
     assert not missing, f"{page.relative_to(ROOT)} names what the code does not have: {', '.join(missing)}"
+
+
+def test_the_api_reference_shows_sphinx_roles_as_code():
+    roles = _load(DOCS / "griffe_roles.py")
+    text = "See :class:`~prunekit.api.Option`, :mod:`.runner` and :func:`prunekit.api.apply_mask_`."
+    assert roles.markdown(text) == "See `Option`, `runner` and `prunekit.api.apply_mask_`."

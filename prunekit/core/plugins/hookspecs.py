@@ -29,16 +29,16 @@ hookspec = pluggy.HookspecMarker("prunekit")
 
 
 class Register(Protocol):
-    """The callback each hook receives.
+    """The callback each hook receives: ``register(name, factory, *, description, options, **metadata)``.
 
-    :param name: the name users type (``--pruner NAME``); a model name may be a
-        wildcard family such as ``"timm:*"`` (its factory then also gets ``name=``).
-    :param factory: called by the core to build the thing (see the Protocol of each kind).
-    :param description: one line for ``prunekit list``.
-    :param options: the :class:`~prunekit.api.Option` s users may set; the core validates
-        and converts them and passes them as keyword arguments. Their names and
-        defaults must match the factory's parameters.
-    :param metadata: per-kind facts (see each hook), checked for type.
+    - ``name``: the name users type (``--pruner NAME``); a model name may be a
+      wildcard family such as ``"timm:*"`` (its factory then also gets ``name=``).
+    - ``factory``: called by the core to build the thing (see the Protocol of each kind).
+    - ``description``: one line for ``prunekit list``.
+    - ``options``: the :class:`~prunekit.api.Option` s users may set; the core validates
+      and converts them and passes them as keyword arguments. Their names and
+      defaults must match the factory's parameters.
+    - ``metadata``: per-kind facts (see each hook), checked for type.
 
     An invalid registration is skipped and shown by ``prunekit plugins``; two
     plugins registering one name is an error naming both.
