@@ -12,12 +12,13 @@ import gzip
 import pickle
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from prunekit.api import DatasetSplits, ImageTensors, Option, UsageError, hookimpl
+from prunekit.api import DatasetSplits, ImageTensors, Option, Register, UsageError, hookimpl
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
@@ -67,7 +68,7 @@ def _need_dir(name: str, data_dir: Path | None, download: bool) -> Path:
     return data_dir
 
 
-def _locked_download(data_dir: Path, download: bool):
+def _locked_download(data_dir: Path, download: bool) -> contextlib.AbstractContextManager[Any]:
     """A file lock around downloads: matrix runs in parallel must not download into one folder at once."""
     if not download:
         return contextlib.nullcontext()
@@ -88,7 +89,8 @@ def resize_once(images: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear resize of ``uint8`` images ``(N, C, H, W)``, as ``transforms.Resize`` does per PIL image."""
     from torchvision.transforms import functional as TF
 
-    return TF.resize(images, [size, size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    resized: torch.Tensor = TF.resize(images, [size, size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return resized
 
 
 def mnist(data_dir: Path | None, download: bool, seed: int) -> DatasetSplits:
@@ -116,7 +118,14 @@ def read_cifar(folder: Path, files: list[str]) -> tuple[torch.Tensor, torch.Tens
     return torch.cat(images), torch.tensor(labels, dtype=torch.long)
 
 
-def _cifar(name: str, cls_name: str, norm, num_classes: int, data_dir, download) -> DatasetSplits:
+def _cifar(
+    name: str,
+    cls_name: str,
+    norm: tuple[tuple[float, ...], tuple[float, ...]],
+    num_classes: int,
+    data_dir: Path | None,
+    download: bool,
+) -> DatasetSplits:
     from torchvision import datasets
 
     cls = getattr(datasets, cls_name)
@@ -214,7 +223,7 @@ SYNTHETIC_OPTIONS = (
 
 
 @hookimpl
-def register_datasets(register):
+def register_datasets(register: Register) -> None:
     register("digits", digits, description="UCI handwritten digits (1,797 8x8 images, embedded), upsampled to 32x32")
     register("mnist", mnist, description="MNIST from --data-dir (torchvision), resized to 32x32")
     register("cifar10", cifar10, description="CIFAR-10 from --data-dir (torchvision), crop+flip augmentation")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import torch
 from torch import nn
 
-from prunekit.api import Option, UsageError, hookimpl
+from prunekit.api import Option, Register, UsageError, hookimpl
 
 CIFAR_STEM_MAX_SIZE = 64
 
@@ -38,8 +40,9 @@ class LeNet5(nn.Module):
             nn.Linear(84, num_classes),
         )
 
-    def forward(self, x):
-        return self.classifier(self.features(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.classifier(self.features(x))
+        return out
 
 
 #: What a timm model name is (``resnet34``, ``vit_tiny_patch16_224.augreg_in21k``).
@@ -52,14 +55,14 @@ def lenet5(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     return LeNet5(num_classes, in_channels)
 
 
-def _timm(name: str, num_classes: int, in_channels: int, image_size: int, **options) -> nn.Module:
+def _timm(name: str, num_classes: int, in_channels: int, image_size: int, **options: float) -> nn.Module:
     """A timm model for this data: built for ``image_size`` when its constructor takes ``img_size``.
 
     ``options`` (``drop_rate``, ``drop_path_rate``) are passed on when not 0.
     """
     import timm  # heavy: imported only when a timm model is built
 
-    kwargs = {"pretrained": False, "num_classes": num_classes, "in_chans": in_channels}
+    kwargs: dict[str, Any] = {"pretrained": False, "num_classes": num_classes, "in_chans": in_channels}
     kwargs |= {k: v for k, v in options.items() if v}
     try:
         try:
@@ -89,15 +92,15 @@ def _use_cifar_stem(model: nn.Module, in_channels: int) -> None:
     model.maxpool = nn.Identity()
 
 
-def resnet18(num_classes: int, in_channels: int, image_size: int, **options) -> nn.Module:
+def resnet18(num_classes: int, in_channels: int, image_size: int, **options: float) -> nn.Module:
     return _timm("resnet18", num_classes, in_channels, image_size, **options)
 
 
-def resnet50(num_classes: int, in_channels: int, image_size: int, **options) -> nn.Module:
+def resnet50(num_classes: int, in_channels: int, image_size: int, **options: float) -> nn.Module:
     return _timm("resnet50", num_classes, in_channels, image_size, **options)
 
 
-def timm_model(num_classes: int, in_channels: int, image_size: int, name: str, **options) -> nn.Module:
+def timm_model(num_classes: int, in_channels: int, image_size: int, name: str, **options: float) -> nn.Module:
     timm_name = name.split(":", 1)[1]
     if not _TIMM_NAME.fullmatch(timm_name):  # hf-hub:..., local-dir:...: timm would fetch or read a model elsewhere
         raise UsageError(
@@ -114,7 +117,7 @@ TIMM_OPTIONS = (
 
 
 @hookimpl
-def register_models(register):
+def register_models(register: Register) -> None:
     register("lenet5", lenet5, description="LeNet-5 with batch norm (61,750 parameters, 32x32 inputs)", weight_decay=1e-4)
     register(
         "resnet18",

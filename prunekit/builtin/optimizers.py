@@ -3,77 +3,101 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from prunekit.api import Option, TrainingOptimizer, hookimpl
+from prunekit.api import Option, Register, TrainingOptimizer, hookimpl
 from prunekit.builtin.spam import AMSGRAD_STATE, CLIP_RULES, SpamOptimizer
 
 ADAM_STATE = ("exp_avg", "exp_avg_sq")
 
 
-def cosine_per_epoch(optimizer: torch.optim.Optimizer, epochs: int, eta_min: float):
+def cosine_per_epoch(optimizer: torch.optim.Optimizer, epochs: int, eta_min: float) -> torch.optim.lr_scheduler.LambdaLR:
     """Cosine annealing stepped once per epoch, in closed form (never compounds)."""
     base = [g["lr"] for g in optimizer.param_groups]
 
-    def factor(i: int):
+    def factor(i: int) -> Callable[[int], float]:
         b = base[i]
         return lambda e: (eta_min + (b - eta_min) * (1 + math.cos(math.pi * min(e, epochs) / epochs)) / 2) / b
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, [factor(i) for i in range(len(base))])
 
 
-def fused_if_available(cls: type[torch.optim.Optimizer], param_groups, **kwargs) -> torch.optim.Optimizer:
+def fused_if_available(
+    cls: type[torch.optim.Optimizer], param_groups: list[dict[str, Any]], **kwargs: Any
+) -> torch.optim.Optimizer:
     """``cls(..., fused=True)`` where torch has a fused kernel for these parameters.
 
     The same update, several times faster on CPU; the default multi-tensor path
     also slows down markedly on the exact zeros pruning leaves in ``exp_avg_sq``.
     """
     try:
-        return cls(param_groups, fused=True, **kwargs)
+        return cls(param_groups, fused=True, **kwargs)  # type: ignore[call-arg]  # Adam/AdamW take fused=
     except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
         return cls(param_groups, **kwargs)
 
 
-def sgd(param_groups, *, lr, weight_decay, epochs, steps_per_epoch, momentum=0.9):
+def sgd(
+    param_groups: list[dict[str, Any]],
+    *,
+    lr: float,
+    weight_decay: float,
+    epochs: int,
+    steps_per_epoch: int,
+    momentum: float = 0.9,
+) -> torch.optim.Optimizer:
     return torch.optim.SGD(param_groups, lr=lr, momentum=momentum)
 
 
-def adam(param_groups, *, lr, weight_decay, epochs, steps_per_epoch):
+def adam(
+    param_groups: list[dict[str, Any]], *, lr: float, weight_decay: float, epochs: int, steps_per_epoch: int
+) -> torch.optim.Optimizer:
     return fused_if_available(torch.optim.Adam, param_groups, lr=lr)
 
 
-def adamw(param_groups, *, lr, weight_decay, epochs, steps_per_epoch):
+def adamw(
+    param_groups: list[dict[str, Any]], *, lr: float, weight_decay: float, epochs: int, steps_per_epoch: int
+) -> torch.optim.Optimizer:
     return fused_if_available(torch.optim.AdamW, param_groups, lr=lr)
 
 
-def adamwadv(param_groups, *, lr, weight_decay, epochs, steps_per_epoch, max_grad_norm=1.0, eta_min=1e-6):
+def adamwadv(
+    param_groups: list[dict[str, Any]],
+    *,
+    lr: float,
+    weight_decay: float,
+    epochs: int,
+    steps_per_epoch: int,
+    max_grad_norm: float = 1.0,
+    eta_min: float = 1e-6,
+) -> TrainingOptimizer:
     opt = fused_if_available(torch.optim.AdamW, param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
     return TrainingOptimizer(opt, cosine_per_epoch(opt, epochs, eta_min), max_grad_norm=max_grad_norm)
 
 
 def adamwspam(
-    param_groups,
+    param_groups: list[dict[str, Any]],
     *,
-    lr,
-    weight_decay,
-    epochs,
-    steps_per_epoch,
-    preset="spam",
-    eps=None,
-    amsgrad=None,
-    max_grad_norm=None,
-    eta_min=1e-6,
-    spike_z=None,
-    history=100,
-    min_history=10,
-    clip_theta=None,
-    clip_rule=None,
-    clip_warmup=None,
-    reset_interval=None,
-    reset_warmup=None,
-):
+    lr: float,
+    weight_decay: float,
+    epochs: int,
+    steps_per_epoch: int,
+    preset: str = "spam",
+    eps: float | None = None,
+    amsgrad: bool | None = None,
+    max_grad_norm: float | None = None,
+    eta_min: float = 1e-6,
+    spike_z: float | None = None,
+    history: int = 100,
+    min_history: int = 10,
+    clip_theta: float | None = None,
+    clip_rule: str | None = None,
+    clip_warmup: int | None = None,
+    reset_interval: int | None = None,
+    reset_warmup: int | None = None,
+) -> SpamOptimizer:
     """SPAM over AdamW; ``preset`` supplies every option left at None (``SPAM_PRESETS``)."""
     given = dict(
         eps=eps,
@@ -228,7 +252,7 @@ SPAM_OPTIONS = (
 
 
 @hookimpl
-def register_optimizers(register):
+def register_optimizers(register: Register) -> None:
     register(
         "sgd",
         sgd,

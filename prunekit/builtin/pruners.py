@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, STRUCTURE_OPTION, MaskPruner, Pruner, Target, hookimpl
+from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, STRUCTURE_OPTION, MaskPruner, Pruner, Register, Target, hookimpl
 
 
 class MagnitudePruner(MaskPruner):
@@ -27,7 +27,7 @@ def magnitude(
 
 
 @hookimpl
-def register_pruners(register):
+def register_pruners(register: Register) -> None:
     register("none", none, description="no pruning (dense baseline)", dense=True)
     register(
         "magnitude",

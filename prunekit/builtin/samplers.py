@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import resource
 import sys
+from typing import Any
 
 import torch
 
-from prunekit.api import SamplerUnavailable, hookimpl
+from prunekit.api import Register, SamplerUnavailable, hookimpl
 
 
 class ProcessSampler:
@@ -16,7 +17,7 @@ class ProcessSampler:
     scope = "process"
 
     def __init__(self, device: torch.device) -> None:
-        self._process = None
+        self._process: Any = None  # a psutil.Process while started
 
     def start(self) -> None:
         import psutil
@@ -29,7 +30,7 @@ class ProcessSampler:
     def stop(self) -> None:
         self._process = None
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"peak_rss_bytes": peak if sys.platform == "darwin" else peak * 1024}
 
@@ -80,12 +81,12 @@ class TorchAllocatorSampler:
         if self.device.type == "cuda":
             self._fold_peak()
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"phase_peak_allocated_bytes": dict(self.phase_peaks), "peak_allocated_bytes": self.overall_peak}
 
 
 @hookimpl
-def register_samplers(register):
+def register_samplers(register: Register) -> None:
     register("process", ProcessSampler, description="resident memory of this process (psutil)", scope="process")
     register(
         "torch", TorchAllocatorSampler, description="PyTorch CUDA/ROCm allocator bytes and per-phase peaks", scope="allocator"

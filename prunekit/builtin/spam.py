@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 import torch
 
@@ -55,19 +56,19 @@ class SpamOptimizer(TrainingOptimizer):
 
     def __init__(
         self,
-        optimizer,
-        scheduler,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
         *,
-        max_grad_norm,
-        spike_z,
-        history,
-        min_history,
-        clip_theta,
-        reset_interval,
-        reset_warmup,
-        clip_rule="spam",
-        clip_warmup=20,
-    ):
+        max_grad_norm: float | None,
+        spike_z: float,
+        history: int,
+        min_history: int,
+        clip_theta: float,
+        reset_interval: int,
+        reset_warmup: int,
+        clip_rule: str = "spam",
+        clip_warmup: int = 20,
+    ) -> None:
         super().__init__(optimizer, scheduler, max_grad_norm=max_grad_norm)
         self.spike_z = spike_z
         self.norms: deque[float] = deque(maxlen=history)
@@ -90,7 +91,7 @@ class SpamOptimizer(TrainingOptimizer):
             self._reset_moments(step)
         self._apply_warmup(step)
         params = [p for p in self.parameters() if p.grad is not None]
-        grads = [p.grad for p in params]
+        grads = [p.grad for p in params if p.grad is not None]
         if not grads:
             return
         total = torch.nn.utils.get_total_norm(grads)
@@ -101,7 +102,7 @@ class SpamOptimizer(TrainingOptimizer):
         if self.clip_theta > 0 and self._clipping_on(step):
             for p in params:
                 v = self.optimizer.state.get(p, {}).get("exp_avg_sq")
-                if v is not None:
+                if v is not None and p.grad is not None:
                     self._clip(p.grad, v)
             total = torch.nn.utils.get_total_norm(grads)
             norm = float(total)
@@ -124,7 +125,7 @@ class SpamOptimizer(TrainingOptimizer):
             return True
         if step < self.clip_warmup:
             return False
-        return self.reset_interval <= 0 or step % self.reset_interval >= self.clip_warmup
+        return bool(self.reset_interval <= 0 or step % self.reset_interval >= self.clip_warmup)
 
     def _clip(self, grad: torch.Tensor, v: torch.Tensor) -> None:
         """Clip ``grad`` in place where it spikes; a weight with no history (``v == 0``) keeps its gradient."""
@@ -167,7 +168,7 @@ class SpamOptimizer(TrainingOptimizer):
         super().end_epoch(epoch)
         self._scheduled = [g["lr"] for g in self.optimizer.param_groups]
 
-    def extra_state(self) -> dict:
+    def extra_state(self) -> dict[str, Any]:
         return {
             "norms": list(self.norms),
             "spikes": self.spikes,
@@ -176,7 +177,7 @@ class SpamOptimizer(TrainingOptimizer):
             "scheduled": list(self._scheduled),
         }
 
-    def load_extra_state(self, state: dict) -> None:
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.norms.clear()
         self.norms.extend(float(n) for n in state["norms"])
         self.spikes = int(state["spikes"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit.api import hookimpl
+from prunekit.api import Register, hookimpl
 from prunekit_adamwprune.optimizer import STATE, adamwprune
 from prunekit_adamwprune.pruner import OPTIONS, StatePruner, state
 
@@ -11,7 +11,7 @@ __all__ = ["StatePruner", "adamwprune", "state"]
 
 
 @hookimpl
-def register_pruners(register) -> None:
+def register_pruners(register: Register) -> None:
     register(
         "state",
         state,
@@ -22,7 +22,7 @@ def register_pruners(register) -> None:
 
 
 @hookimpl
-def register_optimizers(register) -> None:
+def register_optimizers(register: Register) -> None:
     register(
         "adamwprune",
         adamwprune,

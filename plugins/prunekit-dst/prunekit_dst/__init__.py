@@ -7,7 +7,7 @@ sparsity from step 0) and keep one ``torch.bool`` mask per prunable weight.
 
 from __future__ import annotations
 
-from prunekit.api import DISTRIBUTIONS, Option, Target, hookimpl
+from prunekit.api import DISTRIBUTIONS, Option, Register, Target, hookimpl
 from prunekit_dst.dynamic import DynamicSparsePruner, RigLPruner, SETPruner
 from prunekit_dst.random_mask import RandomPruner
 from prunekit_dst.snip import SnipPruner
@@ -78,7 +78,7 @@ snip = SnipPruner
 
 
 @hookimpl
-def register_pruners(register) -> None:
+def register_pruners(register: Register) -> None:
     constant = ("constant",)
     register(
         "rigl",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from prunekit.api import Option, hookimpl, memory_interval_option
+from prunekit.api import Option, Register, hookimpl, memory_interval_option
 from prunekit_mlflow.tracker import CREDENTIALS, MlflowTracker
 
 __all__ = ["MlflowTracker", "register_trackers"]
 
 
 @hookimpl
-def register_trackers(register):
+def register_trackers(register: Register) -> None:
     register(
         "mlflow",
         MlflowTracker,

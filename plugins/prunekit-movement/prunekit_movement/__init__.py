@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, STRUCTURE_OPTION, Option, hookimpl
+from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, STRUCTURE_OPTION, Option, Register, hookimpl
 from prunekit_movement.movement import MovementPruner
 from prunekit_movement.w0 import MovementW0Pruner
 
@@ -26,7 +26,7 @@ movement_w0 = MovementW0Pruner
 
 
 @hookimpl
-def register_pruners(register):
+def register_pruners(register: Register) -> None:
     register(
         "movement",
         movement,

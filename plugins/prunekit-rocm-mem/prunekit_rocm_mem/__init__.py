@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit.api import hookimpl
+from prunekit.api import Register, hookimpl
 from prunekit_rocm_mem.sampler import RocmSampler
 
 __version__ = "0.1.0"
@@ -10,7 +10,7 @@ __all__ = ["RocmSampler"]
 
 
 @hookimpl
-def register_samplers(register) -> None:
+def register_samplers(register: Register) -> None:
     register(
         "rocm",
         RocmSampler,

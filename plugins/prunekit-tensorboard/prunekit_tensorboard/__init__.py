@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prunekit.api import Option, RunEnd, RunStart, hookimpl, memory_interval_option
+from prunekit.api import Option, Register, RunEnd, RunStart, hookimpl, memory_interval_option
 
 #: Epoch record key -> scalar tag.
 EPOCH_TAGS = {
@@ -123,7 +123,7 @@ class TensorBoardTracker:
 
 
 @hookimpl
-def register_trackers(register):
+def register_trackers(register: Register) -> None:
     register(
         "tensorboard",
         TensorBoardTracker,

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from prunekit.api import EPOCH_METRICS, Option, RunEnd, RunStart, hookimpl, memory_interval_option
+from prunekit.api import EPOCH_METRICS, Option, Register, RunEnd, RunStart, hookimpl, memory_interval_option
 
 CREDENTIALS = ("WANDB_API_KEY",)
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130}  # 130: the shell's code for SIGINT
@@ -104,7 +104,7 @@ class WandbTracker:
 
 
 @hookimpl
-def register_trackers(register):
+def register_trackers(register: Register) -> None:
     register(
         "wandb",
         WandbTracker,
