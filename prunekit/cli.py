@@ -11,6 +11,7 @@ import click
 from prunekit import __version__
 from prunekit.core.plugins.registry import KINDS
 from prunekit.errors import UsageError
+from prunekit.export.command import export
 from prunekit.matrix.cli import matrix
 from prunekit.report.cli import report
 from prunekit.run_command import run
@@ -77,6 +78,7 @@ def list_(kind: str, as_json: bool) -> None:
 cli.add_command(run)
 cli.add_command(matrix)
 cli.add_command(report)
+cli.add_command(export)
 
 
 def _stop_listening() -> None:

@@ -11,16 +11,25 @@ import math
 from pathlib import Path
 from typing import Any
 
+from prunekit.export.command import read_exports
+from prunekit.export.formats import FORMATS
 from prunekit.report.figures import _grid, _save, _style_for
 from prunekit.report.load import RunRecord
 from prunekit.report.table import GroupKey, Row, Stat, stat
 
-HEADERS = ["inference MFLOPs (nonzero)", "theoretical speed-up", "compression", "training TFLOPs"]
+HEADERS = [
+    "inference MFLOPs (nonzero)",
+    "theoretical speed-up",
+    "compression",
+    "training TFLOPs",
+    "export KiB dense / sparse / nm",
+]
 EXPLANATION = (
     "FLOPs: counted by torch.utils.flop_counter (2 per multiply-add, matmuls and convolutions), per example; "
     "inference = the final model's nonzero forward FLOPs, theoretical speed-up = dense / nonzero forward FLOPs, "
     "compression = all parameters / nonzero parameters, training = the whole run's forward and backward FLOPs "
-    "at the density each step had (RigL's dense-gradient steps counted dense), mean over seeds."
+    "at the density each step had (RigL's dense-gradient steps counted dense), mean over seeds. "
+    "export KiB: size on disk of the safetensors files `prunekit export` wrote (recorded in each run's exports.json), mean over seeds."
 )
 
 
@@ -48,6 +57,7 @@ def flops_cells(row: Row) -> list[str]:
         _format(_stat(row, "theoretical_speedup"), 1.0, 2, "x"),
         _format(_stat(row, "compression_ratio"), 1.0, 2, "x"),
         _format(_stat(row, "training_total"), 1e-12, 3),
+        " / ".join(_format(stat(read_exports(r.path).get(f) for r in row.completed), 1 / 1024, 1) for f in FORMATS),
     ]
 
 

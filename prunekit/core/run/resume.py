@@ -39,11 +39,15 @@ def open_stopped_run(run_dir: Path | str) -> tuple[RunConfig, checkpoint.Checkpo
         raise UsageError(f"--resume {run_dir}: {exc}; the run cannot be resumed.") from None
     if settings is None:
         raise UsageError(f"--resume {run_dir}: no {rundir.CONFIG} there; it is not a prunekit run directory.")
+    return config_of(settings, run_dir), checkpoint.load(run_dir / rundir.CHECKPOINT)
+
+
+def config_of(settings: dict[str, Any], run_dir: Path) -> RunConfig:
+    """The RunConfig that ``config.yaml``'s ``settings`` record (``out``: ``run_dir``); UsageError if invalid."""
     known = {k: v for k, v in settings.items() if k in FIELD_NAMES}
     if known.get("schedule") == "constant":  # config.yaml records the schedule's 0/0/1, which no one gave
         known = {k: v for k, v in known.items() if k not in RAMP_SETTINGS}
-    config = config_from_mapping(known | {"out": str(run_dir)})
-    return config, checkpoint.load(run_dir / rundir.CHECKPOINT)
+    return config_from_mapping(known | {"out": str(run_dir)})
 
 
 def cut_files(run_dir: Path, sizes: dict[str, int]) -> None:
