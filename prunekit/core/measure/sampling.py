@@ -54,6 +54,28 @@ class Sampler(Protocol):
         """Release resources."""
 
 
+def check_sampler_state(state: Any) -> None:
+    """ValueError unless ``state`` is what :meth:`SamplingThread.state_dict` returns (from a checkpoint)."""
+    numbers = (int, float)
+    if not isinstance(state, dict) or not isinstance(state.get("stats"), dict):
+        raise ValueError("its sampler state is not a mapping of aggregates")
+    elapsed = state.get("elapsed_s")
+    if not isinstance(elapsed, numbers) or isinstance(elapsed, bool) or not 0 <= elapsed < math.inf:
+        raise ValueError(f"its sampler time is {elapsed!r}, not seconds >= 0")
+    default = vars(_Stats())
+    for name, saved in state["stats"].items():
+        fits = isinstance(saved, dict) and set(saved) <= set(default)
+        for key, value in saved.items() if fits else ():
+            if isinstance(default[key], dict):
+                fits = fits and isinstance(value, dict) and all(isinstance(v, numbers) for v in value.values())
+            elif key == "last_error":
+                fits = fits and (value is None or isinstance(value, str))
+            else:
+                fits = fits and isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        if not fits:
+            raise ValueError(f"its aggregates of sampler {name!r} are not what prunekit writes")
+
+
 class _Stats:
     def __init__(self) -> None:
         self.samples = 0

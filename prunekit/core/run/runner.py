@@ -36,15 +36,18 @@ from prunekit.core.run.building import (
 from prunekit.core.run.context import EpochCallback, RunContext, Training
 from prunekit.core.run.epochs import run_epochs
 from prunekit.core.run.failure import FailureUnrecorded, record_failure, run_failed
-from prunekit.core.run.resume import cut_files, open_stopped_run, restore
+from prunekit.core.run.resume import open_stopped_run, repair_files, restore
 from prunekit.core.run.summary import build_summary
 from prunekit.core.run.validation import validate
 from prunekit.core.rundir import checkpoint
 from prunekit.core.rundir import layout as rundir
 from prunekit.core.rundir.layout import Summary
 from prunekit.core.rundir.outcomes import Outcomes, fingerprint_test_set
+from prunekit.core.rundir.runlock import LOCK_FILE, RunLock
 from prunekit.core.sparsity.pruner import TrainingPlan, masks_before_training
+from prunekit.core.sparsity.schedule import Schedule
 from prunekit.core.train.evaluation import evaluate
+from prunekit.core.train.parts import Built
 from prunekit.core.train.preemption import RunInterrupted
 from prunekit.core.train.training import Progress, StepCallback, TrainingDiverged
 from prunekit.errors import RunFailed, UsageError
@@ -104,8 +107,9 @@ def _run(ctx: RunContext) -> tuple[Path, Summary]:
     if problem:
         raise UsageError(problem)
     progress = Progress()
+    lock = RunLock(out)  # taken by _train once the directory exists (new) or is checked (resumed)
     try:
-        return _train(ctx, out, progress)
+        return _train(ctx, out, progress, lock)
     except (UsageError, RunInterrupted):
         raise
     except TrainingDiverged as exc:
@@ -115,23 +119,26 @@ def _run(ctx: RunContext) -> tuple[Path, Summary]:
         raise
     except Exception as exc:
         raise run_failed(ctx, out, progress, exc) from exc
+    finally:
+        lock.release()
 
 
-def _train(ctx: RunContext, out: Path, progress: Progress) -> tuple[Path, Summary]:
+def _train(ctx: RunContext, out: Path, progress: Progress, lock: RunLock) -> tuple[Path, Summary]:
     c, resolved, dist = ctx.config, ctx.resolved, ctx.dist
     seed_everything(c.seed)
     built = build(resolved, ctx.device, ctx.scaler, dist)
+    total_steps = c.epochs * len(built.train_loader)
+    schedule = make_schedule(c, total_steps)
+    settings = _settings(ctx, out, built, schedule)
     identity = checkpoint.identity_of(
         built.model,
+        settings,
         model=c.model,
         dataset=c.dataset,
         optimizer=resolved.optimizer.name,
         pruner=resolved.pruner.name,
         device=ctx.device.type,
     )
-
-    total_steps = c.epochs * len(built.train_loader)
-    schedule = make_schedule(c, total_steps)
     built.pruner.start(TrainingPlan(total_steps, len(built.train_loader), schedule))
     warnings_list: list[str] = []
     prunes = not resolved.pruner.metadata["dense"] and c.sparsity > 0
@@ -144,10 +151,13 @@ def _train(ctx: RunContext, out: Path, progress: Progress) -> tuple[Path, Summar
         warnings_list.append(message)
         ctx.warn(message)
 
-    settings = _settings(ctx, out, training)
     started_at = ctx.started_at
     if ctx.resume_from is not None:  # after the settings: they record the initial learning rate
-        started_at -= restore(ctx.resume_from, built, identity, progress, out, ctx.device)
+        started_at -= restore(ctx.resume_from, built, identity, progress, out, ctx.device, c.epochs)
+        if dist.is_main:  # everything checked; from here on this process alone writes there
+            lock.acquire()
+            if (out / rundir.SUMMARY).exists():
+                raise UsageError(f"--resume {out}: the run is complete ({rundir.SUMMARY} exists); there is nothing to resume.")
         for message in checkpoint.advisories(ctx.resume_from.identity, identity):
             warnings_list.append(message)
             ctx.warn(message)
@@ -166,11 +176,14 @@ def _train(ctx: RunContext, out: Path, progress: Progress) -> tuple[Path, Summar
                 out.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise UsageError(f"Cannot create --out {out}: {exc.strerror or exc}.") from None
+            lock.acquire()
+            if any(p.name != LOCK_FILE for p in out.iterdir()):  # another run got there between check and lock
+                raise UsageError(f"Output directory {out} already exists and is not empty; choose another --out.")
             rundir.write_config(out, settings)
-        elif ctx.resume_from is not None:  # everything checked: now cut the files back to the checkpoint
+        elif ctx.resume_from is not None:  # everything checked: now the files go back to the checkpoint
             if dist.is_main:
                 rundir.remove_stale_temps(out)
-                cut_files(out, ctx.resume_from.files)
+                repair_files(out, ctx.resume_from)
             sampling.load_state_dict(ctx.resume_from.samplers)
         run_trackers.begin(trackers, out, settings, c.group, c.sparsity if prunes else 0.0)
         sampling.start()
@@ -217,9 +230,9 @@ def _train(ctx: RunContext, out: Path, progress: Progress) -> tuple[Path, Summar
     return out, summary
 
 
-def _settings(ctx: RunContext, out: Path, training: Training) -> dict[str, Any]:
+def _settings(ctx: RunContext, out: Path, built: Built, schedule: Schedule) -> dict[str, Any]:
     """What ``config.yaml`` records: the job as given, plus what the run resolved (options, lr, schedule)."""
-    resolved, optimizer, schedule = ctx.resolved, training.built.optimizer, training.schedule
+    resolved, optimizer = ctx.resolved, built.optimizer
     return ctx.config.to_dict() | {
         "out": str(out),
         "pruner": resolved.pruner.name,

@@ -11,9 +11,10 @@ device, and the generators that order and augment the training data).
 It is written to a temporary file beside the target, fsynced and renamed over
 it, so a kill during the write leaves the previous checkpoint intact. It is read
 with ``torch.load(weights_only=True)``: tensors and plain containers, never
-pickled code. Anything wrong with it (truncated, corrupt, written for another
-model, by another major version of prunekit) is a :class:`CheckpointError`, a
-one-line :class:`~prunekit.errors.UsageError`.
+pickled code, and every field is checked (:mod:`~prunekit.core.rundir.checkpoint_schema`:
+types, ranges, a digest of the contents). Anything wrong with it (truncated,
+corrupt, crafted, written for another model or run, by another major version of
+prunekit) is a :class:`CheckpointError`, a one-line :class:`~prunekit.errors.UsageError`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 import torch
 
 from prunekit import __version__
+from prunekit.core.rundir import checkpoint_schema
 from prunekit.core.rundir.files import atomic_path
 from prunekit.errors import UsageError
 
@@ -72,6 +74,7 @@ class Checkpoint:
     resumed_at_epochs: list[int] = field(default_factory=list)
     ranks: list[dict[str, Any]] = field(default_factory=list)  # under torchrun: see prunekit.core.distributed.rank_state
     format: int = FORMAT
+    digest: str = ""  # of every other field, written by save()
 
 
 def major(version: str) -> str:
@@ -79,12 +82,14 @@ def major(version: str) -> str:
     return version.split(".", 1)[0]
 
 
-def identity_of(module: torch.nn.Module, /, **names: str) -> dict[str, Any]:
-    """What a checkpoint must match: prunekit's version, the named components (model, optimizer,
-    pruner, ...) and the shape of every tensor in ``module``'s state; and, advisory, the device
+def identity_of(module: torch.nn.Module, /, settings: dict[str, Any] | None = None, **names: str) -> dict[str, Any]:
+    """What a checkpoint must match: prunekit's version, the named components (model, optimizer, pruner,
+    ...), the shape of every tensor in ``module``'s state and what decides a run's result among its
+    ``settings`` (:func:`~prunekit.core.rundir.checkpoint_schema.run_settings`); and, advisory, the device
     type and torch's thread count (see :func:`advisories`)."""
     shapes = {key: list(value.shape) for key, value in module.state_dict().items()}
-    return {"prunekit": __version__, **names, "torch_threads": torch.get_num_threads(), "shapes": shapes}
+    identity = {"prunekit": __version__, **names, "torch_threads": torch.get_num_threads(), "shapes": shapes}
+    return identity | ({"settings": checkpoint_schema.run_settings(settings)} if settings is not None else {})
 
 
 #: Identity entries that may differ on resume: the run goes on, but no longer bit-identical.
@@ -111,15 +116,17 @@ def check_identity(saved: dict[str, Any], expected: dict[str, Any], path: Path) 
             f"(major version {major(__version__)}): resume it with that version, or start the run again."
         )
     for key, value in expected.items():
-        if key in ("prunekit", "shapes", *ADVISORY):
+        if key in ("prunekit", "shapes", "settings", *ADVISORY):
             continue
         if saved.get(key) != value:
             raise CheckpointError(
                 f"{path} was written for {key} '{saved.get(key)}', but this run uses {key} '{value}'; "
                 "resume with the checkpoint of this run, or start the run again."
             )
+    if "settings" in expected and (differ := checkpoint_schema.settings_mismatch(saved.get("settings"), expected["settings"])):
+        raise CheckpointError(f"{path} {differ}; resume with this run's own checkpoint, or start the run again.")
     if "shapes" in expected and saved.get("shapes") != expected["shapes"]:
-        mine, theirs = expected.get("shapes") or {}, saved.get("shapes") or {}
+        mine, theirs = expected.get("shapes") or {}, saved["shapes"] if isinstance(saved.get("shapes"), dict) else {}
         differ = next((k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)), "?")
         raise CheckpointError(
             f"{path} holds another model: tensor '{differ}' has shape {theirs.get(differ)} there and "
@@ -129,8 +136,10 @@ def check_identity(saved: dict[str, Any], expected: dict[str, Any], path: Path) 
 
 def save(path: Path, checkpoint: Checkpoint) -> int:
     """Write ``checkpoint`` atomically (temp file, fsync, rename); return its size in bytes."""
+    data = asdict(checkpoint)
+    data["digest"] = checkpoint_schema.digest(data)
     with atomic_path(Path(path)) as tmp:
-        torch.save(asdict(checkpoint), tmp)
+        torch.save(data, tmp)
         size = tmp.stat().st_size
     return size
 
@@ -138,8 +147,9 @@ def save(path: Path, checkpoint: Checkpoint) -> int:
 def load(path: Path) -> Checkpoint:
     """Read a checkpoint (tensors and plain data only), on the CPU.
 
-    Raises CheckpointError for a missing, truncated or corrupt file and for one
-    written in another layout or by another major version of prunekit.
+    Raises CheckpointError for a missing, truncated, corrupt or crafted file (a field of
+    the wrong type or range, contents that do not match their digest) and for one written
+    in another layout or by another major version of prunekit.
     """
     path = Path(path)
     if not path.is_file():
@@ -162,6 +172,9 @@ def load(path: Path) -> Checkpoint:
     if not isinstance(identity, dict):
         raise CheckpointError(f"{path} is not a prunekit checkpoint (no identity); start the run again.")
     check_identity(identity, {"prunekit": __version__}, path)
+    found = checkpoint_schema.problem(data)
+    if found:
+        raise CheckpointError(f"{path} {found}; it cannot be resumed: start the run again.")
     return Checkpoint(**{k: v for k, v in data.items() if k in names})
 
 

@@ -99,6 +99,26 @@ def write_yaml(path: Path, data: Any) -> None:
     write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
+def jsonl_line(record: dict[str, Any]) -> str:
+    """One JSON-lines record, newline included."""
+    return json.dumps(record, default=str) + "\n"
+
+
 def append_jsonl(handle: IO[str], record: dict[str, Any]) -> None:
-    handle.write(json.dumps(record, default=str) + "\n")
+    handle.write(jsonl_line(record))
     handle.flush()
+
+
+def complete_lines(path: Path, size: int, chunk: int = 1 << 16) -> int:
+    """The length of the complete lines among the first ``size`` bytes of ``path`` (up to and
+    including its last newline there; 0 if none)."""
+    with open(path, "rb") as handle:
+        end = size
+        while end > 0:
+            start = max(0, end - chunk)
+            handle.seek(start)
+            found = handle.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return 0

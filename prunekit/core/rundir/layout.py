@@ -14,7 +14,8 @@ report) goes through this one. A run directory holds:
 - ``failure.json``: why a run failed (written instead of a summary);
 - ``trackers.json``: what each experiment tracker asked to keep for a resumed run
   (e.g. the MLflow run id), only when trackers are enabled;
-- ``summary.json``: written atomically, last. A run directory without it is incomplete.
+- ``summary.json``: written atomically, last. A run directory without it is incomplete;
+- ``run.lock``: locked while a process writes there (:mod:`prunekit.core.rundir.runlock`).
 """
 
 from __future__ import annotations

@@ -92,8 +92,18 @@ class Progress:
         return {name: getattr(self, name) for name in self.SAVED}
 
     def load_loop_state(self, state: dict[str, Any], device: torch.device) -> None:
+        """Take back :meth:`loop_state` (from a checkpoint); ValueError if a value is not of its field's kind."""
         for name in self.SAVED:
-            value = state.get(name, getattr(self, name))  # data waiting: absent from older checkpoints
+            current = getattr(self, name)
+            value = state.get(name, current)  # data waiting: absent from older checkpoints
+            if isinstance(current, int):
+                fits = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            elif isinstance(current, float):
+                fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            else:
+                fits = value is None or isinstance(value, torch.Tensor)
+            if not fits:
+                raise ValueError(f"its loop state {name} is {type(value).__name__} {value!r:.40}")
             setattr(self, name, value.to(device) if isinstance(value, torch.Tensor) else value)
 
 
