@@ -10,6 +10,7 @@ import click
 
 from prunekit import __version__
 from prunekit.core.plugins.registry import KINDS
+from prunekit.core.tracking.redact import Redactor
 from prunekit.errors import UsageError
 from prunekit.export.command import export
 from prunekit.matrix.cli import matrix
@@ -23,8 +24,9 @@ def one_line(message: str) -> str:
 
 
 def fail(message: str) -> None:
-    """One line on stderr, exit status 2 (a newline in what the user gave is shown as ``\\n``)."""
-    click.echo(f"Error: {one_line(message)}", err=True)
+    """One line on stderr, exit status 2 (credentials masked: :mod:`prunekit.core.tracking.redact`; a newline
+    in what the user gave is shown as ``\\n``)."""
+    click.echo(f"Error: {one_line(Redactor().text(message))}", err=True)
     sys.exit(2)
 
 

@@ -11,6 +11,7 @@ import click
 from prunekit.core.config.options import parse_pairs
 from prunekit.core.config.settings import RunConfig, config_from_mapping, load_yaml_config
 from prunekit.core.sparsity.schedule import SCHEDULES
+from prunekit.core.tracking.redact import Redactor
 from prunekit.core.train.preemption import EXIT_INTERRUPTED
 from prunekit.errors import UsageError
 
@@ -185,7 +186,7 @@ def run(ctx: click.Context, config_file: Path | None, resume_dir: Path | None, n
                 config, on_epoch=progress.epoch, on_step=progress.step, warn=progress.warn, resume_from=saved
             )
     except (TrainingDiverged, RunFailed) as exc:
-        click.echo(f"Error: run failed: {exc}", err=True)
+        click.echo(f"Error: run failed: {Redactor().text(str(exc))}", err=True)
         sys.exit(1)
     except RunInterrupted as exc:
         if main_rank:

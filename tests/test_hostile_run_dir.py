@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import threading
 import zipfile
 from pathlib import Path
@@ -16,7 +17,6 @@ import torch
 import prunekit
 from prunekit.core.run.runner import resume
 from prunekit.core.rundir import checkpoint
-from prunekit.core.rundir.runlock import RunLock
 from prunekit.testing.runs import short_run
 
 TINY = ("--dataset", "synthetic", "--dataset-opt", "train_size=64", "--dataset-opt", "test_size=32", "--batch-size", "32")
@@ -217,6 +217,7 @@ def test_second_resume_of_a_running_run_is_refused(tmp_path, run_cli):
 def test_second_run_into_a_directory_another_has_just_locked_is_refused(tmp_path, run_cli, monkeypatch):
     """Two `run --out X` at once: both pass the emptiness check; the one that locks second is refused."""
     from prunekit.core.run import runner
+    from prunekit.core.rundir.runlock import RunLock
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -246,3 +247,107 @@ def test_checkpoint_tensors_round_trip_through_the_digest(tmp_path):
     )
     checkpoint.save(tmp_path / "c.pt", saved)
     assert checkpoint.load(tmp_path / "c.pt").digest
+
+
+# ---------------------------------------------------------------- item 5: credentials
+
+SECRET_URI = "http://bob:S3CRET@at@127.0.0.1:9/mlflow"
+
+
+def test_a_password_holding_an_at_sign_is_masked_whole():
+    from prunekit.core.tracking.redact import Redactor
+
+    assert Redactor().text(f"uri {SECRET_URI} and 'http://ann:pw@h'") == "uri http://***@127.0.0.1:9/mlflow and 'http://***@h'"
+
+
+def test_error_messages_are_masked(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-S3CRET-123")
+    result = run_cli("run", *FAST, "--model", "tok-S3CRET-123", "--out", tmp_path / "a")
+    refused(result, "***")
+    assert "S3CRET" not in result.err
+    pytest.importorskip("prunekit_mlflow")
+    result = run_cli(
+        "run", *FAST, "--tracker", "mlflow", "--tracker-opt", f"mlflow.finish_timeout_s={SECRET_URI}", "--out", tmp_path / "b"
+    )
+    refused(result, "finish_timeout_s")
+    assert "S3CRET" not in result.err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_matrix_keeps_credentials_out_of_matrix_json_and_worker_command_lines(tmp_path):
+    """The tracking URI's password reaches the worker through its environment, never argv or a file."""
+    pytest.importorskip("prunekit_mlflow")
+    from prunekit.core.plugins.loading import get_plugins
+    from prunekit.matrix import store
+    from prunekit.matrix.expand import expand
+    from prunekit.matrix.progress import MatrixProgress
+    from prunekit.matrix.scheduler import Scheduler
+    from prunekit.matrix.slots import make_slots
+    from prunekit.matrix.spec import spec_from_text
+
+    spec = spec_from_text(
+        "datasets: [synthetic]\noptimizers: [adamw]\npruners: [magnitude]\nsparsities: [0.5]\n"
+        f"settings: {{trackers: [mlflow], tracker_opts: {{mlflow: {{tracking_uri: '{SECRET_URI}'}}}}}}\n",
+        "spec",
+        "creds",
+    )
+    plan = expand(spec, get_plugins().registry)
+    out = tmp_path / "m"
+    out.mkdir()
+    store.prepare(out, plan)
+    fake = tmp_path / "python"  # stands in for the worker: records what it was given
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\necho "$PRUNEKIT_MATRIX_CONFIG" > {tmp_path}/env\n')
+    fake.chmod(0o755)
+    scheduler = Scheduler(
+        out, plan, make_slots(1, [r.config for r in plan.runs]), MatrixProgress(1, quiet=True), python=str(fake)
+    )
+    scheduler.execute(plan.runs)
+    assert "S3CRET" in (tmp_path / "env").read_text()  # the worker gets it
+    assert "S3CRET" not in (tmp_path / "argv").read_text()
+    written = {p: p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert any(p.name == "failure.json" for p in written) and any(p.name == "matrix.json" for p in written)
+    assert not [p for p, text in written.items() if "S3CRET" in text]
+
+
+# ---------------------------------------------------------------- item 6: SIGTERM to the matrix, out of memory
+
+
+def test_sigterm_to_the_matrix_checkpoints_its_runs_and_exits_3(tmp_path):
+    import psutil
+    from test_matrix_resume import epochs_written, run_ids, setup, start, the_worker, wait_for
+
+    spec, env = setup(tmp_path, "[0.5]")
+    out = tmp_path / "m"
+    proc = start(spec, out, env, tmp_path / "first.log")
+    wait_for(lambda: (out / "matrix.json").exists(), proc)
+    [run_id] = run_ids(out)
+    run_dir = out / "runs" / run_id
+    wait_for(lambda: epochs_written(run_dir / "metrics.jsonl"), proc)
+    worker = the_worker(proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 3, (tmp_path / "first.log").read_text()
+    assert not psutil.wait_procs([worker], timeout=10)[1], "the run's child outlived the matrix"
+    assert "Stopped by SIGTERM" in (tmp_path / "first.log").read_text()
+    assert "Run stopped by SIGTERM" in (out / "logs" / f"{run_id}.log").read_text()
+    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "failure.json").exists()
+
+
+def test_out_of_memory_in_a_worker_is_a_failure_not_an_interruption(tmp_path, monkeypatch, capsys):
+    from prunekit.core.run import runner
+    from prunekit.core.train.preemption import EXIT_INTERRUPTED
+    from prunekit.errors import RunFailed
+    from prunekit.matrix import worker
+
+    def out_of_memory(*args, **kwargs):
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        except torch.OutOfMemoryError as exc:
+            raise RunFailed("run failed", "OutOfMemoryError: CUDA out of memory", "Traceback ...\n") from exc
+
+    monkeypatch.setattr(runner, "run", out_of_memory)
+    monkeypatch.setattr(worker, "_follow_parent", lambda parent: None)
+    monkeypatch.setenv(worker.CONFIG_ENV, json.dumps({"out": str(tmp_path / "run"), "quiet": True}))
+    with pytest.raises(SystemExit) as info:
+        worker.main(["0", worker.RESUME_FLAG])
+    assert info.value.code == worker.EXIT_OUT_OF_MEMORY != EXIT_INTERRUPTED
+    assert f"{worker.FAILURE_MARK}out of memory" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,20 @@ def _header(spec, plan, out: Path, runs: list, counts: dict[str, int]) -> str:
         + f"; {len(runs)} to run now."
         + (f" {resumed} of them continue from a checkpoint." if resumed else "")
     )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system, a container stop) reached the matrix: stop as Ctrl-C does."""
+
+
+def _stop_on_sigterm() -> None:
+    """From now on SIGTERM stops the matrix as Ctrl-C does: its children checkpoint (exit status 3)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the children's checkpointing short
+        raise Terminated("terminated by SIGTERM")
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _again(spec_path: Path | None, example: str | None) -> str:
@@ -214,6 +229,7 @@ def matrix(
         if keep_failed:
             progress.failed = counts["failed"]
         try:
+            _stop_on_sigterm()
             if executor == "slurm":
                 outcome = scheduled.submit_and_wait(out, plan, runs, live, cluster, progress, detach, click.echo)
                 if outcome is None:
@@ -222,12 +238,17 @@ def matrix(
             else:
                 with progress:
                     outcome = Scheduler(out, plan, slots, progress).execute(runs)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            from prunekit.core.train.preemption import EXIT_INTERRUPTED
+
+            by = "Stopped by SIGTERM" if isinstance(exc, Terminated) else "Interrupted"
             if executor == "slurm":
-                click.echo("Stopped waiting; submitted Slurm jobs go on. Follow them with --status.", err=True)
+                click.echo(f"{by}: stopped waiting; submitted Slurm jobs go on. Follow them with --status.", err=True)
             else:
-                click.echo("Interrupted: finished runs are kept; run the same command again to resume.", err=True)
-            sys.exit(130)
+                click.echo(
+                    f"{by}: finished runs are kept, running ones checkpointed; run the same command again to resume.", err=True
+                )
+            sys.exit(EXIT_INTERRUPTED if isinstance(exc, Terminated) else 130)
 
     failed = {r.id for r in plan.runs if store.run_state(out, r.id) == store.FAILED} | outcome.unrecorded
     finished = sum(store.run_state(out, r.id) == store.FINISHED for r in plan.runs)

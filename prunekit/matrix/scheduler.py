@@ -23,7 +23,8 @@ from prunekit.matrix.expand import Plan, PlannedRun
 from prunekit.matrix.progress import Active, MatrixProgress
 from prunekit.matrix.run_results import failure_reason, finished_detail, log_tail, read_progress, record_failure
 from prunekit.matrix.slots import Slots
-from prunekit.matrix.worker import RESUME_FLAG
+from prunekit.matrix.worker import CONFIG_ENV
+from prunekit.matrix.worker import command as worker_command
 
 POLL_S = 0.25
 STOP_GRACE_S = 30.0  # children checkpoint on SIGTERM before they exit
@@ -81,16 +82,9 @@ class Scheduler:
             return None
         run_dir = self.out / store.RUNS / run.id
         config = run.config.to_dict() | {"out": str(run_dir.resolve()), "quiet": True, "group": self.plan.spec.name}
-        env = os.environ | self.slots.envs[slot] | {"PYTHONUNBUFFERED": "1"}
+        env = os.environ | self.slots.envs[slot] | {"PYTHONUNBUFFERED": "1", CONFIG_ENV: json.dumps(config)}
         proc = subprocess.Popen(
-            [
-                self.python,
-                "-m",
-                "prunekit.matrix.worker",
-                str(os.getpid()),
-                json.dumps(config),
-                *([RESUME_FLAG] if resuming else []),
-            ],
+            [self.python, *worker_command(os.getpid(), resuming)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

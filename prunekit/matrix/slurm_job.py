@@ -30,7 +30,8 @@ import submitit
 from prunekit.core.rundir import layout as rundir
 from prunekit.core.train.preemption import EXIT_INTERRUPTED
 from prunekit.matrix import store
-from prunekit.matrix.worker import RESUME_FLAG, THREADS_ENV
+from prunekit.matrix.worker import CONFIG_ENV, THREADS_ENV
+from prunekit.matrix.worker import command as worker_command
 
 STOP_WAIT_S = 60
 
@@ -118,13 +119,12 @@ class SlurmRun(submitit.helpers.Checkpointable):
     def _paths(self) -> tuple[Path, Path]:
         return Path(self.out) / store.RUNS / self.run_id, Path(self.out) / store.LOGS / f"{self.run_id}.log"
 
-    def _command(self, config: dict, resume: bool) -> list[str]:
-        worker = ["-m", "prunekit.matrix.worker", str(os.getpid()), json.dumps(config)]
+    def _command(self, resume: bool) -> list[str]:
+        """The worker's command line (its settings go in the environment)."""
         if self.nproc > 1:  # one run on every GPU of the job: DDP, each rank following the torchrun agent
             launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.nproc}"]
-            worker[2] = "0"
-            return [sys.executable, *launcher, *worker, *([RESUME_FLAG] if resume else [])]
-        return [sys.executable, *worker, *([RESUME_FLAG] if resume else [])]
+            return [sys.executable, *launcher, *worker_command(0, resume)]
+        return [sys.executable, *worker_command(os.getpid(), resume)]
 
     def __call__(self) -> str:
         from prunekit.core.config.settings import config_from_mapping
@@ -142,8 +142,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
 
             shutil.rmtree(run_dir, ignore_errors=True)
         threads = str(self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "1")))
-        env = os.environ | {THREADS_ENV: threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
         config = self.config | {"out": str(run_dir), "quiet": True}
+        env = os.environ | {THREADS_ENV: threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
+        env[CONFIG_ENV] = json.dumps(config)
         restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
         started = time.monotonic()
         with open(log_path, "a", encoding="utf-8") as log:
@@ -154,7 +155,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
             log.flush()
             offset = log.tell()
             self.proc = subprocess.Popen(
-                self._command(config, resume),
+                self._command(resume),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -2,7 +2,7 @@
 
 Layout of ``--out DIR``::
 
-    DIR/matrix.json          the spec, its hash, the expanded runs and what was skipped
+    DIR/matrix.json          the spec, its hash, the expanded runs and what was skipped (credentials masked)
     DIR/matrix.lock          held while a matrix process works in DIR
     DIR/runs/<id>/           one run directory per run (written by the runner)
     DIR/runs/<id>/failure.json  why a run failed (written by the matrix)
@@ -27,6 +27,7 @@ from prunekit.core.rundir import layout as rundir
 from prunekit.core.rundir.files import write_json
 from prunekit.core.rundir.layout import FAILED, FAILURE, FINISHED, INTERRUPTED, LOGS, MALFORMED, NEW, RUNS, SLURM, SUMMARY
 from prunekit.core.rundir.layout import MATRIX as MATRIX_FILE
+from prunekit.core.tracking.redact import Redactor
 from prunekit.errors import UsageError
 from prunekit.matrix.expand import Plan
 
@@ -124,7 +125,7 @@ def prepare(out: Path, plan: Plan) -> None:
     (out / RUNS).mkdir(parents=True, exist_ok=True)
     (out / LOGS).mkdir(exist_ok=True)
     previous = read_matrix_file(out) or {}
-    write_json(out / MATRIX_FILE, matrix_record(plan) | {"jobs": previous.get("jobs", {})})
+    write_json(out / MATRIX_FILE, Redactor()(matrix_record(plan) | {"jobs": previous.get("jobs", {})}))
 
 
 def record_jobs(out: Path, jobs: dict[str, dict[str, Any]]) -> None:
@@ -187,4 +188,4 @@ def reset_run(out: Path, run_id: str) -> bool:
 
 
 def write_failure(out: Path, run_id: str, record: dict[str, Any]) -> None:
-    rundir.write_failure(Path(out) / RUNS / run_id, record)
+    rundir.write_failure(Path(out) / RUNS / run_id, Redactor()(record))

@@ -1,9 +1,12 @@
-"""One matrix run in a child process: ``python -m prunekit.matrix.worker PARENT_PID CONFIG_JSON [--resume]``.
+"""One matrix run in a child process: ``python -m prunekit.matrix.worker PARENT_PID [--resume]``.
 
-``--resume`` continues the run from the checkpoint in its directory (or starts
+The run's settings (JSON) come in the environment variable ``PRUNEKIT_MATRIX_CONFIG``,
+not on the command line, which anyone may read with ``ps`` (a tracking URI may hold
+a password). ``--resume`` continues the run from the checkpoint in its directory (or starts
 it again if the checkpoint is unusable). Exit status 0 with ``summary.json``
-written; 3 when stopped by SIGTERM/SIGUSR1 after writing a checkpoint; otherwise
-non-zero with a last line ``prunekit-matrix-failure: <reason>`` on stderr. The child dies with its parent
+written; 3 when stopped by SIGTERM/SIGUSR1 after writing a checkpoint; 4 when out of
+memory; otherwise non-zero with a last line ``prunekit-matrix-failure: <reason>`` on
+stderr (credentials masked). The child dies with its parent
 (``PR_SET_PDEATHSIG`` on Linux, polling elsewhere), so a ``kill -9`` of the
 matrix leaves no orphan writing into a run directory.
 """
@@ -25,6 +28,14 @@ from prunekit.core.train.preemption import EXIT_INTERRUPTED
 FAILURE_MARK = "prunekit-matrix-failure: "
 RESUME_FLAG = "--resume"
 THREADS_ENV = "PRUNEKIT_MATRIX_THREADS"
+CONFIG_ENV = "PRUNEKIT_MATRIX_CONFIG"
+#: Exit status of a run that ran out of memory: a failure, not an interruption (3) a rerun resumes.
+EXIT_OUT_OF_MEMORY = 4
+
+
+def command(parent: int, resume: bool) -> list[str]:
+    """The worker's arguments after ``python``; its settings go in :data:`CONFIG_ENV`."""
+    return ["-m", "prunekit.matrix.worker", str(parent), *([RESUME_FLAG] if resume else [])]
 
 
 def _follow_parent(parent: int) -> None:
@@ -49,7 +60,9 @@ def _follow_parent(parent: int) -> None:
 
 
 def fail(reason: str, code: int) -> None:
-    line = " ".join(reason.split())
+    from prunekit.core.tracking.redact import Redactor
+
+    line = Redactor().text(" ".join(reason.split()))
     print(f"{FAILURE_MARK}{line}", file=sys.stderr, flush=True)
     sys.exit(code)
 
@@ -75,7 +88,7 @@ def train(config, on_epoch, resume: bool):
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parent, config_json = int(argv[0]) or os.getppid(), argv[1]  # 0: whoever started this process (torchrun)
+    parent = int(argv[0]) or os.getppid()  # 0: whoever started this process (torchrun)
     _follow_parent(parent)
     import torch
 
@@ -99,8 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     try:
-        config = config_from_mapping(json.loads(config_json))
-        out, summary = train(config, on_epoch, resume=RESUME_FLAG in argv[2:])
+        config = config_from_mapping(json.loads(os.environ[CONFIG_ENV]))
+        out, summary = train(config, on_epoch, resume=RESUME_FLAG in argv[1:])
     except RunInterrupted as exc:
         print(f"Run {exc}", flush=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -115,11 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     except RunFailed as exc:  # the runner kept the traceback in failure.json; the log gets it too
         print(exc.traceback, file=sys.stderr, end="", flush=True)
         if isinstance(exc.__cause__, (torch.OutOfMemoryError, MemoryError)):
-            fail(f"out of memory: {exc.reason}", 3)
+            fail(f"out of memory: {exc.reason}", EXIT_OUT_OF_MEMORY)
         fail(exc.reason, 1)
     except (torch.OutOfMemoryError, MemoryError) as exc:
         traceback.print_exc()
-        fail(f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", 4)
+        fail(f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_OUT_OF_MEMORY)
     except Exception as exc:
         traceback.print_exc()
         fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 1)

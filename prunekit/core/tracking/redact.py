@@ -20,7 +20,8 @@ from typing import Any
 
 MASK = "***"
 _CREDENTIAL_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|APIKEY|ACCESS_KEY|CREDENTIAL", re.I)
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+# up to the authority's last '@': a password may hold a raw '@' (``user:p@ss@host``)
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"<>]+)@")
 _MIN_SECRET_LENGTH = 4  # shorter values ("1", "true") would mask harmless text
 
 
