@@ -100,6 +100,8 @@ class Progress:
                 fits = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             elif isinstance(current, float):
                 fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            elif isinstance(current, dict):  # a component's own state: it checks its contents
+                fits = isinstance(value, dict)
             else:
                 fits = value is None or isinstance(value, torch.Tensor)
             if not fits:
