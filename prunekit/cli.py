@@ -9,6 +9,7 @@ import sys
 import click
 
 from prunekit import __version__
+from prunekit.bench_inference_command import bench_inference
 from prunekit.core.plugins.registry import KINDS
 from prunekit.core.tracking.redact import Redactor
 from prunekit.errors import UsageError
@@ -81,6 +82,7 @@ cli.add_command(run)
 cli.add_command(matrix)
 cli.add_command(report)
 cli.add_command(export)
+cli.add_command(bench_inference)
 
 
 def _stop_listening() -> None:

@@ -95,3 +95,16 @@ def test_bad_exports_are_one_line_exit_2(runs, run_cli, tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(Exception, match="cannot read it as safetensors"):
         load_model(bad)
+
+
+def test_bench_inference_times_dense_and_csr_on_cpu(runs, run_cli):
+    result = run_cli("bench-inference", runs["magnitude"], "--repeats", "5", "--warmup", "2", "--batch-size", "8", "--json")
+    assert result.code == 0, result.err
+    measured = json.loads(result.out)
+    assert set(measured["forms"]) == {"dense", "csr"} and "no GPU" in measured["skipped"]["semi_structured_2of4"]
+    dense, csr = measured["forms"]["dense"], measured["forms"]["csr"]
+    assert dense["median_ms"] > 0 and dense["p90_ms"] >= dense["median_ms"] and dense["batches"] == 5
+    assert csr["weight_bytes"] < dense["weight_bytes"] and "convolution" in measured["note"]
+    assert len(measured["load_average_1_5_15"]) == 3
+    text = run_cli("bench-inference", runs["magnitude"], "--repeats", "5", "--warmup", "1").out
+    assert "median" in text and "p90" in text and "skipped: needs CUDA" in text
