@@ -41,6 +41,8 @@ _RUN_FIELDS = {
     "device": "device",
     "seed": "seed",
     "amp": "amp",
+    "compile_": "compile",
+    "channels_last": "channels_last",
     "workers": "workers",
     "checkpoint_every": "checkpoint_every",
     "out": "out",
@@ -103,6 +105,10 @@ _PAIR_OPTIONS = {
 @click.option("--device", default=_DEFAULTS.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True)
 @click.option("--amp", is_flag=True, default=_DEFAULTS.amp, help="Mixed precision on CUDA (bf16 where supported, else fp16).")
+@click.option(
+    "--compile", "compile_", is_flag=True, help="torch.compile the forward module (pruners that cannot take it are refused)."
+)
+@click.option("--channels-last", is_flag=True, help="channels_last memory format for 4-d weights and inputs.")
 @click.option(
     "--workers",
     type=int,

@@ -13,7 +13,7 @@ from prunekit.core.config.settings import TRACKING_FIELDS, RunConfig
 EXCLUDED = ("out", "quiet", "checkpoint_every", *TRACKING_FIELDS)
 #: Fields added after the first release, hashed only when not at this default
 #: (so existing run ids, and resuming existing matrices, do not change).
-ADDED_LATER = {"model_opts": {}}
+ADDED_LATER: dict[str, Any] = {"model_opts": {}, "compile": False, "channels_last": False}
 HASH_LENGTH = 10
 
 

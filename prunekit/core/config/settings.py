@@ -44,6 +44,8 @@ class RunConfig:
     device: str = "auto"
     seed: int = 0
     amp: bool = False
+    compile: bool = False
+    channels_last: bool = False
     workers: int | None = None
     checkpoint_every: int = 1
     out: str | None = None

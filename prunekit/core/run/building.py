@@ -21,6 +21,7 @@ from prunekit.core.plugins.loading import Plugins
 from prunekit.core.run.validation import ResolvedRun
 from prunekit.core.sparsity.schedule import Schedule
 from prunekit.core.sparsity.targets import prunable_targets
+from prunekit.core.train.forward import forward_module
 from prunekit.core.train.optim import TrainingOptimizer, parameter_groups
 from prunekit.core.train.parts import Autocast, Built
 from prunekit.errors import UsageError
@@ -134,6 +135,8 @@ def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradSca
     extra = {"name": c.model} if "*" in resolved.model.name else {}
     model = resolved.model.factory(splits.num_classes, splits.in_channels, splits.image_size, **extra, **resolved.model_opts)
     model = model.to(device)
+    if c.channels_last:
+        model.to(memory_format=torch.channels_last)  # 4-d weights only; the same Parameter objects
     check_model_takes_data(model, splits, c.model, c.dataset, device)
     targets = prunable_targets(model)
     pruner = resolved.pruner.factory(targets, **resolved.pruner_opts)
@@ -162,6 +165,7 @@ def build(resolved: ResolvedRun, device: torch.device, scaler: torch.amp.GradSca
     optimizer.scaler = scaler
     pruner.bind(optimizer.optimizer)
     trainer = distributed.wrap(dist, model, device) if dist.enabled else None
+    trainer = forward_module(model, trainer, c.channels_last, c.compile)
     return Built(splits, model, targets, pruner, optimizer, train_loader, test_loader, dist, trainer)
 
 

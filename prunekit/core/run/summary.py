@@ -83,6 +83,8 @@ def build_summary(
         "batch_size": c.batch_size,
         "steps": steps,
         "amp": c.amp,
+        "compile": c.compile,
+        "channels_last": c.channels_last,
         "final_test_accuracy": history[-1]["test_accuracy"],
         "best_test_accuracy": best["test_accuracy"],
         "best_epoch": best["epoch"],

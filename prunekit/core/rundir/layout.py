@@ -107,6 +107,8 @@ class Summary(TypedDict):
     batch_size: int
     steps: int
     amp: bool
+    compile: NotRequired[bool]  # added in schema 1 later: older runs lack them
+    channels_last: NotRequired[bool]
     final_test_accuracy: float
     best_test_accuracy: float
     best_epoch: int
