@@ -106,6 +106,7 @@ class Summary(TypedDict):
     epochs: int
     batch_size: int
     steps: int
+    skipped_steps: NotRequired[int]  # batches whose optimizer step a GradScaler skipped (inf/NaN gradients); added later
     amp: bool
     compile: NotRequired[bool]  # added in schema 1 later: older runs lack them
     channels_last: NotRequired[bool]

@@ -100,3 +100,36 @@ class TrainingOptimizer:
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
+
+
+class StepWatch:
+    """Whether each optimizer step really ran.
+
+    Not when the torch optimizer's ``step()`` was never called (a step post-hook
+    counts the calls: a ``GradScaler`` skips it on inf/NaN gradients), nor when the
+    ``GradScaler``'s scale backed off in ``update()``: it found inf/NaN gradients,
+    and a fused optimizer, which it calls regardless, skipped the update itself.
+    """
+
+    def __init__(self, optimizer: TrainingOptimizer) -> None:
+        self.scaler = optimizer.scaler
+        self.scale = self.scaler.get_scale() if self.scaler is not None else 0.0
+        self.count = 0
+        self._handle = optimizer.optimizer.register_step_post_hook(self._called)
+
+    def _called(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.count += 1
+
+    def step(self, optimizer: TrainingOptimizer) -> bool:
+        """``optimizer.step()``; whether it ran."""
+        calls = self.count
+        optimizer.step()
+        if self.count == calls:
+            return False
+        if self.scaler is None:
+            return True
+        scale, self.scale = self.scale, self.scaler.get_scale()
+        return self.scale >= scale
+
+    def remove(self) -> None:
+        self._handle.remove()

@@ -4,6 +4,9 @@ One optimizer step runs the parts of :data:`STEP_ORDER`, in that order (the one
 statement of it; tests/test_step_order.py checks :func:`train_epoch` against it).
 A mask update therefore always sees the optimizer state exactly as the optimizer
 step left it.
+A step a ``GradScaler`` skips (inf/NaN gradients: see
+:class:`~prunekit.core.train.optim.StepWatch`) is not a step: no step number,
+schedule advance, mask update or ``after_step``; the run counts it in ``skipped_steps``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from prunekit.core.distributed import ddp as distributed
 from prunekit.core.measure.sampling import SamplingThread
 from prunekit.core.sparsity.pruner import masks_after_step
 from prunekit.core.sparsity.schedule import Schedule
+from prunekit.core.train.optim import StepWatch
 from prunekit.core.train.parts import Autocast, Built
 from prunekit.core.train.preemption import StopRequests
 
@@ -57,6 +61,7 @@ class Progress:
     """
 
     step: int = 0
+    skipped_steps: int = 0
     mask_updates: int = 0
     train_time: float = 0.0
     eval_time: float = 0.0
@@ -75,6 +80,7 @@ class Progress:
     #: Fields a checkpoint keeps in its ``loop`` record (``history`` and ``resumed_at_epochs`` have their own).
     SAVED = (
         "step",
+        "skipped_steps",
         "mask_updates",
         "train_time",
         "eval_time",
@@ -121,6 +127,22 @@ class EpochResult:
     stopped: bool = False
 
 
+def _after_optimizer_step(
+    built: Built, schedule: Schedule, prunes: bool, progress: Progress, sampling: SamplingThread, loss: torch.Tensor, step: int
+) -> None:
+    """After optimizer step ``step`` really ran: the mask update when due, enforcement, the optimizer's ``after_step``."""
+
+    def before_update() -> None:
+        if not distributed.all_finite(built.dist, loss):  # scores of NaN weights are meaningless
+            raise TrainingDiverged(f"training loss became {loss.item()} at step {step}")
+        sampling.set_phase("mask_update")
+
+    if masks_after_step(built.pruner, schedule, step, prunes, before_update):  # the schedule's steps, or the pruner's own cadence
+        progress.mask_updates += 1
+        sampling.set_phase("train")
+    built.optimizer.after_step(step)
+
+
 def train_epoch(
     built: Built,
     schedule: Schedule,
@@ -153,43 +175,40 @@ def train_epoch(
     assert loss_sum is not None and correct is not None
     waited = 0.0  # time the step loop spends waiting for the next batch (loading, augmenting, copying)
     batches = iter(built.train_loader)
-    while True:
-        asked = time.perf_counter()
-        batch = next(batches, None)
-        if batch is None:
-            break
-        inputs = batch[0].to(device, non_blocking=True)
-        labels = batch[1].to(device, non_blocking=True)
-        waited += time.perf_counter() - asked
-        opt.optimizer.zero_grad(set_to_none=True)
-        with autocast():
-            logits = model(inputs)
-            loss = F.cross_entropy(logits.float(), labels)
-        opt.backward(loss)
-        progress.step += 1
-        step = progress.step
-        sampling.step = step
-        pruner.before_step(step)
-        opt.process_gradients(step)
-        opt.step()
-
-        def before_update(loss: torch.Tensor = loss, step: int = step) -> None:
-            if not distributed.all_finite(built.dist, loss):  # scores of NaN weights are meaningless
-                raise TrainingDiverged(f"training loss became {loss.item()} at step {step}")
-            sampling.set_phase("mask_update")
-
-        if masks_after_step(pruner, schedule, step, prunes, before_update):  # the schedule's steps, or the pruner's own cadence
-            progress.mask_updates += 1
-            sampling.set_phase("train")
-        opt.after_step(step)
-        loss_sum += loss.detach() * labels.numel()
-        correct += (logits.detach().argmax(1) == labels).sum()
-        progress.seen += labels.numel()
-        progress.batch += 1
-        if on_step is not None:
-            on_step(step, total_steps)
-        if stop is not None and stop.agreed(built.dist):  # every rank stops after the same step
-            break
+    steps_run = StepWatch(opt)
+    try:
+        while True:
+            asked = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                break
+            inputs = batch[0].to(device, non_blocking=True)
+            labels = batch[1].to(device, non_blocking=True)
+            waited += time.perf_counter() - asked
+            opt.optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                logits = model(inputs)
+                loss = F.cross_entropy(logits.float(), labels)
+            opt.backward(loss)
+            step = progress.step + 1
+            sampling.step = step
+            pruner.before_step(step)
+            opt.process_gradients(step)
+            if steps_run.step(opt):
+                progress.step = step
+                _after_optimizer_step(built, schedule, prunes, progress, sampling, loss, step)
+            else:  # a GradScaler skipped it (inf/NaN gradients): not a step, no schedule advance or mask update
+                progress.skipped_steps += 1
+            loss_sum += loss.detach() * labels.numel()
+            correct += (logits.detach().argmax(1) == labels).sum()
+            progress.seen += labels.numel()
+            progress.batch += 1
+            if on_step is not None:
+                on_step(progress.step, total_steps)
+            if stop is not None and stop.agreed(built.dist):  # every rank stops after the same step
+                break
+    finally:
+        steps_run.remove()
     seconds = time.perf_counter() - start
     progress.train_time += seconds
     progress.epoch_seconds += seconds
