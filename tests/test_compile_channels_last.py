@@ -18,8 +18,8 @@ import torch
 from click.testing import CliRunner
 
 from prunekit.cli import cli
-from prunekit.core import runner
-from prunekit.core.config import RunConfig
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.run import runner
 from prunekit.testing.resume import one_thread
 
 FLIPS = 5e-3  # the fraction of weights whose mask may differ (measured: up to 0.13%, state); a layout bug flips ~40% of a layer

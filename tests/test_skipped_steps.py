@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from prunekit.core import checkpoint, runner
-from prunekit.core.building import make_schedule
-from prunekit.core.config import RunConfig
+from prunekit.core.config.settings import RunConfig
+from prunekit.core.run import runner
+from prunekit.core.run.building import make_schedule
+from prunekit.core.rundir import checkpoint
 from prunekit.testing.resume import one_thread
 
 SKIPPED_BATCH = 3  # the 1-based training batch whose gradients become infinite
