@@ -10,7 +10,7 @@ import click
 
 from prunekit import __version__
 from prunekit.bench_inference_command import bench_inference
-from prunekit.core.plugins.registry import KINDS
+from prunekit.core.plugins.kinds import KINDS
 from prunekit.core.tracking.redact import Redactor
 from prunekit.errors import UsageError
 from prunekit.export.command import export

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from prunekit.core.rundir.layout import Summary
 
 MiB = 1024 * 1024
 
@@ -14,12 +20,12 @@ MiB = 1024 * 1024
 class RunProgress:
     """Shows steps, loss, accuracy and sparsity while a run trains."""
 
-    def __init__(self, epochs: int, quiet: bool = False, stream=None) -> None:
+    def __init__(self, epochs: int, quiet: bool = False, stream: TextIO | None = None) -> None:
         self.epochs = epochs
         self.quiet = quiet
         self.stream = stream or sys.stderr
-        self.bar = None
-        self.task = None
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
         self.last = ""
 
     def __enter__(self) -> RunProgress:
@@ -40,15 +46,15 @@ class RunProgress:
             self.task = self.bar.add_task("train", total=None, status="")
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
 
     def step(self, step: int, total: int) -> None:
-        if self.bar is not None:
+        if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=step, total=total, status=self.last)
 
-    def epoch(self, record: dict) -> None:
+    def epoch(self, record: dict[str, Any]) -> None:
         self.last = (
             f"epoch {record['epoch']}/{self.epochs} loss {record['train_loss']:.4f} "
             f"test acc {record['test_accuracy']:.2f}% sparsity {100 * record['sparsity']:.1f}%"
@@ -71,7 +77,7 @@ def _mib(value: float) -> str:
     return f"{value / MiB:,.1f} MiB"
 
 
-def print_summary(out: Path, s: dict) -> None:
+def print_summary(out: Path, s: Summary) -> None:
     """The finished run in a few lines: accuracy, target and achieved sparsity, ledger, memory, time."""
     ledger = s["ledger"]
     reached = "reached" if s["target_reached"] else "NOT reached"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -151,7 +152,9 @@ _PAIR_OPTIONS = {
     help="Train with DDP on N processes of this node (starts torchrun; nccl on CUDA, gloo on CPU). --batch-size stays per process.",
 )
 @click.pass_context
-def run(ctx: click.Context, config_file: Path | None, resume_dir: Path | None, nproc_per_node: int | None, **options) -> None:
+def run(
+    ctx: click.Context, /, config_file: Path | None, resume_dir: Path | None, nproc_per_node: int | None, **options: Any
+) -> None:
     """Train one model with one optimizer and pruner; write a run directory.
 
     SIGTERM or SIGUSR1 stops it after the current step with a checkpoint (exit status 3).
@@ -202,7 +205,7 @@ def run(ctx: click.Context, config_file: Path | None, resume_dir: Path | None, n
         print_summary(out, summary)
 
 
-def build_config(ctx: click.Context, config_file: Path | None, options: dict) -> RunConfig:
+def build_config(ctx: click.Context, config_file: Path | None, options: dict[str, Any]) -> RunConfig:
     """Defaults, then the YAML file, then options given on the command line."""
     data = load_yaml_config(config_file) if config_file else {}
     for param, field in _RUN_FIELDS.items():

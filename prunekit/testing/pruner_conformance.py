@@ -38,34 +38,44 @@ its masks during the training steps; pass options that make that cadence short
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from prunekit.builtin.models import lenet5
 from prunekit.builtin.optimizers import adamw
 from prunekit.core.sparsity.pruner import TrainingPlan
 from prunekit.core.sparsity.schedule import Schedule
-from prunekit.core.sparsity.targets import measure_sparsity, prunable_targets
+from prunekit.core.sparsity.targets import Target, measure_sparsity, prunable_targets
 from prunekit.core.train.optim import parameter_groups
 
 TOLERANCE = 0.005
 PLAN_STEPS = 16
 
 
-def _sparsity(model, targets) -> float:
+def _sparsity(model: nn.Module, targets: list[Target]) -> float:
     return measure_sparsity(model, targets)["prunable"]
 
 
-def _train(model, targets, pruner, opt, steps: int, first_step: int, generator, sparsity: float | None = None) -> None:
+def _train(
+    model: nn.Module,
+    targets: list[Target],
+    pruner: Any,
+    opt: torch.optim.Optimizer,
+    steps: int,
+    first_step: int,
+    generator: torch.Generator,
+    sparsity: float | None = None,
+) -> None:
     regrown = False  # after a drop-and-grow, grown weights are active zeros: at least s, not exactly s
     for step in range(first_step, first_step + steps):
         x = torch.randn(8, 1, 32, 32, generator=generator)
         y = torch.randint(0, 10, (8,), generator=generator)
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        F.cross_entropy(model(x), y).backward()  # type: ignore[no-untyped-call]  # torch leaves backward untyped
         pruner.before_step(step)
         opt.step()
         if sparsity is not None and pruner.is_update_step(step):
@@ -78,7 +88,9 @@ def _train(model, targets, pruner, opt, steps: int, first_step: int, generator, 
             assert regrown or got <= sparsity + TOLERANCE, f"training step {step} changed sparsity from {sparsity} to {got:.4f}"
 
 
-def _build(factory: Callable[..., Any], options: dict, seed: int, target: float):
+def _build(
+    factory: Callable[..., Any], options: dict[str, Any], seed: int, target: float
+) -> tuple[nn.Module, list[Target], Any, torch.optim.Optimizer]:
     torch.manual_seed(seed)
     model = lenet5(10, 1, 32)
     targets = prunable_targets(model)
@@ -89,7 +101,7 @@ def _build(factory: Callable[..., Any], options: dict, seed: int, target: float)
     return model, targets, pruner, opt
 
 
-def _check_names(kind: str, items: dict, names: set[str], valid: Callable[[Any], bool]) -> None:
+def _check_names(kind: str, items: dict[str, Any], names: set[str], valid: Callable[[Any], bool]) -> None:
     assert isinstance(items, dict), f"{kind} is not a dict"
     for name, value in items.items():
         assert valid(value), f"{kind} entry {name!r} has an invalid value {value!r}"
@@ -99,12 +111,12 @@ def _check_names(kind: str, items: dict, names: set[str], valid: Callable[[Any],
 
 def check_pruner(
     factory: Callable[..., Any],
-    options: dict | None = None,
-    sparsities=(0.5, 0.8),
+    options: dict[str, Any] | None = None,
+    sparsities: Sequence[float] = (0.5, 0.8),
     seed: int = 0,
     step_zero: bool = True,
     first_masks_after: int = 1,
-) -> dict:
+) -> dict[float, float]:
     """Run the rules above; return the achieved sparsity after each update."""
     options = dict(options or {})
     model, targets, pruner, opt = _build(factory, options, seed, sparsities[-1])

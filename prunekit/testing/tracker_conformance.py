@@ -97,7 +97,7 @@ def run_dispatched(
     run_dir: Path,
     end: RunEnd,
     *,
-    previous: dict | None = None,
+    previous: dict[str, Any] | None = None,
     name: str = "conformance",
     epochs: int = 2,
     first_epoch: int = 1,
@@ -112,7 +112,7 @@ def run_dispatched(
         trackers.epoch(record)
     for sample in sample_memory():
         trackers.memory(sample)
-    counts = trackers.end(end)[name]
+    counts: dict[str, Any] = trackers.end(end)[name]
     assert counts["errors"] == 0, f"the tracker raised {counts['errors']} error(s); first: {counts['first_error']}"
     assert counts["finished"], "the tracker did not finish within its finish_timeout_s"
     assert counts["dropped"] == counts["skipped"] == 0, f"events lost: {counts}"

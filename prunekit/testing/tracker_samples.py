@@ -34,7 +34,9 @@ def sample_config(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def sample_run_start(run_dir: Path, *, group: str | None = "conformance-matrix", previous: dict | None = None) -> RunStart:
+def sample_run_start(
+    run_dir: Path, *, group: str | None = "conformance-matrix", previous: dict[str, Any] | None = None
+) -> RunStart:
     """The RunStart the core sends for :func:`sample_config`."""
     return RunStart(
         run_dir=Path(run_dir),

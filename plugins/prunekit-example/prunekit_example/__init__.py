@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from prunekit.api import SCOPE_OPTION, MaskPruner, Option, Register, Target, hookimpl
@@ -24,10 +26,10 @@ class RandomPruner(MaskPruner):
         kept = {f"score:{t.name}": s for t, s in zip(self.targets, self.scores or [])}
         return super().state_tensors() | kept  # the ledger counts every byte we keep
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {"scores": [s.clone() for s in self.scores or []]}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.scores = [s.clone() for s in state["scores"]] or None
 

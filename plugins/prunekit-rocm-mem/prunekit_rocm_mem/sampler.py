@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any
+from typing import Any, cast
 
 from prunekit.api import DeviceSampler, PciAddress, SamplerUnavailable
 
@@ -155,7 +155,7 @@ class RocmSampler(DeviceSampler):
 
     def processes(self) -> list[tuple[int, int | None]]:
         smi, handle = self.lib, self.handle
-        infos = []
+        infos: list[Any] = []  # amdsmi's process dicts
         for entry in smi.amdsmi_get_gpu_process_list(handle):
             if isinstance(entry, dict):  # ROCm 6.1.2 and later
                 self.process_api = "amdsmi_get_gpu_process_list (dicts)"
@@ -163,7 +163,8 @@ class RocmSampler(DeviceSampler):
             else:  # ROCm 6.0-6.1.1: process handles
                 self.process_api = "amdsmi_get_gpu_process_list + amdsmi_get_gpu_process_info"
                 infos.append(smi.amdsmi_get_gpu_process_info(handle, entry))
-        return [(info.get("pid"), _number(info.get("memory_usage", {}).get("vram_mem"))) for info in infos]
+        # amdsmi reports vram_mem as an integer count of bytes (or "N/A")
+        return [(info.get("pid"), cast("int | None", _number(info.get("memory_usage", {}).get("vram_mem")))) for info in infos]
 
     def vendor_summary(self) -> dict[str, Any]:
         return {"temperature_sensor": getattr(self._temp_sensor, "name", None)}
