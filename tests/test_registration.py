@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from prunekit.api import MASK_STORAGE_OPTION, MaskPruner, Option, hookimpl
+from prunekit.api import MASK_STORAGE_OPTION, STRUCTURE_OPTION, MaskPruner, Option, hookimpl
 from prunekit.core.plugins import loading as plugins
 from prunekit.core.plugins.kinds import KIND_SPECS
 
@@ -94,7 +94,9 @@ def test_optimizer_metadata_is_type_checked(metadata, message):
 
 def test_a_good_registration_keeps_defaults_and_tuples():
     def register_pruners(register):
-        register("p", Scoped, options=(SCOPE, MASK_STORAGE_OPTION), requires=["exp_avg"])  # a list of names is fine
+        register(
+            "p", Scoped, options=(SCOPE, MASK_STORAGE_OPTION, STRUCTURE_OPTION), requires=["exp_avg"]
+        )  # a list of names is fine
         register("q", lambda targets, **options: Scoped(targets, **options), options=(SCOPE,))  # **options takes any
 
     loaded = loaded_with(register_pruners=register_pruners)

@@ -2,7 +2,7 @@
 
 import torch
 
-from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, MaskPruner, Register, Target, hookimpl
+from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, STRUCTURE_OPTION, MaskPruner, Register, Target, hookimpl
 
 
 class LayerNormalisedMagnitude(MaskPruner):
@@ -15,4 +15,4 @@ class LayerNormalisedMagnitude(MaskPruner):
 
 @hookimpl
 def register_pruners(register: Register) -> None:
-    register("normalised-magnitude", LayerNormalisedMagnitude, options=(SCOPE_OPTION, MASK_STORAGE_OPTION))
+    register("normalised-magnitude", LayerNormalisedMagnitude, options=(SCOPE_OPTION, MASK_STORAGE_OPTION, STRUCTURE_OPTION))
