@@ -27,6 +27,7 @@ it is taken, once every ``delta_t`` steps.)
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -95,8 +96,9 @@ class DynamicSparsePruner(MaskPruner):
         if self.grow_by_gradient and self.is_topology_step(step) and self.masks[0] is not None:
             for i, target in enumerate(self.targets):
                 grad = target.parameter.grad
-                self._grow_scores[i] = None if grad is None else grad.detach().abs()
-                held = 0 if grad is None else self._grow_scores[i].untyped_storage().nbytes()
+                score = None if grad is None else grad.detach().abs()
+                self._grow_scores[i] = score
+                held = 0 if score is None else score.untyped_storage().nbytes()
                 key = f"dense_grad:{target.name}"
                 self._transient[key] = max(self._transient.get(key, 0), held)
         super().before_step(step)
@@ -120,7 +122,7 @@ class DynamicSparsePruner(MaskPruner):
     def transient_bytes(self) -> dict[str, int]:
         return dict(self._transient)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         # the transient peak too: a run resumed after its last topology update reports it like one never stopped
         return super().state_dict() | {
             "seed": self.seed,
@@ -128,7 +130,7 @@ class DynamicSparsePruner(MaskPruner):
             "transient": dict(self._transient),
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.seed = int(state["seed"])
         self.topology_updates = int(state.get("topology_updates", 0))
@@ -137,6 +139,7 @@ class DynamicSparsePruner(MaskPruner):
     # -- topology -------------------------------------------------------------
     def _pruned(self, i: int) -> int:
         mask = self.masks[i]
+        assert mask is not None, "masks exist once the pruner has started"
         return mask.numel() - int(mask.sum())
 
     def _initialise(self, prune: list[int]) -> None:
@@ -159,7 +162,9 @@ class DynamicSparsePruner(MaskPruner):
         if not all(bool(torch.isfinite(g).all()) for g in self._grow_scores if g is not None):
             return  # a non-finite gradient (e.g. an AMP overflow step): keep the topology
         for i, target in enumerate(self.targets):
-            mask = self.masks[i].view(-1)
+            held_mask = self.masks[i]
+            assert held_mask is not None, "masks exist once the pruner has started"
+            mask = held_mask.view(-1)
             if self.variant == "mocanu":
                 dropped = self._drop_signed(row_major(target.parameter), mask, fraction)
                 n = int(dropped.sum())
@@ -189,7 +194,9 @@ class DynamicSparsePruner(MaskPruner):
     def _resize(self, prune: list[int], step: int) -> None:
         """Reach a new per-layer count: drop the smallest |w| or grow (masks may shrink or grow)."""
         for i, target in enumerate(self.targets):
-            mask = self.masks[i].view(-1)
+            held_mask = self.masks[i]
+            assert held_mask is not None, "masks exist once the pruner has started"
+            mask = held_mask.view(-1)
             extra = prune[i] - self._pruned(i)
             if extra > 0:
                 mask &= ~lowest(row_major(target.parameter).abs_().masked_fill_(~mask, math.inf), extra)

@@ -10,6 +10,8 @@ should be compared with a random mask of the same layer-wise densities.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from prunekit.api import MaskPruner, Target
@@ -35,9 +37,9 @@ class RandomPruner(MaskPruner):
         self._step = step  # the same scores on every pass of this update
         super().update_masks(sparsity, step)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {"seed": self.seed}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.seed = int(state["seed"])

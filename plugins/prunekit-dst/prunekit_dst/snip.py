@@ -94,9 +94,10 @@ class SnipPruner(MaskPruner):
         for i, target in enumerate(self.targets):
             term = self._sensitivity(target)
             held = self.sums[i]
-            self.sums[i] = term if held is None else held.add_(term)
+            summed = term if held is None else held.add_(term)
+            self.sums[i] = summed
             key = f"sensitivity:{target.name}"
-            self._transient[key] = max(self._transient.get(key, 0), self.sums[i].untyped_storage().nbytes())
+            self._transient[key] = max(self._transient.get(key, 0), summed.untyped_storage().nbytes())
         self.scored += 1
 
     def _select(self, sparsity: float, step: int) -> None:
