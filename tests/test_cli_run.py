@@ -28,7 +28,7 @@ def test_one_epoch_digits_job_writes_an_honest_run_directory(tmp_path, run_cli):
     summary, metrics, timeline, config = read(out)
     assert summary["model"] == "lenet5" and summary["dataset"] == "digits"
     assert summary["optimizer"] == "adamw" and summary["pruner"] == "magnitude"
-    assert summary["pruner_options"] == {"scope": "global", "mask_storage": "bool"}
+    assert summary["pruner_options"] == {"scope": "global", "mask_storage": "bool", "structure": "unstructured"}
     assert summary["target_sparsity"] == 0.7
     assert summary["achieved_sparsity"] == pytest.approx(round(0.7 * 61_470) / 61_470)
     assert summary["target_reached"] is True
@@ -61,7 +61,11 @@ def test_config_file_with_command_line_override(tmp_path, run_cli):
     out = tmp_path / "run"
     assert run_cli("run", "--config", cfg, "--sparsity", "0.6", "--out", out).code == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["target_sparsity"] == 0.6 and summary["pruner_options"] == {"scope": "layer", "mask_storage": "bool"}
+    assert summary["target_sparsity"] == 0.6 and summary["pruner_options"] == {
+        "scope": "layer",
+        "mask_storage": "bool",
+        "structure": "unstructured",
+    }
     assert summary["lr"] == 2e-3  # YAML reads 2e-3 as a string; the config takes it as the number
 
 
@@ -105,7 +109,10 @@ BAD = [
     (["--batch-size", "0"], "Batch size must be at least 1, got 0."),
     (["--frequency", "0"], "Frequency must be at least 1"),
     (["--pruner-opt", "scope=everywhere"], "Option 'scope' of pruner 'magnitude' must be one of: global, layer"),
-    (["--pruner-opt", "alpha=1"], "Unknown option 'alpha' for pruner 'magnitude'. Valid options: scope, mask_storage."),
+    (
+        ["--pruner-opt", "alpha=1"],
+        "Unknown option 'alpha' for pruner 'magnitude'. Valid options: scope, mask_storage, structure.",
+    ),
     (["--pruner-opt", "scope"], "--pruner-opt expects key=value"),
     (["--dataset", "mnist"], "Dataset 'mnist' reads from disk: pass --data-dir"),
     (["--dataset", "mnist", "--data-dir", "/nonexistent/mnist"], "Data directory /nonexistent/mnist does not exist"),

@@ -66,7 +66,10 @@ def test_a_2_4_run_reports_its_structure(tmp_path):
     [
         (["--sparsity", "0.7", "--pruner-opt", "structure=2:4"], "structure 2:4 needs sparsity 0.5"),
         (["--sparsity", "0.5", "--pruner-opt", "structure=4:2"], "structure must be 'unstructured' or N:M"),
-        (["--sparsity", "0.5", "--pruner-opt", "structure=2:4", "--pruner-opt", "scope=erk"], "needs scope global or layer"),
+        (
+            ["--sparsity", "0.5", "--pruner-opt", "structure=2:4", "--pruner-opt", "scope=erk"],
+            "needs scope global, layer or uniform",
+        ),
     ],
 )
 def test_bad_structure_is_one_line_exit_2(tmp_path, run_cli, args, says):

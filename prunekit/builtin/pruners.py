@@ -23,7 +23,9 @@ def none(targets: list[Target]) -> Pruner:
 def magnitude(
     targets: list[Target], scope: str = "global", mask_storage: str = "bool", structure: str = "unstructured"
 ) -> MagnitudePruner:
-    return MagnitudePruner(targets, scope=scope, mask_storage=mask_storage, structure=structure)
+    pruner = MagnitudePruner(targets, scope=scope, mask_storage=mask_storage)
+    pruner.set_structure(structure)
+    return pruner
 
 
 @hookimpl

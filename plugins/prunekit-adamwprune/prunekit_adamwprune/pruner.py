@@ -43,7 +43,8 @@ class StatePruner(MaskPruner):
         mask_storage: str = "bool",
         structure: str = "unstructured",
     ) -> None:
-        super().__init__(targets, scope=scope, mask_storage=mask_storage, structure=structure)
+        super().__init__(targets, scope=scope, mask_storage=mask_storage)
+        self.set_structure(structure)
         self.variant = variant
         self.eps = eps
         self._score, self._needs = VARIANTS[variant]

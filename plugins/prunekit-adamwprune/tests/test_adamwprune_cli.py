@@ -26,7 +26,13 @@ def test_adamwprune_defaults_to_state_and_reaches_target(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["optimizer"], summary["pruner"]) == ("adamwprune", "state")
-    assert summary["pruner_options"] == {"variant": "bitter7", "scope": "global", "eps": 1e-8, "mask_storage": "bool"}
+    assert summary["pruner_options"] == {
+        "variant": "bitter7",
+        "scope": "global",
+        "eps": 1e-8,
+        "mask_storage": "bool",
+        "structure": "unstructured",
+    }
     assert summary["target_reached"] is True
     assert summary["sparsity_counts"]["prunable_zeros"] == round(0.6 * 61_470)
     assert summary["ledger"]["pruner_state"] == 61_470

@@ -43,6 +43,7 @@ def test_defaults_resolve(registry):
         "scope": "global",
         "eps": 1e-8,
         "mask_storage": "bool",
+        "structure": "unstructured",
     }
     assert resolve_options(entry.options, {"variant": "fisher", "eps": "1e-6"}, "pruner 'state'")["eps"] == 1e-6
 

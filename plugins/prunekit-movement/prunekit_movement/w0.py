@@ -20,7 +20,8 @@ class MovementW0Pruner(MaskPruner):
     def __init__(
         self, targets: list[Target], scope: str = "global", mask_storage: str = "bool", structure: str = "unstructured"
     ) -> None:
-        super().__init__(targets, scope=scope, mask_storage=mask_storage, structure=structure)
+        super().__init__(targets, scope=scope, mask_storage=mask_storage)
+        self.set_structure(structure)
         self.initial: list[torch.Tensor | None] = [None] * len(targets)
 
     def bind(self, optimizer) -> None:

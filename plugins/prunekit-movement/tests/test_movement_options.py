@@ -48,7 +48,7 @@ def test_options_resolve_from_strings():
         (
             "movement-w0",
             {"lr_score": "1"},
-            "Unknown option 'lr_score' for pruner 'movement-w0'. Valid options: scope, mask_storage.",
+            "Unknown option 'lr_score' for pruner 'movement-w0'. Valid options: scope, mask_storage, structure.",
         ),
         ("movement-w0", {"scope": "all"}, "Option 'scope' of pruner 'movement-w0' must be one of: global, layer"),
     ],

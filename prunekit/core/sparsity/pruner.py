@@ -151,7 +151,11 @@ class MaskPruner(Pruner):
         super().__init__(targets)
         self.scope = scope
         self.store = make_store(mask_storage, targets)
-        self.structure = Structure(structure, targets)  # N:M, or unstructured: which layers the masks cover
+        self.structure = Structure(structure, targets)  # which layers the masks cover, and how
+
+    def set_structure(self, structure: str) -> None:
+        """Use ``structure`` (``STRUCTURE_OPTION``: unstructured or N:M); a pruner that declares the option calls this."""
+        self.structure = Structure(structure, self.targets)
 
     @property
     def mask_storage(self) -> str:

@@ -54,8 +54,8 @@ def structure_problem(options: dict[str, object], sparsity: float) -> str | None
     n, m = nm
     if abs(sparsity - (1 - n / m)) > 1e-9:
         return f"structure {n}:{m} needs sparsity {1 - n / m:g} (1 - N/M), got {sparsity:g}"
-    if options.get("scope", "global") not in ("global", "layer"):
-        return f"structure {n}:{m} needs scope global or layer (every layer at 1 - N/M), got {options.get('scope')!r}"
+    if options.get("scope", "global") not in ("global", "layer", "uniform"):
+        return f"structure {n}:{m} needs scope global, layer or uniform (every layer at 1 - N/M), got {options.get('scope')!r}"
     return None
 
 
