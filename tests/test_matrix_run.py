@@ -131,7 +131,8 @@ def test_failed_runs_are_recorded_and_the_others_go_on_then_reported(tmp_path):
     assert "failed 1/1: RuntimeError: toy pruner failed on purpose" in text
     assert "failed 1/1: killed by SIGKILL" in text
     magnitude_row = next(line for line in text.splitlines() if "| magnitude |" in line)
-    assert magnitude_row.startswith("| 1 | adamw | magnitude |")
+    assert magnitude_row.startswith("| — | adamw | magnitude |")  # one seed: no rank, no verdict
+    assert "no verdict (one seed)" in magnitude_row
     for line in text.splitlines():
         if "toy-faulty" in line and line.startswith("|"):
             assert line.startswith("| — |")  # flagged rows are not ranked
