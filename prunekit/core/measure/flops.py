@@ -79,7 +79,12 @@ class TrainingFlops:
         self.targets = targets
         self.weighted = float((state or {}).get("weighted", 0.0))
         self.pruned = {t.name: float((state or {}).get("pruned", {}).get(t.name, 0.0)) for t in targets}
-        self._densities: dict[str, float] | None = None
+        # The densities counted at the last mask change: saved, so a resumed run counts the same (weights
+        # regrown at zero by RigL/SET become nonzero later, and counting again mid-interval would differ).
+        saved = (state or {}).get("densities")
+        names = {t.name for t in targets}
+        valid = isinstance(saved, dict) and set(saved) == names and all(isinstance(v, float) for v in saved.values())
+        self._densities: dict[str, float] | None = dict(saved) if valid else None
 
     def masks_changed(self) -> None:
         """The next step's forward pass uses new masks: count the weights again."""
@@ -98,7 +103,8 @@ class TrainingFlops:
         return self.weighted * forward.total - sum(p * forward.per_layer[name] for name, p in self.pruned.items())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"weighted": self.weighted, "pruned": dict(self.pruned)}
+        densities = dict(self._densities) if self._densities is not None else None
+        return {"weighted": self.weighted, "pruned": dict(self.pruned), "densities": densities}
 
 
 def flops_section(model: nn.Module, targets: Sequence[Target], example: torch.Tensor, training: TrainingFlops) -> dict[str, Any]:
