@@ -81,10 +81,10 @@ class TrainingFlops:
         self.pruned = {t.name: float((state or {}).get("pruned", {}).get(t.name, 0.0)) for t in targets}
         # The densities counted at the last mask change: saved, so a resumed run counts the same (weights
         # regrown at zero by RigL/SET become nonzero later, and counting again mid-interval would differ).
-        saved = (state or {}).get("densities")
+        saved: Any = (state or {}).get("densities")
         names = {t.name for t in targets}
         valid = isinstance(saved, dict) and set(saved) == names and all(isinstance(v, float) for v in saved.values())
-        self._densities: dict[str, float] | None = dict(saved) if valid else None
+        self._densities: dict[str, float] | None = {str(k): float(v) for k, v in saved.items()} if valid else None
 
     def masks_changed(self) -> None:
         """The next step's forward pass uses new masks: count the weights again."""
