@@ -43,7 +43,11 @@ def test_options_resolve_from_strings():
         ("movement", {"lr_score": "nan"}, "Option 'lr_score' of pruner 'movement' must be a finite number, got 'nan'."),
         ("movement", {"lr_score": "inf"}, "must be a finite number"),
         ("movement", {"lr_score": "fast"}, "Option 'lr_score' of pruner 'movement' must be float, got 'fast'."),
-        ("movement", {"scope": "model"}, "Option 'scope' of pruner 'movement' must be one of: global, layer, uniform, erk; got 'model'."),
+        (
+            "movement",
+            {"scope": "model"},
+            "Option 'scope' of pruner 'movement' must be one of: global, layer, uniform, erk; got 'model'.",
+        ),
         ("movement", {"lr": "1"}, "Unknown option 'lr' for pruner 'movement'. Valid options: lr_score, scope."),
         (
             "movement-w0",
