@@ -16,7 +16,8 @@ raises :data:`API_VERSION` and is recorded in ``CHANGELOG.md``.
   :data:`MASKED_OPTIMIZER_STATE`, :func:`threshold_for_sparsity`, :func:`apply_mask_`,
   :class:`TrainingPlan`, :class:`Schedule`; layer-wise sparsity: :data:`DISTRIBUTIONS`,
   :func:`erk_densities`, :func:`layer_sparsities`, :func:`prune_counts`;
-- optimizers and data: :class:`TrainingOptimizer`, :class:`DatasetSplits`, :class:`ImageTensors`;
+- optimizers and data: :class:`TrainingOptimizer`, :class:`DatasetSplits`, :class:`ImageTensors`; optimizer state for live
+  weights only: :data:`STATE_STORAGE_OPTION`, :func:`with_state_storage`, :func:`dense_state`, :func:`live_values`;
 - samplers: :class:`Sampler`, :data:`SCOPES`, :class:`SamplerUnavailable`, and for
   GPU vendor samplers :class:`DeviceSampler` and :class:`PciAddress`;
 - trackers: :class:`Tracker`, :class:`RunStart`, :class:`RunEnd`, :data:`RUN_STATUSES`;
@@ -31,6 +32,7 @@ from prunekit.core.data.loaders import DatasetSplits, ImageTensors
 from prunekit.core.measure.device_sampler import DeviceSampler, PciAddress
 from prunekit.core.measure.sampling import SCOPES, Sampler, SamplerUnavailable
 from prunekit.core.rundir.layout import EPOCH_METRICS
+from prunekit.core.sparsity.compact_state import STATE_STORAGE_OPTION, dense_state, live_values, with_state_storage
 from prunekit.core.sparsity.distribution import DISTRIBUTIONS, erk_densities, layer_sparsities, prune_counts, sparsity_groups
 from prunekit.core.sparsity.pruner import (
     MASK_STORAGE_OPTION,
@@ -61,7 +63,7 @@ from prunekit.sparsifier import Sparsifier
 
 #: The version of this surface: the major part changes when a name or signature
 #: changes incompatibly, the minor part when one is added.
-API_VERSION = "1.9"
+API_VERSION = "1.10"
 
 __all__ = [
     "API_VERSION",
@@ -71,6 +73,7 @@ __all__ = [
     "RUN_STATUSES",
     "SCOPES",
     "SCOPE_OPTION",
+    "STATE_STORAGE_OPTION",
     "STRUCTURE_OPTION",
     "DatasetFactory",
     "DISTRIBUTIONS",
@@ -99,11 +102,14 @@ __all__ = [
     "TrainingPlan",
     "UsageError",
     "apply_mask_",
+    "dense_state",
     "erk_densities",
     "hookimpl",
     "layer_sparsities",
+    "live_values",
     "memory_interval_option",
     "prune_counts",
     "sparsity_groups",
     "threshold_for_sparsity",
+    "with_state_storage",
 ]

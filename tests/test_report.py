@@ -289,3 +289,19 @@ def test_mask_storage_shown_in_tables_csv_and_ledger_figure(tmp_path, run_cli, m
     )
     figures.ledger_bars(build_rows(load_runs(tmp_path).runs), tmp_path / "ledger.png")
     assert {"adamw + magnitude [bits masks]", "adamw + magnitude [implicit masks]", "adamw + magnitude"} == set(seen["labels"])
+
+
+def test_compact_state_is_its_own_row_and_findings_name_its_optimizer_bytes(tmp_path, run_cli):
+    runs = tmp_path / "runs"
+    for name, storage, per_weight in (("dense", "dense", 8.0), ("compact", "compact", 2.525)):
+        write_run(runs, name, "adamw", "state", 0.7, 0, 90.0)
+        s = json.loads((runs / name / "summary.json").read_text())
+        s["optimizer_options"] = {"state_storage": storage}
+        s["ledger"]["per_prunable_weight"] = {"fc": {"parameter": 4 * PRUNABLE, "optimizer_state": per_weight * PRUNABLE}}
+        (runs / name / "summary.json").write_text(json.dumps(s))
+    assert run_cli("report", tmp_path).code == 0
+    md = (tmp_path / "report.md").read_text()
+    rows = tables(md)["lenet5 on digits, 70% target sparsity"]
+    assert {r["optimizer"] for r in rows} == {"adamw", "adamw [compact state]"}
+    assert "adamw [compact state] + state 6.525 (4 parameter, 2.525 optimizer state)" in md
+    assert "adamw + state 12 (4 parameter, 8 optimizer state)" in md

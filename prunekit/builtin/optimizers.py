@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from prunekit.api import Option, Register, TrainingOptimizer, hookimpl
+from prunekit.api import STATE_STORAGE_OPTION, Option, Register, TrainingOptimizer, hookimpl, with_state_storage
 from prunekit.builtin.spam import AMSGRAD_STATE, CLIP_RULES, SpamOptimizer
 
 ADAM_STATE = ("exp_avg", "exp_avg_sq")
@@ -52,15 +52,27 @@ def sgd(
 
 
 def adam(
-    param_groups: list[dict[str, Any]], *, lr: float, weight_decay: float, epochs: int, steps_per_epoch: int
+    param_groups: list[dict[str, Any]],
+    *,
+    lr: float,
+    weight_decay: float,
+    epochs: int,
+    steps_per_epoch: int,
+    state_storage: str = "dense",
 ) -> torch.optim.Optimizer:
-    return fused_if_available(torch.optim.Adam, param_groups, lr=lr)
+    return with_state_storage(fused_if_available(torch.optim.Adam, param_groups, lr=lr), state_storage)
 
 
 def adamw(
-    param_groups: list[dict[str, Any]], *, lr: float, weight_decay: float, epochs: int, steps_per_epoch: int
+    param_groups: list[dict[str, Any]],
+    *,
+    lr: float,
+    weight_decay: float,
+    epochs: int,
+    steps_per_epoch: int,
+    state_storage: str = "dense",
 ) -> torch.optim.Optimizer:
-    return fused_if_available(torch.optim.AdamW, param_groups, lr=lr)
+    return with_state_storage(fused_if_available(torch.optim.AdamW, param_groups, lr=lr), state_storage)
 
 
 def adamwadv(
@@ -72,9 +84,11 @@ def adamwadv(
     steps_per_epoch: int,
     max_grad_norm: float = 1.0,
     eta_min: float = 1e-6,
+    state_storage: str = "dense",
 ) -> TrainingOptimizer:
     opt = fused_if_available(torch.optim.AdamW, param_groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
-    return TrainingOptimizer(opt, cosine_per_epoch(opt, epochs, eta_min), max_grad_norm=max_grad_norm)
+    made = TrainingOptimizer(opt, cosine_per_epoch(opt, epochs, eta_min), max_grad_norm=max_grad_norm)
+    return with_state_storage(made, state_storage)
 
 
 def adamwspam(
@@ -97,6 +111,7 @@ def adamwspam(
     clip_warmup: int | None = None,
     reset_interval: int | None = None,
     reset_warmup: int | None = None,
+    state_storage: str = "dense",
 ) -> SpamOptimizer:
     """SPAM over AdamW; ``preset`` supplies every option left at None (``SPAM_PRESETS``)."""
     given = dict(
@@ -112,7 +127,7 @@ def adamwspam(
     )
     s = SPAM_PRESETS[preset] | {k: v for k, v in given.items() if v is not None}
     opt = fused_if_available(torch.optim.AdamW, param_groups, lr=lr, betas=(0.9, 0.999), eps=s["eps"], amsgrad=s["amsgrad"])
-    return SpamOptimizer(
+    made = SpamOptimizer(
         opt,
         cosine_per_epoch(opt, epochs, eta_min),
         max_grad_norm=s["max_grad_norm"],
@@ -125,6 +140,7 @@ def adamwspam(
         reset_interval=s["reset_interval"],
         reset_warmup=s["reset_warmup"],
     )
+    return with_state_storage(made, state_storage)
 
 
 #: ``adamwspam``'s presets: ``spam`` follows the SPAM paper and its reference code
@@ -261,13 +277,28 @@ def register_optimizers(register: Register) -> None:
         lr=0.05,
         state=("momentum_buffer",),
     )
-    register("adam", adam, description="Adam, no weight decay", lr=1e-3, state=ADAM_STATE, weight_decay=0.0)
-    register("adamw", adamw, description="AdamW, decoupled weight decay on weights only", lr=1e-3, state=ADAM_STATE)
+    register(
+        "adam",
+        adam,
+        description="Adam, no weight decay",
+        options=(STATE_STORAGE_OPTION,),
+        lr=1e-3,
+        state=ADAM_STATE,
+        weight_decay=0.0,
+    )
+    register(
+        "adamw",
+        adamw,
+        description="AdamW, decoupled weight decay on weights only",
+        options=(STATE_STORAGE_OPTION,),
+        lr=1e-3,
+        state=ADAM_STATE,
+    )
     register(
         "adamwadv",
         adamwadv,
         description="AdamW + AMSGrad, per-epoch cosine to 1e-6, grad-norm clip 1.0",
-        options=ADV_OPTIONS,
+        options=(STATE_STORAGE_OPTION, *ADV_OPTIONS),
         lr=1e-3,
         state=AMSGRAD_STATE,
     )
@@ -275,7 +306,7 @@ def register_optimizers(register: Register) -> None:
         "adamwspam",
         adamwspam,
         description="SPAM (Huang et al. 2025): AdamW with momentum reset every 500 steps and spike-aware clipping; preset=adamwprune: the original AdamWPrune settings",
-        options=SPAM_OPTIONS,
+        options=(STATE_STORAGE_OPTION, *SPAM_OPTIONS),
         lr=1e-3,
         state=AMSGRAD_STATE,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from prunekit.api import TrainingOptimizer
+from prunekit.api import TrainingOptimizer, live_values
 
 #: The state of AdamW with AMSGrad, every entry of which a momentum reset zeroes.
 AMSGRAD_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -103,7 +103,8 @@ class SpamOptimizer(TrainingOptimizer):
             for p in params:
                 v = self.optimizer.state.get(p, {}).get("exp_avg_sq")
                 if v is not None and p.grad is not None:
-                    self._clip(p.grad, v)
+                    with live_values(self.optimizer, p, p.grad) as grad:  # laid out like v
+                        self._clip(grad, v)
             total = torch.nn.utils.get_total_norm(grads)
             norm = float(total)
         if self.spike_z > 0 and len(self.norms) >= self.min_history:

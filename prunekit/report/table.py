@@ -82,6 +82,17 @@ def mask_storage(run: RunRecord) -> str | None:
     return resolved.get("mask_storage") or (run.config.get("pruner_opts") or {}).get("mask_storage")
 
 
+def state_storage(run: RunRecord) -> str | None:
+    """How the run's optimizer stored per-weight state (``dense``, ``compact``), if it says."""
+    resolved = (run.summary or {}).get("optimizer_options") or {}
+    return resolved.get("state_storage") or (run.config.get("optimizer_opts") or {}).get("state_storage")
+
+
+def _optimizer_label(run: RunRecord) -> str:
+    optimizer = str(run.config.get("optimizer") or run.get("optimizer"))
+    return f"{optimizer} [compact state]" if state_storage(run) == "compact" else optimizer
+
+
 def _pruner_label(run: RunRecord, varying_opts: dict[str, set[str]]) -> str:
     pruner = str(run.config.get("pruner") or run.get("pruner"))
     opts = run.config.get("pruner_opts") or {}
@@ -179,7 +190,7 @@ def build_rows(runs: list[RunRecord]) -> dict[GroupKey, list[Row]]:
     for run in runs:
         group = GroupKey(str(run.get("model")), str(run.get("dataset")), round(run.target, 6))
         settings = ", ".join(f"{k}={'default' if run.config.get(k) is None else run.config.get(k)}" for k in varying)
-        key = (group, str(run.config.get("optimizer") or run.get("optimizer")), _pruner_label(run, varying_opts), settings)
+        key = (group, _optimizer_label(run), _pruner_label(run, varying_opts), settings)
         buckets.setdefault(key, []).append(run)
     groups: dict[GroupKey, list[Row]] = {}
     for (group, optimizer, pruner, settings), members in sorted(buckets.items(), key=lambda kv: kv[0]):

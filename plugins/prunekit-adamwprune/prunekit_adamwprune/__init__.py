@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunekit.api import Register, hookimpl
+from prunekit.api import STATE_STORAGE_OPTION, Register, hookimpl
 from prunekit_adamwprune.optimizer import STATE, adamwprune
 from prunekit_adamwprune.pruner import OPTIONS, StatePruner, state
 
@@ -27,6 +27,7 @@ def register_optimizers(register: Register) -> None:
         "adamwprune",
         adamwprune,
         description="AdamW (betas 0.9/0.999, eps 1e-8, decoupled decay on weights only); default pruner: state",
+        options=(STATE_STORAGE_OPTION,),
         lr=1e-3,
         state=STATE,
         default_pruner="state",

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.api import MASK_STORAGE_OPTION, SCOPE_OPTION, STRUCTURE_OPTION, MaskPruner, Option, Target, UsageError
+from prunekit.api import (
+    MASK_STORAGE_OPTION,
+    SCOPE_OPTION,
+    STRUCTURE_OPTION,
+    MaskPruner,
+    Option,
+    Target,
+    UsageError,
+    dense_state,
+)
 from prunekit_adamwprune.scores import DEFAULT_VARIANT, VARIANTS
 
 VARIANT_OPTION = Option(
@@ -29,7 +38,9 @@ class StatePruner(MaskPruner):
     """Prune the weights with the lowest score from ``w`` and Adam's ``m``/``v``.
 
     Until the optimizer holds state for a weight (before its first step) the
-    score of that weight is ``|w|``.
+    score of that weight is ``|w|``. With ``state_storage=compact`` the moments
+    are read into a dense copy (zero at pruned weights, as dense storage holds them),
+    one layer at a time.
     """
 
     fresh_scores = True  # every variant returns a new tensor (see scores.py)
@@ -56,8 +67,8 @@ class StatePruner(MaskPruner):
             return w.abs()
         found = {}
         for key in self._needs:
-            value = state.get(key)
-            if not isinstance(value, torch.Tensor) or value.shape != w.shape:
+            value = dense_state(self.optimizer, target.parameter, key)  # compact state: a dense copy
+            if value is None:
                 raise UsageError(
                     f"Pruner 'state' (variant {self.variant}) needs the optimizer's per-weight "
                     f"'{key}' for {target.name}; this optimizer keeps: {', '.join(sorted(state)) or 'nothing'}."

@@ -3,7 +3,7 @@
 Each storage is counted once (shared storage, views and tied weights are not
 double counted). Categories: ``parameters``, ``buffers`` (batch-norm running
 statistics), ``gradients``, ``optimizer_state`` (per-weight tensors such as
-``exp_avg``), ``optimizer_scalars`` (0-dim bookkeeping such as Adam's ``step``),
+``exp_avg``, and with ``state_storage=compact`` their packed live positions), ``optimizer_scalars`` (0-dim bookkeeping such as Adam's ``step``),
 ``pruner_state`` (whatever ``Pruner.state_tensors()`` returns). Pruner state
 named ``"<what>:<target name>"`` is also attributed to that prunable weight.
 
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.core.sparsity.compact_state import compact_state
 from prunekit.core.sparsity.targets import Target
 
 CATEGORIES = ("parameters", "buffers", "gradients", "optimizer_state", "optimizer_scalars", "pruner_state")
@@ -77,6 +78,12 @@ def memory_ledger(
                 totals["optimizer_state"] += n
                 if id(owner_param) in target_of:
                     per_target[target_of[id(owner_param)]]["optimizer_state"] += n
+    compact = compact_state(optimizer)
+    for owner_param, packed in (compact.tensors() if compact is not None else {}).items():
+        n = counter.bytes(packed)  # state_storage=compact: the live positions, packed
+        totals["optimizer_state"] += n
+        if id(owner_param) in target_of:
+            per_target[target_of[id(owner_param)]]["optimizer_state"] += n
     for name, tensor in pruner_state.items():
         n = counter.bytes(tensor)
         totals["pruner_state"] += n

@@ -116,47 +116,46 @@ class MaskStore:
         return self._scratch[:n]
 
 
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` (``bool``, row-major) packed 8 to a byte: element ``j`` is bit ``j % 8`` of byte ``j // 8``."""
+    flat_mask = mask.reshape(-1)
+    n = flat_mask.numel()
+    packed = torch.zeros((n + 7) // 8, dtype=torch.uint8, device=mask.device)
+    weights = (1 << torch.arange(8, dtype=torch.uint8, device=mask.device)).view(1, 8)
+    for a, b in _chunks(n):  # CHUNK is a multiple of 8: chunks start on byte boundaries
+        bits = flat_mask[a:b]
+        if bits.numel() % 8:
+            bits = torch.cat([bits, bits.new_zeros(8 - bits.numel() % 8)])
+        packed[a // 8 : (b + 7) // 8] = (bits.view(-1, 8).to(torch.uint8) * weights).sum(1, dtype=torch.uint8)
+    return packed
+
+
+def unpack_bits(packed: torch.Tensor, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The first ``n`` bits of ``packed`` as flat ``bool`` (in ``out``, >= 8 per byte, if given)."""
+    out = torch.empty(packed.numel() * 8, dtype=torch.bool, device=packed.device) if out is None else out
+    wide = out.view(torch.uint8)[: packed.numel() * 8].view(-1, 8)
+    torch.bitwise_right_shift(packed.unsqueeze(1), torch.arange(8, dtype=torch.uint8, device=packed.device), out=wide)
+    wide.bitwise_and_(1)
+    return out[:n]
+
+
 class BitMasks(MaskStore):
-    """Masks packed 8 to a byte: 0.125 B per weight."""
+    """Masks packed 8 to a byte (:func:`pack_bits`): 0.125 B per weight."""
 
     kind = "bits"
 
-    def __init__(self, targets: list[Target]) -> None:
-        super().__init__(targets)
-        self._shifts: dict[torch.device, torch.Tensor] = {}
-
-    def _shift(self, device: torch.device) -> torch.Tensor:
-        if device not in self._shifts:
-            self._shifts[device] = torch.arange(8, dtype=torch.uint8, device=device)
-        return self._shifts[device]
-
     def _unpack(self, packed: torch.Tensor, n: int, out: torch.Tensor) -> torch.Tensor:
-        """Bits of ``packed`` as ``n`` bools in ``out`` (uint8 0/1 viewed as bool)."""
-        wide = out.view(torch.uint8)[: packed.numel() * 8].view(-1, 8)
-        torch.bitwise_right_shift(packed.unsqueeze(1), self._shift(packed.device), out=wide)
-        wide.bitwise_and_(1)
-        return out[:n]
+        return unpack_bits(packed, n, out)
 
     def read(self, i: int) -> torch.Tensor:
         packed = self.stored[i]
         param = self.targets[i].parameter
         if packed is None:
             return contiguous_bool(param.shape, param.device)
-        n = param.numel()
-        out = torch.empty(packed.numel() * 8, dtype=torch.bool, device=param.device)
-        return self._unpack(packed, n, out).view(param.shape)
+        return unpack_bits(packed, param.numel()).view(param.shape)
 
     def write(self, i: int, mask: torch.Tensor) -> None:
-        flat = mask.reshape(-1)
-        n = flat.numel()
-        packed = torch.zeros((n + 7) // 8, dtype=torch.uint8, device=mask.device)
-        weights = (1 << self._shift(mask.device)).view(1, 8)
-        for a, b in _chunks(n):  # CHUNK is a multiple of 8: chunks start on byte boundaries
-            bits = flat[a:b]
-            if bits.numel() % 8:
-                bits = torch.cat([bits, bits.new_zeros(8 - bits.numel() % 8)])
-            packed[a // 8 : (b + 7) // 8] = (bits.view(-1, 8).to(torch.uint8) * weights).sum(1, dtype=torch.uint8)
-        self.stored[i] = packed
+        self.stored[i] = pack_bits(mask)
 
     def apply_(self, i: int, tensor: torch.Tensor) -> None:
         packed = self.stored[i]

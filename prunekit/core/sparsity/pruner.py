@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from prunekit.core.config.options import Option
+from prunekit.core.sparsity.compact_state import compact_state
 from prunekit.core.sparsity.distribution import DISTRIBUTIONS, sparsity_groups
 from prunekit.core.sparsity.masks import STORAGES, ImplicitMaskError, MaskStore, make_store
 from prunekit.core.sparsity.schedule import Schedule
@@ -228,15 +229,19 @@ class MaskPruner(Pruner):
 
     @torch.no_grad()
     def zero_optimizer_state(self) -> None:
-        """Zero the optimizer's per-weight state at pruned positions.
+        """Zero the optimizer's per-weight state at pruned positions (``state_storage=compact``: drop it).
 
         With gradients masked, zeroed moments stay zero, so this runs only when
         masks change.
         """
         if self.optimizer is None:
             return
+        compact = compact_state(self.optimizer)
         for i, target in enumerate(self.targets):
             if not self.store.has(i):
+                continue
+            if compact is not None:
+                compact.drop_pruned(target.parameter, self.store.read(i))
                 continue
             state = self.optimizer.state.get(target.parameter, {})
             for key in MASKED_OPTIMIZER_STATE:

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.core.sparsity.compact_state import compact_state
+
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Two groups: decay for weights, none for biases and norm parameters (ndim <= 1)."""
@@ -79,15 +81,24 @@ class TrainingOptimizer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that shapes later steps: the torch optimizer, the scheduler and :meth:`extra_state`."""
-        return {
+        out = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "extra": self.extra_state(),
         }
+        compact = compact_state(self.optimizer)
+        if compact is not None:  # state_storage=compact: the live positions of the compacted moments
+            out["compact_positions"] = compact.state_dict()
+        return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (on the parameters' devices)."""
         self.optimizer.load_state_dict(state["optimizer"])
+        compact = compact_state(self.optimizer)
+        if (compact is None) != ("compact_positions" not in state):
+            raise ValueError("the saved optimizer state and this optimizer disagree on state_storage")
+        if compact is not None:
+            compact.load_state_dict(state["compact_positions"])
         if (state.get("scheduler") is None) != (self.scheduler is None):
             raise ValueError("the saved optimizer state and this optimizer disagree on having a scheduler")
         if self.scheduler is not None:
