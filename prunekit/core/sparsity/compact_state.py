@@ -28,13 +28,15 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from prunekit.core.config.options import Option
 from prunekit.core.sparsity.compact_layout import Layout, kernel_lanes, mask_in_memory_order, memory_order
 from prunekit.core.sparsity.masks import pack_bits, unpack_bits
+
+O = TypeVar("O")
 
 STATE_STORAGES = ("dense", "compact")
 
@@ -51,7 +53,7 @@ STATE_STORAGE_OPTION = Option(
 _ATTACHED: weakref.WeakKeyDictionary[torch.optim.Optimizer, CompactState] = weakref.WeakKeyDictionary()
 
 
-def with_state_storage(optimizer: Any, storage: str) -> Any:
+def with_state_storage(optimizer: O, storage: str) -> O:
     """``optimizer`` (a torch optimizer or a TrainingOptimizer) with its state stored as ``storage`` says.
 
     Call it last, after any learning-rate scheduler exists (schedulers wrap ``step``).
@@ -59,7 +61,7 @@ def with_state_storage(optimizer: Any, storage: str) -> Any:
     if storage not in STATE_STORAGES:
         raise ValueError(f"state_storage must be one of {', '.join(STATE_STORAGES)}, got {storage!r}")
     if storage == "compact":
-        inner = getattr(optimizer, "optimizer", optimizer)
+        inner: torch.optim.Optimizer = getattr(optimizer, "optimizer", None) or optimizer  # type: ignore[assignment]
         if inner not in _ATTACHED:
             _ATTACHED[inner] = CompactState(inner)
     return optimizer
