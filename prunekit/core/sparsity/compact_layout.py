@@ -42,23 +42,24 @@ class Layout:
 
     def __init__(self, live: torch.Tensor, lanes: int) -> None:
         n = live.numel()
-        self.cut = n - n % lanes
-        self.body, self.tail = live[: self.cut], live[self.cut :]
-        self.n_body = int(self.body.sum())
+        cut = n - n % lanes
+        index = live.nonzero().view(-1)  # int64, held while the layout is (8 B per live weight of the layer)
+        self.n_body = int(torch.searchsorted(index, torch.tensor(cut, device=index.device)))
+        self.body, self.tail = index[: self.n_body], index[self.n_body :]
         self.pad = -self.n_body % lanes
-        self.size = self.n_body + self.pad + int(self.tail.sum())
+        self.size = index.numel() + self.pad
 
     def gather(self, flat: torch.Tensor) -> torch.Tensor:
         """The compact tensor of a dense flat tensor."""
         out = flat.new_zeros(self.size)
-        out[: self.n_body] = flat[: self.cut][self.body]
-        out[self.n_body + self.pad :] = flat[self.cut :][self.tail]
+        torch.index_select(flat, 0, self.body, out=out[: self.n_body])
+        torch.index_select(flat, 0, self.tail, out=out[self.n_body + self.pad :])
         return out
 
     def scatter_(self, flat: torch.Tensor, values: torch.Tensor) -> None:
         """Write compact ``values`` back into the live positions of the dense flat tensor."""
-        flat[: self.cut].masked_scatter_(self.body, values[: self.n_body])
-        flat[self.cut :].masked_scatter_(self.tail, values[self.n_body + self.pad :])
+        flat.index_copy_(0, self.body, values[: self.n_body])
+        flat.index_copy_(0, self.tail, values[self.n_body + self.pad :])
 
     def expand(self, values: torch.Tensor, n: int) -> torch.Tensor:
         """A new dense flat tensor: ``values`` at the live positions, zero elsewhere."""
