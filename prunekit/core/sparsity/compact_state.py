@@ -20,7 +20,7 @@ float operations as with ``dense`` (tested bit for bit: fused, foreach and
 single-tensor paths); a pruned weight has zero gradient and zero state, so ``dense`` leaves it
 exactly where ``compact`` does: untouched. The step holds one layer's live
 weights and gradients at a time (8 B per live weight of that layer) and one
-layer's unpacked positions (1 B per weight of it).
+layer's unpacked positions (1 B per weight of it) and their int64 indices (8 B per live weight).
 """
 
 from __future__ import annotations
