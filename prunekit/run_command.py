@@ -107,9 +107,18 @@ _PAIR_OPTIONS = {
 @click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True)
 @click.option("--amp", is_flag=True, default=_DEFAULTS.amp, help="Mixed precision on CUDA (bf16 where supported, else fp16).")
 @click.option(
-    "--compile", "compile_", is_flag=True, help="torch.compile the forward module (pruners that cannot take it are refused)."
+    "--compile",
+    "compile_",
+    is_flag=True,
+    default=_DEFAULTS.compile,
+    help="torch.compile the forward module (pruners that cannot take it are refused).",
 )
-@click.option("--channels-last", is_flag=True, help="channels_last memory format for 4-d weights and inputs.")
+@click.option(
+    "--channels-last",
+    is_flag=True,
+    default=_DEFAULTS.channels_last,
+    help="channels_last memory format for 4-d weights and inputs.",
+)
 @click.option(
     "--workers",
     type=int,
