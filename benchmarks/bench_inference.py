@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
-    args = parse_args(parser, {"rounds": 2, "repeats": 5, "warmup": 2, "batch_size": 16})
+    args = parse_args(parser, quick={"rounds": 2, "repeats": 5, "warmup": 2, "batch_size": 16})
     import torch
 
     torch.set_num_threads(args.threads)

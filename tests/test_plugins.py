@@ -100,7 +100,7 @@ def test_unknown_names_list_what_is_available_and_what_to_install(monkeypatch):
 def test_list_and_plugins_commands(run_cli):
     result = run_cli("list", "pruners")
     assert result.code == 0
-    assert "magnitude" in result.out and "scope='global' (global|layer|erk)" in result.out
+    assert "magnitude" in result.out and "scope='global' (global|layer|uniform|erk)" in result.out
     result = run_cli("plugins")
     assert "prunekit.builtin.optimizers (prunekit" in result.out and "adamwadv" in result.out
     assert run_cli("list", "widgets").code == 2
