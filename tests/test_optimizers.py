@@ -27,7 +27,7 @@ def test_plain_optimizers(factory, cls):
     assert opt.param_groups[0]["weight_decay"] == 1e-4 and opt.param_groups[1]["weight_decay"] == 0.0
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")  # the schedule alone, no steps
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")  # the schedule alone, no steps
 def test_adamwadv_amsgrad_cosine_and_clip():
     opt = adamwadv(parameter_groups(model(), 1e-4), lr=1e-3, weight_decay=1e-4, epochs=4, steps_per_epoch=5)
     assert isinstance(opt, TrainingOptimizer)
