@@ -9,7 +9,12 @@ by pruners that score them); just after it, the scheduled mask update and enforc
 (:func:`prunekit.core.sparsity.pruner.masks_after_step`, the order ``prunekit run`` uses).
 Hooks, because only a step that really runs fires them: a ``GradScaler`` that skips the
 step for inf/NaN gradients never calls ``optimizer.step()``, and gradient-accumulation
-micro-batches do not either, so neither advances the schedule. A loop whose
+micro-batches do not either, so neither advances the schedule. A fused optimizer
+(``fused=True``) is the exception: the scaler calls its step regardless, with the
+overflow flag as ``optimizer.found_inf`` and the gradients still scaled, and the kernel
+unscales them and skips the update itself. So the pre-hook unscales them first (pruners
+read true gradients) and skips pruning on an overflow, and the post-hook does not count
+that step (reading the flag: one device-to-host copy per step). A loop whose
 ``optimizer.step(closure)`` runs backward inside the step (Lightning, LBFGS) passes
 ``attach=False`` and calls :meth:`before_step` after backward and :meth:`after_step`
 after the step; the post-hook still tells which steps really ran.
@@ -50,6 +55,32 @@ def torch_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise UsageError(f"Sparsifier needs a torch.optim.Optimizer, got {type(optimizer).__name__}.")
     return optimizer
+
+
+def skipped_inside(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the step that just ran was one a fused optimizer skipped for a GradScaler's inf/NaN gradients.
+
+    ``GradScaler.step`` sets ``found_inf`` on an optimizer that scales itself
+    (``_step_supports_amp_scaling``: torch's fused Adam family) for the length of its step.
+    """
+    found_inf = getattr(optimizer, "found_inf", None)
+    return isinstance(found_inf, torch.Tensor) and bool(found_inf.item())
+
+
+@torch.no_grad()
+def unscale_inside(optimizer: torch.optim.Optimizer) -> None:
+    """Inside the step of an optimizer that scales itself: divide its gradients by the GradScaler's scale now.
+
+    And clear ``grad_scale`` so its kernel does not divide them again (the same division, done once).
+    """
+    scale = getattr(optimizer, "grad_scale", None)
+    if not isinstance(scale, torch.Tensor):
+        return
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                p.grad.div_(scale.to(p.grad.device))
+    optimizer.grad_scale = None  # type: ignore[attr-defined]
 
 
 class Sparsifier:
@@ -141,9 +172,14 @@ class Sparsifier:
         return True
 
     def _on_step_start(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if skipped_inside(optimizer):
+            return
+        unscale_inside(optimizer)
         self.before_step()
 
     def _on_step_done(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if skipped_inside(optimizer):
+            return
         self.optimizer_steps += 1
         if self.attached:
             self.after_step()

@@ -120,6 +120,45 @@ def test_a_step_the_grad_scaler_skips_is_not_a_step() -> None:
     assert sparsifier.sparsity()["prunable_zeros"] == round(0.6 * sparsifier.sparsity()["prunable_total"])
 
 
+def _fused_run(scaled: bool) -> tuple[nn.Module, prunekit.Sparsifier]:
+    """Movement (it reads gradients) with fused AdamW; batch 3 overflows (scaled) or is left out (unscaled)."""
+    pytest.importorskip("prunekit_movement")
+    model = _model()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    sparsifier = prunekit.Sparsifier(
+        model, optimizer, pruner="movement", sparsity=0.6, schedule="gmp", total_steps=12, warmup=2, prune_end=8, frequency=2
+    )
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    for i in range(13):
+        if i == 3 and not scaled:
+            continue
+        x, y = _batch(i)
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        if not scaled:
+            loss.backward()
+            optimizer.step()
+            continue
+        scaler.scale(loss).backward()
+        if i == 3:
+            model[0].weight.grad[0, 0, 0, 0] = float("inf")
+        scaler.step(optimizer)  # a fused optimizer is called even on an overflow, with the gradients still scaled
+        scaler.update()
+    assert scaler.get_scale() == (2.0**9 if scaled else 2.0**10)
+    return model, sparsifier
+
+
+def test_a_fused_optimizer_under_a_grad_scaler_prunes_as_an_unscaled_loop() -> None:
+    plain_model, plain = _fused_run(scaled=False)
+    scaled_model, scaled = _fused_run(scaled=True)
+    assert scaled.step == plain.step == 12  # the overflowed step is not a step
+    assert scaled.mask_updates == plain.mask_updates == 3
+    # the scale is a power of two, so unscaled gradients (and the movement scores read from them) are exact
+    for a, b in zip(plain_model.parameters(), scaled_model.parameters()):
+        assert torch.equal(a, b)
+    assert scaled.sparsity()["prunable_zeros"] == round(0.6 * scaled.sparsity()["prunable_total"])
+
+
 def test_gradient_accumulation_counts_only_optimizer_steps() -> None:
     model, optimizer, sparsifier = _setup(total_steps=6, warmup=1, prune_end=4, frequency=1)
     for i in range(24):  # 4 micro-batches per optimizer step
