@@ -16,10 +16,13 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from torch.sparse import SparseSemiStructuredTensor
 
 CONV_NOTE = "convolutions stay dense: torch has no sparse convolution kernel (unstructured conv sparsity gains nothing)"
 
@@ -36,7 +39,7 @@ class CsrLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
-        y = torch.sparse.mm(self.weight, flat.t()).t()
+        y: torch.Tensor = torch.sparse.mm(self.weight, flat.t()).t()
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], y.shape[-1])
@@ -67,7 +70,8 @@ def weight_bytes(model: nn.Module) -> int:
         if tensor.layout == torch.sparse_csr:
             total += sum(t.numel() * t.element_size() for t in (tensor.values(), tensor.col_indices(), tensor.crow_indices()))
         elif hasattr(tensor, "packed"):  # SparseSemiStructuredTensor
-            total += sum(t.numel() * t.element_size() for t in (tensor.packed, tensor.meta) if t is not None)
+            semi = cast("SparseSemiStructuredTensor", tensor)
+            total += sum(t.numel() * t.element_size() for t in (semi.packed, semi.meta) if t is not None)
         elif isinstance(tensor, torch.Tensor):
             total += tensor.numel() * tensor.element_size()
     return total
