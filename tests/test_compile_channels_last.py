@@ -1,4 +1,4 @@
-"""`prunekit run --channels-last` and `--compile`: the masks of the contiguous, eager run within float tolerance.
+"""`prunekit run --channels-last` and `--compile`, every bundled pruner: the masks of the contiguous, eager run within float tolerance.
 
 Convolutions in another memory format (or compiled kernels) sum in another order, so weights
 differ by float rounding (about 1e-4 after a few steps on LeNet-5) and a weight at a mask
@@ -17,9 +17,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from prunekit.cli import cli
+from prunekit import hookimpl
+from prunekit.cli import cli, main
 from prunekit.core.config.settings import RunConfig
+from prunekit.core.plugins import loading as plugins
 from prunekit.core.run import runner
+from prunekit.core.sparsity.pruner import MaskPruner
 from prunekit.testing.resume import one_thread
 
 FLIPS = 5e-3  # the fraction of weights whose mask may differ (measured: up to 0.13%, state); a layout bug flips ~40% of a layer
@@ -77,13 +80,21 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, pruner: str
     return summary
 
 
+_EAGER: dict[str, dict[str, Any]] = {}  # pruner -> its eager, contiguous run (both tests compare against it)
+
+
+def _eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pruner: str) -> dict[str, Any]:
+    plugin = {"state": "prunekit_adamwprune", "rigl": "prunekit_dst", "set": "prunekit_dst"}.get(pruner, "prunekit_movement")
+    if pruner in ("state", "movement", "movement-w0", "rigl", "set"):
+        pytest.importorskip(plugin)
+    if pruner not in _EAGER:
+        _EAGER[pruner] = _run(tmp_path, monkeypatch, "contiguous", pruner)
+    return _EAGER[pruner]
+
+
 @pytest.mark.parametrize("pruner", list(PRUNERS))
 def test_channels_last_masks_equal_contiguous(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pruner: str) -> None:
-    if pruner in ("state", "movement", "movement-w0", "rigl", "set"):
-        pytest.importorskip(
-            {"state": "prunekit_adamwprune", "rigl": "prunekit_dst", "set": "prunekit_dst"}.get(pruner, "prunekit_movement")
-        )
-    contiguous = _run(tmp_path, monkeypatch, "contiguous", pruner)
+    contiguous = _eager(tmp_path, monkeypatch, pruner)
     last = _run(tmp_path, monkeypatch, "channels_last", pruner, channels_last=True)
     assert last["channels_last"] and not contiguous["channels_last"]
     assert [tuple(m.shape) for m in last["masks"]] == [tuple(m.shape) for m in contiguous["masks"]]
@@ -91,9 +102,10 @@ def test_channels_last_masks_equal_contiguous(tmp_path: Path, monkeypatch: pytes
     assert last["sparsity_counts"]["prunable_zeros"] == contiguous["sparsity_counts"]["prunable_zeros"]
 
 
-def test_compiled_run_masks_equal_eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    eager = _run(tmp_path, monkeypatch, "eager", "magnitude")
-    compiled = _run(tmp_path, monkeypatch, "compiled", "magnitude", compile=True)
+@pytest.mark.parametrize("pruner", list(PRUNERS))
+def test_compiled_run_masks_equal_eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pruner: str) -> None:
+    eager = _eager(tmp_path, monkeypatch, pruner)
+    compiled = _run(tmp_path, monkeypatch, "compiled", pruner, compile=True)  # inductor: LeNet-5 compiles once, then cached
     assert compiled["compile"] and not eager["compile"]
     assert compiled["sparsity_counts"]["prunable_zeros"] == eager["sparsity_counts"]["prunable_zeros"]
     assert _same_masks(compiled["masks"], eager["masks"])
@@ -122,3 +134,26 @@ def test_flags_reach_the_run(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["channels_last"] is True and summary["compile"] is False
+
+
+class _Uncompilable:
+    """A pruner plugin that declares its mechanism cannot run under torch.compile."""
+
+    @staticmethod
+    @hookimpl
+    def register_pruners(register: Any) -> None:
+        register("no-compile", lambda targets: MaskPruner(targets), compiles=False)
+
+
+def test_a_pruner_that_cannot_compile_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugins.reset({"no-compile": _Uncompilable})
+    args = ["run", "--model", "lenet5", "--dataset", "digits", "--epochs", "1", "--pruner", "no-compile", "--quiet"]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--compile", "--out", str(tmp_path / "compiled")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Pruner 'no-compile' cannot run under --compile" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "compiled").exists()
+    registry = plugins.get_plugins().registry
+    assert registry.get("pruners", "no-compile").metadata["compiles"] is False
+    assert registry.get("pruners", "magnitude").metadata["compiles"] is True  # the default

@@ -171,7 +171,10 @@ def register_pruners(register: Register) -> None:
         matrix runs it once per optimizer, at sparsity 0) and ``schedules``
         (the sparsity schedules it supports, default all; the first is used
         when a run names none, e.g. ``("constant",)`` for sparse training from
-        step 0; any other is refused with one line).
+        step 0; any other is refused with one line) and ``compiles`` (default
+        True; False for a pruner whose mechanism ``torch.compile`` cannot take,
+        e.g. a parametrization in the forward pass: ``--compile`` refuses it
+        with one line).
 
     :returns: nothing; what the hook registers is its result.
 

@@ -107,6 +107,8 @@ KIND_SPECS: dict[str, Kind] = {
                 "dense": Meta(False, lambda v: isinstance(v, bool), "True or False"),
                 # schedules it supports (default all); the first is the default when a run names none
                 "schedules": Meta((), _names, _NAMES, tuple),
+                # False: its mechanism cannot run under torch.compile; `--compile` refuses it
+                "compiles": Meta(True, lambda v: isinstance(v, bool), "True or False"),
             },
         ),
         Kind(

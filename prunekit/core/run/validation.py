@@ -142,6 +142,10 @@ def validate(config: RunConfig, registry: Registry) -> ResolvedRun:
             f"Pruner '{pruner.name}' needs optimizer state {', '.join(missing)}, which optimizer "
             f"'{optimizer.name}' does not keep. Use one of: {', '.join(sorted(able)) or 'none installed'}."
         )
+    if c.compile and not pruner.metadata["compiles"]:
+        raise UsageError(
+            f"Pruner '{pruner.name}' cannot run under --compile (its plugin declares compiles=False); run it without --compile."
+        )
     pruner_opts = resolve_options(pruner.options, c.pruner_opts, f"pruner '{pruner.name}'")
     problem = structure_problem(pruner_opts, c.sparsity)
     if problem:

@@ -3,7 +3,8 @@
 ``--channels-last`` puts the model's 4-d weights in ``torch.channels_last`` and converts
 4-d inputs at the forward call; ``--compile`` wraps the result in ``torch.compile``. Both
 leave the parameters the model's own, so pruners mask the same tensors as in eager mode.
-A pruner whose mechanism compile cannot take declares ``compiles=False`` and is refused.
+A pruner whose mechanism compile cannot take registers with ``compiles=False`` and is
+refused (:func:`prunekit.core.run.validation.validate`); every bundled pruner compiles.
 """
 
 from __future__ import annotations
