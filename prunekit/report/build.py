@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def _row_cells(row: Row, figures: list[MemoryFigure], divisor: Divisor | None, w
     ]
     for fig in figures:
         peak, mean = row.memory(fig)
-        cells.append("—" if peak.mean is None else f"{peak.mean / MiB:,.1f} / {mean.mean / MiB:,.1f}")
+        cells.append("—" if peak.mean is None or mean.mean is None else f"{peak.mean / MiB:,.1f} / {mean.mean / MiB:,.1f}")
     cells.append(row.accuracy_per_100mib(divisor).format(2))
     cells += payoff.flops_cells(row)
     wall = row.wall()
@@ -118,6 +119,7 @@ def _resolution(table: TableStats) -> str:
     if table.best is None and not table.one_seed:
         return "No row of this table was compared (flagged, or no per-example test results)."
     n = table.test_examples
+    assert n is not None  # rows were compared, so analyse recorded the test set's size
     text = f"Compared on the same {n:,} test examples: one example is {100 / n:.2f} points."
     if table.one_seed:
         text += (
@@ -144,12 +146,12 @@ def _best(groups: dict[GroupKey, list[Row]], tables: dict[GroupKey, TableStats],
                 why = "all failed, missed the target, or lack per-example results"
             items.append(f"{group.title}: no verdict ({why}).")
             continue
-        tied = ", ".join(f"{r.method} ({r.stats.accuracy.format(1)}%)" for r in table.tied)
+        tied = ", ".join(f"{r.method} ({r.compared_stats.accuracy.format(1)}%)" for r in table.tied)
         line = f"{group.title}: tied with the best: {tied}"
         if divisor is not None:
-            ranked = [r for r in rows if r.rank and r.accuracy_per_100mib(divisor).mean is not None]
+            ranked = [(mean, r) for r in rows if r.rank and (mean := r.accuracy_per_100mib(divisor).mean) is not None]
             if ranked:
-                e = max(ranked, key=lambda r: r.accuracy_per_100mib(divisor).mean)
+                e = max(ranked, key=lambda pair: pair[0])[1]
                 line += (
                     f"; highest accuracy per 100 MiB of {divisor.label}: {e.method}, {e.accuracy_per_100mib(divisor).format()}"
                 )
@@ -277,7 +279,7 @@ def _build_report(directory: Path, formats: tuple[str, ...], with_figures: bool)
     folder = directory / FIGURES
     remove_stale_temps(folder, ".png")  # a report killed mid-figure left them
     if with_figures and loaded.runs:
-        plan = [
+        plan: list[tuple[str, Callable[[Path], Path | None], str]] = [
             ("accuracy vs sparsity", lambda p: figs.accuracy_vs_sparsity(groups, p), "accuracy_vs_sparsity.png"),
             ("accuracy per epoch", lambda p: figs.accuracy_per_epoch(groups, p), "accuracy_per_epoch.png"),
             ("memory timeline per run", lambda p: figs.memory_timeline(groups, measured, p), "memory_timeline.png"),

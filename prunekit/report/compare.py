@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prunekit.core.rundir.outcomes import Outcomes
 from prunekit.report.best import Verdicts, table_verdicts
+from prunekit.report.load import RunRecord
 from prunekit.report.stats import ALPHA, DRAWS, Interval
 from prunekit.report.table import GroupKey, Row
 
@@ -56,6 +58,13 @@ class TableStats:
     not_compared: list[tuple[Row, str]] = field(default_factory=list)
 
 
+def _outcomes(run: RunRecord) -> Outcomes:
+    """A compared run's per-example results (every compared run has them)."""
+    if run.outcomes is None:
+        raise TypeError(f"run {run.name} has no per-example test results")
+    return run.outcomes
+
+
 def _candidates(rows: list[Row], table: TableStats) -> list[Row]:
     """Unflagged rows whose every run has per-example results on the table's test set."""
     eligible = [r for r in rows if not r.flagged and r.completed]
@@ -65,7 +74,7 @@ def _candidates(rows: list[Row], table: TableStats) -> list[Row]:
     for row in eligible:
         if any(run.outcomes is None for run in row.completed):
             reason = "not compared: no per-example test results (test_correct.bin) in every run"
-        elif any(run.outcomes.fingerprint != table.fingerprint for run in row.completed):
+        elif any(_outcomes(run).fingerprint != table.fingerprint for run in row.completed):
             reason = "not compared: scored on a different test set (fingerprint differs)"
         else:
             kept.append(row)
@@ -73,7 +82,7 @@ def _candidates(rows: list[Row], table: TableStats) -> list[Row]:
         row.flags.append(reason)
         table.not_compared.append((row, reason))
     if kept:
-        table.test_examples = kept[0].completed[0].outcomes.n
+        table.test_examples = _outcomes(kept[0].completed[0]).n
     return kept
 
 
@@ -113,7 +122,7 @@ def analyse(groups: dict[GroupKey, list[Row]], alpha: float = ALPHA, draws: int 
             runs = [run for row in candidates for run in row.completed]
             index = {id(run): i for i, run in enumerate(runs)}
             members = [[index[id(run)] for run in row.completed] for row in candidates]
-            v = table_verdicts(np.stack([run.outcomes.correct for run in runs]), members, alpha, draws)
+            v = table_verdicts(np.stack([_outcomes(run).correct for run in runs]), members, alpha, draws)
             for i, row in enumerate(candidates):
                 seeds = tuple(sorted(int(run.get("seed") or 0) for run in row.completed))
                 stats = RowStats(Interval(float(v.mean[i]), float(v.low[i]), float(v.high[i])), seeds, not v.judged[i])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -64,7 +65,7 @@ class Document:
             elif isinstance(b, Bullets):
                 out += [f"- {m(item)}" for item in b.items] + [""]
             elif isinstance(b, Table):
-                cell = lambda t: m(str(t)).replace("|", "\\|")  # noqa: E731
+                cell: Callable[[object], str] = lambda t: m(str(t)).replace("|", "\\|")  # noqa: E731
                 out.append("| " + " | ".join(cell(h) for h in b.headers) + " |")
                 out.append("|" + "|".join("---:" if i in b.right else "---" for i in range(len(b.headers))) + "|")
                 out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in b.rows]

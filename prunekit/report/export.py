@@ -47,7 +47,7 @@ def _row(row: Row, divisor: Divisor | None) -> dict[str, Any]:
     }
 
 
-def tables_json(groups: dict[GroupKey, list[Row]], tables: dict[GroupKey, TableStats], divisor: Divisor | None) -> dict:
+def tables_json(groups: dict[GroupKey, list[Row]], tables: dict[GroupKey, TableStats], divisor: Divisor | None) -> dict[str, Any]:
     """The statistics of every table, per row."""
     return {
         "statistics": {
@@ -64,7 +64,7 @@ def tables_json(groups: dict[GroupKey, list[Row]], tables: dict[GroupKey, TableS
                 "target_sparsity": group.target,
                 "test_examples": tables[group].test_examples,
                 "test_set_fingerprint": tables[group].fingerprint,
-                "one_example_points": 100 / tables[group].test_examples if tables[group].test_examples else None,
+                "one_example_points": 100 / n if (n := tables[group].test_examples) else None,
                 "detectable_difference_points": tables[group].detectable,
                 "comparisons": tables[group].comparisons,
                 "critical_value": tables[group].critical,
@@ -85,7 +85,9 @@ def _inert(value: object) -> object:
     return value
 
 
-def write_exports(directory: Path, formats: tuple[str, ...], flat: list[dict], statistics: dict) -> list[Path]:
+def write_exports(
+    directory: Path, formats: tuple[str, ...], flat: list[dict[str, Any]], statistics: dict[str, Any]
+) -> list[Path]:
     """``report.csv``: the flat per-run table; ``report.json``: the statistics plus ``runs`` (that table)."""
     written = []
     if "csv" in formats:

@@ -8,31 +8,42 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prunekit.core.rundir.files import atomic_path
 from prunekit.report.load import RunRecord
 from prunekit.report.memory import MemoryFigure, MiB
 from prunekit.report.table import GroupKey, Row
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.typing import LineStyleType
+
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
-LINESTYLES = ("-", "--", "-.", ":")
+LINESTYLES: tuple[LineStyleType, ...] = ("-", "--", "-.", ":")
 DPI = 110
+
+
+def _listed_colors(name: str) -> tuple[tuple[float, float, float], ...]:
+    """The colours of a listed colormap such as tab10 (matplotlib types ``colormaps[name]`` as any Colormap)."""
+    from matplotlib import colormaps
+
+    return cast("tuple[tuple[float, float, float], ...]", cast("ListedColormap", colormaps[name]).colors)
 
 
 class Style:
     """Consistent colours per optimizer and markers per pruner."""
 
     def __init__(self, optimizers: list[str], pruners: list[str], dense: set[str] | frozenset[str] = frozenset()) -> None:
-        from matplotlib import colormaps
-
-        palette = colormaps["tab10"].colors + colormaps["Dark2"].colors
+        palette = _listed_colors("tab10") + _listed_colors("Dark2")
         self.colors = {name: palette[i % len(palette)] for i, name in enumerate(sorted(set(optimizers)))}
         ordered = sorted(set(pruners), key=lambda p: (p not in dense, p))  # dense pruners first
         self.markers = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(ordered)}
         self.lines = {name: LINESTYLES[i % len(LINESTYLES)] for i, name in enumerate(ordered)}
 
-    def legend(self, fig) -> None:
+    def legend(self, fig: Figure) -> None:
         from matplotlib.lines import Line2D
 
         handles = [Line2D([], [], color=c, lw=2.5, label=n) for n, c in self.colors.items()]
@@ -40,7 +51,7 @@ class Style:
         fig.legend(handles=handles, loc="outside right center", fontsize="small", title="optimizer / pruner", frameon=False)
 
 
-def _grid(n: int, width: float = 5.2, height: float = 3.8, cols: int = 3):
+def _grid(n: int, width: float = 5.2, height: float = 3.8, cols: int = 3) -> tuple[Figure, list[Axes]]:
     from matplotlib.figure import Figure
 
     cols = max(1, min(cols, n))
@@ -52,7 +63,7 @@ def _grid(n: int, width: float = 5.2, height: float = 3.8, cols: int = 3):
     return fig, axes[:n]
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     """Render to a temporary file beside ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".png") as tmp:
@@ -62,6 +73,14 @@ def _save(fig, path: Path) -> Path:
 
 def _style_for(rows: list[Row]) -> Style:
     return Style([r.optimizer for r in rows], [r.pruner for r in rows], {r.pruner for r in rows if r.group.target == 0})
+
+
+def _final_mean(row: Row) -> float:
+    """The row's mean final accuracy; only rows with a completed run are drawn."""
+    mean = row.final().mean
+    if mean is None:
+        raise ValueError(f"{row.method}: no completed run to draw")
+    return mean
 
 
 def accuracy_vs_sparsity(groups: dict[GroupKey, list[Row]], path: Path) -> Path | None:
@@ -87,7 +106,7 @@ def accuracy_vs_sparsity(groups: dict[GroupKey, list[Row]], path: Path) -> Path 
             base = dense.get((optimizer, settings))
             points = ([base] if base is not None else []) + members
             xs = [100 * p.group.target for p in points]
-            ys = [p.final().mean for p in points]
+            ys = [_final_mean(p) for p in points]
             errs = [p.final().std or 0.0 for p in points]
             color = style.colors[optimizer]
             ax.errorbar(
@@ -104,9 +123,10 @@ def accuracy_vs_sparsity(groups: dict[GroupKey, list[Row]], path: Path) -> Path 
             )
             flagged = [(x, y) for x, y, p in zip(xs, ys, points) if p.flagged]
             if flagged:
-                ax.scatter(*zip(*flagged), s=90, facecolors="none", edgecolors="red", linewidths=1.2, zorder=5)
+                flagged_x, flagged_y = zip(*flagged)
+                ax.scatter(flagged_x, flagged_y, s=90, facecolors="none", edgecolors="red", linewidths=1.2, zorder=5)
         for (optimizer, _), r in dense.items():  # the dense point, in its pruner's marker, on top of the lines
-            ax.scatter([0], [r.final().mean], color=style.colors[optimizer], marker=style.markers[r.pruner], s=42, zorder=4)
+            ax.scatter([0], [_final_mean(r)], color=style.colors[optimizer], marker=style.markers[r.pruner], s=42, zorder=4)
         ax.set_title(f"{model} on {dataset}")
         ax.set_xlabel("target sparsity (%)")
         ax.set_ylabel("final test accuracy (%)")
@@ -209,11 +229,11 @@ def memory_vs_accuracy(groups: dict[GroupKey, list[Row]], fig_key: MemoryFigure 
                 values = fig_key.values(run)
                 if values is None:
                     continue
-                hollow = r.flagged or not run.summary["target_reached"]
+                hollow = r.flagged or not run.completed_summary["target_reached"]
                 color = style.colors[r.optimizer]
                 ax.scatter(
                     [values[0] / MiB],
-                    [run.summary["final_test_accuracy"]],
+                    [run.completed_summary["final_test_accuracy"]],
                     marker=style.markers[r.pruner],
                     s=36,
                     facecolors="none" if hollow else color,
@@ -243,7 +263,7 @@ def ledger_bars(groups: dict[GroupKey, list[Row]], path: Path) -> Path | None:
     for group, rows in groups.items():
         for r in rows:
             for run in r.completed:
-                ledger = run.summary.get("ledger") or {}
+                ledger = run.completed_summary.get("ledger") or {}
                 entry = methods.setdefault((group.model, group.dataset), {}).setdefault(f"{r.optimizer} + {r.pruner}", {})
                 for key, _ in LEDGER_PARTS:
                     if isinstance(ledger.get(key), (int, float)):
@@ -251,9 +271,7 @@ def ledger_bars(groups: dict[GroupKey, list[Row]], path: Path) -> Path | None:
     methods = {k: v for k, v in methods.items() if v}
     if not methods:
         return None
-    from matplotlib import colormaps
-
-    colors = colormaps["Set2"].colors
+    colors = _listed_colors("Set2")
     panels = sorted(methods)
     tallest = max(len(methods[p]) for p in panels)
     fig, axes = _grid(len(panels), width=7.5, height=max(2.5, 0.32 * tallest + 1.2), cols=2)

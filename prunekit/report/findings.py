@@ -16,7 +16,7 @@ from prunekit.report.table import GroupKey, Row
 
 
 def _acc(row: Row) -> str:
-    return f"{row.method} {row.stats.accuracy.format(1)}%"
+    return f"{row.method} {row.compared_stats.accuracy.format(1)}%"
 
 
 def ties(group: GroupKey, table: TableStats, rows: list[Row]) -> str:
@@ -29,7 +29,7 @@ def ties(group: GroupKey, table: TableStats, rows: list[Row]) -> str:
         )
     if table.best is None:
         if table.one_seed:
-            top = max(table.one_seed, key=lambda r: r.stats.accuracy.estimate)
+            top = max(table.one_seed, key=lambda r: r.compared_stats.accuracy.estimate)
             return f"{group.title}: no row is called better or worse; highest mean {_acc(top)} (test set only).{lone}"
         return f"{group.title}: nothing compared (every row is flagged or lacks per-example results)."
     compared = table.comparisons + 1
@@ -52,7 +52,7 @@ def bytes_per_weight(groups: dict[GroupKey, list[Row]]) -> list[str]:
     for group, rows in groups.items():
         for row in rows:
             for run in row.completed:
-                kept = kept_per_weight(run.summary)
+                kept = kept_per_weight(run.completed_summary)
                 if kept is not None:
                     per_model.setdefault(group.model, {}).setdefault(f"{row.optimizer} + {row.pruner}", kept)
     out = []
@@ -68,11 +68,11 @@ def bytes_per_weight(groups: dict[GroupKey, list[Row]]) -> list[str]:
 def excluded(groups: dict[GroupKey, list[Row]]) -> list[str]:
     """Runs that missed their target sparsity, and failed runs; none of them is ranked."""
     missed = [
-        f"{run.name} ({row.method}, target {100 * row.group.target:g}%, achieved {100 * run.summary['achieved_sparsity']:.1f}%)"
+        f"{run.name} ({row.method}, target {100 * row.group.target:g}%, achieved {100 * run.completed_summary['achieved_sparsity']:.1f}%)"
         for rows in groups.values()
         for row in rows
         for run in row.completed
-        if not run.summary["target_reached"]
+        if not run.completed_summary["target_reached"]
     ]
     failed = sum(len(row.failed) for rows in groups.values() for row in rows)
     out = [
@@ -92,7 +92,7 @@ def memory_spread(group: GroupKey, rows: list[Row], fig: MemoryFigure) -> str | 
     if len(peaks) < 2:
         return None
     means = {m: statistics.fmean(p) for m, p in peaks.items()}
-    low, high = min(means, key=means.get), max(means, key=means.get)
+    low, high = min(means, key=means.__getitem__), max(means, key=means.__getitem__)
     difference = means[high] - means[low]
     text = (
         f"{group.title}: peak {fig.label} differs by {difference:,.1f} MiB between methods "

@@ -40,6 +40,13 @@ class RunRecord:
     def completed(self) -> bool:
         return self.status == "completed"
 
+    @property
+    def completed_summary(self) -> dict[str, Any]:
+        """The summary of a completed run (every completed run has one)."""
+        if self.summary is None:
+            raise TypeError(f"run {self.name} ({self.status}) has no summary")
+        return self.summary
+
     def get(self, key: str, default: Any = None) -> Any:
         """A summary value for completed runs, else the config's."""
         if self.summary is not None and key in self.summary:
@@ -70,7 +77,7 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-def _config(path: Path, matrix_configs: dict[str, dict], summary: dict | None) -> dict[str, Any]:
+def _config(path: Path, matrix_configs: dict[str, dict[str, Any]], summary: dict[str, Any] | None) -> dict[str, Any]:
     if path.name in matrix_configs:
         return rundir.check_settings(dict(matrix_configs[path.name]), f"its settings in {rundir.MATRIX}")
     data = rundir.read_config(path)
@@ -98,7 +105,7 @@ def _outcomes(path: Path, summary: dict[str, Any], notes: list[str]) -> Outcomes
     return outcomes
 
 
-def load_run(path: Path, matrix_configs: dict[str, dict], notes: list[str]) -> RunRecord:
+def load_run(path: Path, matrix_configs: dict[str, dict[str, Any]], notes: list[str]) -> RunRecord:
     """One run directory; raises Malformed, or FileNotFoundError if it has no result yet."""
     name = path.name
     state = rundir.state(path)
@@ -158,7 +165,7 @@ def load(directory: Path) -> Loaded:
     """Every run under ``directory`` (a matrix directory, a folder of runs, or one run)."""
     directory = Path(directory)
     dirs, matrix = run_dirs(directory)
-    matrix_configs: dict[str, dict] = {}
+    matrix_configs: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     if matrix is not None and (problem := _matrix_problem(matrix)):
         notes.append(f"{rundir.MATRIX} is malformed ({problem}); it is not used.")

@@ -45,7 +45,7 @@ class MemoryFigure:
     def values(self, run: RunRecord) -> tuple[float, float] | None:
         """(peak, mean) bytes, or None if this run did not measure it."""
         try:
-            fig = run.summary["samplers"][self.sampler]["figures"][self.figure]
+            fig = run.completed_summary["samplers"][self.sampler]["figures"][self.figure]
             return float(fig["peak"]), float(fig["mean"])
         except (KeyError, TypeError, ValueError):
             return None
@@ -108,14 +108,14 @@ def memory_figures(runs: list[RunRecord]) -> list[MemoryFigure]:
     for run in runs:
         if not run.completed:
             continue
-        for sampler, info in run.summary["samplers"].items():
+        for sampler, info in run.completed_summary["samplers"].items():
             if not isinstance(info, dict):
                 continue
             for figure in info.get("figures") or {}:
                 if figure.endswith("_bytes"):
                     found.setdefault((sampler, figure), str(info.get("scope", "?")))
 
-    def order(item: MemoryFigure) -> tuple:
+    def order(item: MemoryFigure) -> tuple[int, int, str, str]:
         pos = next((i for i, word in enumerate(_FIGURE_ORDER) if word in item.figure), len(_FIGURE_ORDER))
         return _SCOPE_ORDER.get(item.scope, 9), pos, item.sampler, item.figure
 
@@ -148,4 +148,5 @@ def per_100mib(run: RunRecord, fig: Divisor) -> float | None:
     values = fig.values(run) if run.completed else None
     if values is None or values[0] <= 0:
         return None
-    return run.summary["final_test_accuracy"] / (values[0] / (100 * MiB))
+    accuracy: float = run.completed_summary["final_test_accuracy"]
+    return accuracy / (values[0] / (100 * MiB))

@@ -13,10 +13,13 @@ import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunekit.report.load import RunRecord
 from prunekit.report.memory import Divisor, MemoryFigure, ledger_per_weight, per_100mib
+
+if TYPE_CHECKING:
+    from prunekit.report.compare import RowStats
 
 #: Config fields that never distinguish methods (seed is averaged over; the rest are the group).
 _NOT_METHOD = {"seed", "out", "quiet", "sparsity", "model", "dataset", "optimizer", "pruner", "pruner_opts"}
@@ -103,7 +106,7 @@ def _pruner_label(run: RunRecord, varying_opts: dict[str, set[str]]) -> str:
 
 
 def _varying_pruner_options(runs: list[RunRecord]) -> dict[str, set[str]]:
-    by_pruner: dict[str, list[dict]] = {}
+    by_pruner: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by_pruner.setdefault(str(r.config.get("pruner") or r.get("pruner")), []).append(r.config.get("pruner_opts") or {})
     out: dict[str, set[str]] = {}
@@ -125,7 +128,7 @@ class Row:
     flags: list[str] = field(default_factory=list)
     rank: int | None = None
     #: Interval, difference to the table's best and tie, from prunekit.report.compare.
-    stats: Any = None
+    stats: RowStats | None = None
 
     @property
     def completed(self) -> list[RunRecord]:
@@ -143,17 +146,24 @@ class Row:
     def flagged(self) -> bool:
         return bool(self.flags)
 
+    @property
+    def compared_stats(self) -> RowStats:
+        """The interval and verdict of a compared row (prunekit.report.compare gave it one)."""
+        if self.stats is None:
+            raise TypeError(f"{self.method} was not compared")
+        return self.stats
+
     def final(self) -> Stat:
-        return stat(r.summary["final_test_accuracy"] for r in self.completed)
+        return stat(r.completed_summary["final_test_accuracy"] for r in self.completed)
 
     def best(self) -> Stat:
-        return stat(r.summary["best_test_accuracy"] for r in self.completed)
+        return stat(r.completed_summary["best_test_accuracy"] for r in self.completed)
 
     def achieved(self) -> Stat:
-        return stat(r.summary["achieved_sparsity"] for r in self.completed)
+        return stat(r.completed_summary["achieved_sparsity"] for r in self.completed)
 
     def ledger(self) -> tuple[Stat, Stat]:
-        pairs = [ledger_per_weight(r.summary) for r in self.completed]
+        pairs = [ledger_per_weight(r.completed_summary) for r in self.completed]
         return stat(p for p, _ in pairs), stat(o for _, o in pairs)
 
     def memory(self, fig: MemoryFigure) -> tuple[Stat, Stat]:
@@ -166,7 +176,7 @@ class Row:
         return stat(per_100mib(r, fig) for r in self.completed)
 
     def wall(self) -> Stat:
-        return stat(r.summary["wall_time_s"] for r in self.completed)
+        return stat(r.completed_summary["wall_time_s"] for r in self.completed)
 
 
 def _flags(runs: list[RunRecord]) -> list[str]:
@@ -175,9 +185,9 @@ def _flags(runs: list[RunRecord]) -> list[str]:
     if failed:
         reason = str((failed[0].failure or {}).get("reason", "see failure.json"))
         flags.append(f"failed {len(failed)}/{len(runs)}: {reason}")
-    missed = [r for r in runs if r.completed and not r.summary["target_reached"]]
+    missed = [r for r in runs if r.completed and not r.completed_summary["target_reached"]]
     if missed:
-        achieved = ", ".join(f"{100 * r.summary['achieved_sparsity']:.1f}%" for r in missed)
+        achieved = ", ".join(f"{100 * r.completed_summary['achieved_sparsity']:.1f}%" for r in missed)
         flags.append(f"missed target {len(missed)}/{len(runs)} (achieved {achieved})")
     return flags
 
@@ -186,7 +196,7 @@ def build_rows(runs: list[RunRecord]) -> dict[GroupKey, list[Row]]:
     """Rows per group, flagged ones flagged; unranked until prunekit.report.compare.analyse."""
     varying = varying_fields(runs)
     varying_opts = _varying_pruner_options(runs)
-    buckets: dict[tuple, list[RunRecord]] = {}
+    buckets: dict[tuple[GroupKey, str, str, str], list[RunRecord]] = {}
     for run in runs:
         group = GroupKey(str(run.get("model")), str(run.get("dataset")), round(run.target, 6))
         settings = ", ".join(f"{k}={'default' if run.config.get(k) is None else run.config.get(k)}" for k in varying)
