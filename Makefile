@@ -30,7 +30,7 @@ test: venv
 	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings that --strict counts
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15  # the slowest tests, to keep CI short
 
 ## Performance figures (JSON), each measured against a baseline in the same run; printed and
 ## written to runs/bench/<time>-<commit>[-quick].json. QUICK=1: a short subset (minutes, not an hour).

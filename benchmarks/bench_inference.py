@@ -73,11 +73,13 @@ def _case(name: str, structure: str, args) -> dict:
     made, skipped = forms(model, torch.device("cpu"))
     rounds: dict[str, list[float]] = {k: [] for k in made}
     p90: dict[str, list[float]] = {k: [] for k in made}
+    memory: dict[str, dict[str, int]] = {}
     for _ in range(args.rounds):  # interleaved: dense, csr, dense, csr, ...
         for key, form in made.items():
             r = measure(form, example, warmup=args.warmup, repeats=args.repeats)
             rounds[key].append(r["median_ms"])
             p90[key].append(r["p90_ms"])
+            memory[key] = {"weight_bytes": r["weight_bytes"], "peak_batch_bytes": r["peak_batch_bytes"]}  # exact: same each round
     latency = {k: {"median_ms": statistics.median(v), "p90_ms": statistics.median(p90[k])} for k, v in rounds.items()}
     sizes = _sizes(model, masks, nm, covered)
     return {
@@ -90,6 +92,8 @@ def _case(name: str, structure: str, args) -> dict:
         "export_bytes": sizes,
         "export_ratio_to_dense": {k: v / sizes["dense"] for k, v in sizes.items()},
         "latency_per_batch": latency,
+        # weights, and the peak of a batch's allocations beyond them (torch profiler memory events)
+        "memory_bytes": memory,
         "csr_latency_ratio_to_dense": latency["csr"]["median_ms"] / latency["dense"]["median_ms"] if "csr" in latency else None,
         "skipped": skipped,
     }

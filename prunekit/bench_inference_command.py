@@ -17,7 +17,7 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N")
 @click.option("--json", "as_json", is_flag=True, help="print the measurement as one JSON object")
 def bench_inference(run_dir: Path, batch_size: int, warmup: int, repeats: int, device: str, as_json: bool) -> None:
-    """Latency (median, p90 per batch) and weight memory of RUN_DIR's final model in each form.
+    """Latency (median, p90 per batch) and memory (weights; a batch's peak) of RUN_DIR's final model in each form.
 
     CPU: dense, and CSR for pruned Linear layers; CUDA: dense fp16, and 2:4
     semi-structured Linear layers. Convolutions stay dense (torch has no sparse
@@ -49,6 +49,8 @@ def bench_inference(run_dir: Path, batch_size: int, warmup: int, repeats: int, d
     )
     for name, r in result["forms"].items():
         peak = f", peak allocated {r['peak_allocated_bytes']:,} B" if "peak_allocated_bytes" in r else ""
+        if "peak_batch_bytes" in r:
+            peak = f", a batch's peak allocations beyond the weights {r['peak_batch_bytes']:,} B"
         click.echo(
             f"  {name:22s} median {r['median_ms']:.3f} ms, p90 {r['p90_ms']:.3f} ms per batch "
             f"({r['latency_ratio_to_dense']:.2f}x dense); weights {r['weight_bytes']:,} B ({r['weight_bytes_ratio_to_dense']:.2f}x){peak}"

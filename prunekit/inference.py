@@ -5,17 +5,23 @@ Linear layer multiplies with a ``torch.sparse_csr`` weight); ``semi_structured_2
 ``torch.sparse.to_sparse_semi_structured`` for 2:4 Linear weights, fp16). Convolutions stay dense
 in every form: torch has no sparse convolution kernel, so unstructured conv sparsity buys no time.
 Latency is wall time per batch (median and 90th percentile over ``repeats`` batches after
-``warmup`` batches not counted); memory is the exact bytes of each form's weights, and on CUDA
-the peak bytes allocated during the timed batches.
+``warmup`` batches not counted); memory is the exact bytes of each form's weights, and the
+peak of what one batch allocates beyond them: on CUDA the allocator's peak over the timed
+batches (weights included); on CPU, where torch's allocator keeps no statistics, the peak of
+the running sum of the allocations and frees torch's profiler records over one more batch
+(activations and temporaries, weights excluded: they exist before the batch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import statistics
+import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -120,6 +126,38 @@ def forms(model: nn.Module, device: torch.device) -> tuple[dict[str, nn.Module],
     return made, skipped
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null: the profiler's C++ side prints start/stop lines there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@torch.no_grad()
+def peak_batch_bytes(model: nn.Module, example: torch.Tensor) -> int:
+    """Peak bytes torch's CPU allocator holds for one ``model(example)`` beyond what it held before.
+
+    The running sum of the allocation (+) and free (-) events torch's profiler records
+    (``profile_memory=True``), in time order; the output counts until the batch ends.
+    """
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with _native_stderr_silenced(), torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+        model(example)
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and e.device_type().name == "CPU"]
+    held = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        held += event.nbytes()
+        peak = max(peak, held)
+    return peak
+
+
 @torch.no_grad()
 def measure(model: nn.Module, example: torch.Tensor, warmup: int = 10, repeats: int = 50) -> dict[str, Any]:
     """Latency of ``model(example)`` per batch in ms (median, p90; warm-up excluded) and its memory."""
@@ -145,6 +183,8 @@ def measure(model: nn.Module, example: torch.Tensor, warmup: int = 10, repeats: 
     }
     if cuda:
         out["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(example.device)
+    else:
+        out["peak_batch_bytes"] = peak_batch_bytes(model, example)
     return out
 
 
