@@ -6,13 +6,17 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
 from prunekit.core.config.options import parse_pairs
 from prunekit.errors import UsageError
+
+if TYPE_CHECKING:
+    from prunekit.matrix.expand import Plan, PlannedRun
+    from prunekit.matrix.spec import MatrixSpec
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -30,7 +34,7 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _load(spec_path: Path | None, example: str | None, overrides: dict[str, Any]):
+def _load(spec_path: Path | None, example: str | None, overrides: dict[str, Any]) -> MatrixSpec:
     from prunekit.matrix import examples
     from prunekit.matrix.spec import load_spec
 
@@ -43,7 +47,7 @@ def _load(spec_path: Path | None, example: str | None, overrides: dict[str, Any]
     return load_spec(spec_path, overrides)
 
 
-def _header(spec, plan, out: Path, runs: list, counts: dict[str, int]) -> str:
+def _header(spec: MatrixSpec, plan: Plan, out: Path, runs: list[PlannedRun], counts: dict[str, int]) -> str:
     from prunekit.matrix import store
 
     resumed = sum(store.resumable(out, r.id) for r in runs)
@@ -76,7 +80,7 @@ def _again(spec_path: Path | None, example: str | None) -> str:
     return str(spec_path) if spec_path is not None else f"--example {example}"
 
 
-def _echo_skipped(plan) -> None:
+def _echo_skipped(plan: Plan) -> None:
     for s in plan.skipped:
         runs = f" ({s.runs} run{'s' if s.runs != 1 else ''})" if s.runs else ""
         click.echo(f"  skipped {s.what}{runs}: {s.reason}")

@@ -78,7 +78,9 @@ def _add(problems: list[str], message: str) -> None:
         problems.append(message)
 
 
-def _check_name(registry: Registry, kind: str, name: str, optional: bool, problems: list[str], skipped: dict) -> bool:
+def _check_name(
+    registry: Registry, kind: str, name: str, optional: bool, problems: list[str], skipped: dict[tuple[str, str], int]
+) -> bool:
     try:
         registry.get(kind, name)
         return True
@@ -93,7 +95,7 @@ def _check_name(registry: Registry, kind: str, name: str, optional: bool, proble
 
 
 def _axis_values(
-    spec: MatrixSpec, registry: Registry, problems: list[str], skipped: dict
+    spec: MatrixSpec, registry: Registry, problems: list[str], skipped: dict[tuple[str, str], int]
 ) -> tuple[dict[str, list[Any]], list[str]]:
     """Axis values with unknown optional names removed and ``all`` expanded."""
     values: dict[str, list[Any]] = {}

@@ -10,6 +10,7 @@ the run's failure, with the state Slurm gives for it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,8 @@ class SlurmWaiter:
                     self.progress.update(active[run_id])
                 if state in slurm.LIVE:
                     continue
-                self._ended(run, job_id, active.pop(run_id, None) or Active(run_id, run.config.epochs), started)
+                ended = active.pop(run_id, None)
+                self._ended(run, job_id, ended or Active(run_id, run.config.epochs), started)
                 del runs[run_id]
             if runs:
                 time.sleep(POLL_S)
@@ -149,11 +151,11 @@ def submit_and_wait(
     out: Path,
     plan: Plan,
     runs: list[PlannedRun],
-    live: dict,
+    live: dict[str, tuple[str, str, str]],
     settings: slurm.SlurmSettings,
     progress: MatrixProgress,
     detach: bool,
-    echo,
+    echo: Callable[[str], None],
 ) -> Outcome | None:
     """Submit ``runs`` as Slurm jobs, record them in matrix.json, then wait for them and the ``live`` ones."""
     submitted = slurm.submit(out, runs, settings, plan.spec.name)
@@ -172,7 +174,7 @@ def submit_and_wait(
         return SlurmWaiter(out, plan, progress).wait(submitted | {run_id: v[0] for run_id, v in live.items()})
 
 
-def print_status(out: Path, plan: Plan, echo) -> None:
+def print_status(out: Path, plan: Plan, echo: Callable[[str], None]) -> None:
     """One line per run: pending, running, done, failed (with the reason), interrupted or new."""
     found = statuses(out, plan)
     counts = {state: sum(s.state == state for s in found) for state in (PENDING, RUNNING, DONE, FAILED, INTERRUPTED, NEW)}

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 @dataclass
@@ -20,15 +24,15 @@ class Active:
 
 
 class MatrixProgress:
-    def __init__(self, total: int, done: int = 0, stream=None, quiet: bool = False) -> None:
+    def __init__(self, total: int, done: int = 0, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.total = total
         self.done = done
         self.failed = 0
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.bar = None
-        self.overall = None
-        self.tasks: dict[str, int] = {}
+        self.bar: Progress | None = None
+        self.overall: TaskID | None = None
+        self.tasks: dict[str, TaskID] = {}
         self.epochs_seen: dict[str, int] = {}
 
     @property
@@ -58,7 +62,7 @@ class MatrixProgress:
             self.overall = self.bar.add_task("matrix", total=self.total, completed=self.done, status=self._counts())
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
 
@@ -99,6 +103,7 @@ class MatrixProgress:
             task = self.tasks.pop(run.run_id, None)
             if task is not None:
                 self.bar.remove_task(task)
-            self.bar.update(self.overall, completed=self.done + self.failed, status=self._counts())
+            if self.overall is not None:  # set with the bar
+                self.bar.update(self.overall, completed=self.done + self.failed, status=self._counts())
         word = "done  " if ok else "FAILED"
         self.print(f"{self._position()} {word} {run.run_id}: {detail}")

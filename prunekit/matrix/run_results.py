@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from prunekit.core.rundir import layout as rundir
 from prunekit.matrix import store
@@ -68,7 +69,7 @@ def finished_detail(out: Path, run_id: str, wall: float) -> str:
 
 
 def record_failure(
-    out: Path, run: PlannedRun, returncode: int | None, log_path: Path, wall: float, reason: str | None = None, **extra
+    out: Path, run: PlannedRun, returncode: int | None, log_path: Path, wall: float, reason: str | None = None, **extra: Any
 ) -> str:
     """Write the run's failure.json (reason from the exit status and log unless given); return the reason."""
     tail = log_tail(log_path)

@@ -33,7 +33,7 @@ STOP_GRACE_S = 30.0  # children checkpoint on SIGTERM before they exit
 @dataclass
 class Child:
     run: PlannedRun
-    proc: subprocess.Popen
+    proc: subprocess.Popen[bytes]
     log: TextIO
     log_path: Path
     started: float

@@ -17,8 +17,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prunekit.errors import UsageError
+
+if TYPE_CHECKING:
+    import submitit
+
+    from prunekit.matrix.expand import PlannedRun
 
 COMMANDS = ("sbatch", "squeue", "sinfo", "scontrol")
 QUERY_TIMEOUT_S = 30
@@ -88,8 +94,9 @@ def limit_minutes(text: str) -> int:
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
     if not match:
         return 0
-    days, a, b, c = (int(g) if g else None for g in match.groups())
-    if c is not None:
+    days, b, c = (int(g) if g else None for g in match.group(1, 3, 4))
+    a = int(match.group(2))  # the one field always given
+    if b is not None and c is not None:  # c is filled only after b
         hours, minutes, seconds = a, b, c
     elif b is not None:
         hours, minutes, seconds = (a, b, 0) if days is not None else (0, a, b)
@@ -177,7 +184,7 @@ class _NoSacctNoise(logging.Filter):
         return "sacct" not in record.getMessage()
 
 
-def executor(folder: Path, settings: SlurmSettings, name: str, runs: int):
+def executor(folder: Path, settings: SlurmSettings, name: str, runs: int) -> submitit.AutoExecutor:
     """A submitit executor for Slurm with the resources of one run per job."""
     import submitit
 
@@ -206,7 +213,7 @@ def executor(folder: Path, settings: SlurmSettings, name: str, runs: int):
     return ex
 
 
-def submit(out: Path, runs: list, settings: SlurmSettings, name: str) -> dict[str, str]:
+def submit(out: Path, runs: list[PlannedRun], settings: SlurmSettings, name: str) -> dict[str, str]:
     """Submit one job per run (a job array); return run id -> Slurm job id."""
     from prunekit.matrix import store
     from prunekit.matrix.slurm_job import SlurmRun

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import submitit
 
@@ -48,7 +49,7 @@ def _ignore_preempt_signal() -> None:
     signal.signal(_preempt_signal(), signal.SIG_IGN)
 
 
-def _exited(proc: subprocess.Popen, timeout: float) -> bool:
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     """Whether ``proc`` ends within ``timeout`` s, without reaping it (safe in a signal handler
     that interrupted ``proc.wait()``, which holds Popen's wait lock)."""
     deadline = time.monotonic() + timeout
@@ -106,14 +107,14 @@ def _said_stopped(log_path: Path, offset: int) -> bool:
 class SlurmRun(submitit.helpers.Checkpointable):
     """One matrix run inside a Slurm job."""
 
-    def __init__(self, out: str, run_id: str, config: dict, threads: int | None = None, nproc: int = 1) -> None:
+    def __init__(self, out: str, run_id: str, config: dict[str, Any], threads: int | None = None, nproc: int = 1) -> None:
         self.out, self.run_id, self.config, self.threads, self.nproc = out, run_id, config, threads, nproc
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "proc"}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, proc=None)
 
     def _paths(self) -> tuple[Path, Path]:
@@ -134,9 +135,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
         run_dir, log_path = self._paths()
         if rundir.state(run_dir) == rundir.FINISHED:  # requeued after the run had finished
             return "finished"
-        resume = store.resumable(self.out, self.run_id)
+        resume = store.resumable(Path(self.out), self.run_id)
         if resume:
-            store.forget_failure(self.out, self.run_id)
+            store.forget_failure(Path(self.out), self.run_id)
         else:
             import shutil
 
@@ -178,9 +179,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
                 else "was cancelled (scancel or preemption)"
             )
             reason = f"Slurm job {slurm_job_id()} {why}; the run stopped after its last checkpoint"
-            record_failure(self.out, run, returncode, log_path, wall, reason, slurm_job_id=slurm_job_id())
+            record_failure(Path(self.out), run, returncode, log_path, wall, reason, slurm_job_id=slurm_job_id())
             return "failed"
-        record_failure(self.out, run, returncode, log_path, wall, slurm_job_id=slurm_job_id())
+        record_failure(Path(self.out), run, returncode, log_path, wall, slurm_job_id=slurm_job_id())
         return "failed"
 
     def checkpoint(self, *args: object, **kwargs: object) -> submitit.helpers.DelayedSubmission:

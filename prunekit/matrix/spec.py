@@ -160,7 +160,7 @@ def parse_spec(
         axes[axis] = values
     problems.raise_if_any()
 
-    normalized = {"name": name, "description": description, "settings": settings}
+    normalized: dict[str, Any] = {"name": name, "description": description, "settings": settings}
     for axis, values in axes.items():
         normalized[axis] = [entry_form(v) if isinstance(v, Choice) else v for v in values]
     return MatrixSpec(name, description, axes, settings, normalized, where)

@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from prunekit import __version__
 from prunekit.core.rundir import layout as rundir
@@ -93,7 +93,7 @@ class MatrixLock:
 
     def __init__(self, out: Path) -> None:
         self.path = Path(out) / LOCK_FILE
-        self.handle = None
+        self.handle: TextIO | None = None
 
     def __enter__(self) -> MatrixLock:
         self.handle = open(self.path, "a+", encoding="utf-8")
@@ -114,7 +114,7 @@ class MatrixLock:
         self.handle.flush()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.handle is not None:
             self.handle.close()
 
@@ -138,7 +138,8 @@ def record_jobs(out: Path, jobs: dict[str, dict[str, Any]]) -> None:
 def recorded_jobs(out: Path) -> dict[str, dict[str, Any]]:
     """The scheduler jobs matrix.json records, by run id."""
     try:
-        return (read_matrix_file(out) or {}).get("jobs", {})
+        jobs: dict[str, dict[str, Any]] = (read_matrix_file(out) or {}).get("jobs", {})
+        return jobs
     except UsageError:
         return {}
 

@@ -22,8 +22,14 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from prunekit.core.train.preemption import EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from prunekit.core.config.settings import RunConfig
+    from prunekit.core.run.context import EpochCallback
+    from prunekit.core.rundir.layout import Summary
 
 FAILURE_MARK = "prunekit-matrix-failure: "
 RESUME_FLAG = "--resume"
@@ -67,13 +73,14 @@ def fail(reason: str, code: int) -> None:
     sys.exit(code)
 
 
-def train(config, on_epoch, resume: bool):
+def train(config: RunConfig, on_epoch: EpochCallback, resume: bool) -> tuple[Path, Summary]:
     """Run ``config``; with ``resume``, continue it from its checkpoint (or start again if that is unusable)."""
     from prunekit.core.run.runner import run
     from prunekit.core.rundir import checkpoint
     from prunekit.core.rundir import layout as rundir
 
     if resume:
+        assert config.out is not None  # the matrix gives every run its directory
         run_dir = Path(config.out)
         try:
             saved = checkpoint.load(run_dir / rundir.CHECKPOINT)
@@ -102,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
 
     interrupt_on_sigterm()  # a stopping matrix terminates its children: trackers hear "interrupted"
 
-    def on_epoch(record: dict) -> None:
+    def on_epoch(record: dict[str, Any]) -> None:
         if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
             return
         print(
