@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from prunekit.api import EPOCH_METRICS, Option, Register, RunEnd, RunStart, hookimpl, memory_interval_option
+
+if TYPE_CHECKING:
+    import wandb
 
 CREDENTIALS = ("WANDB_API_KEY",)
 EXIT_CODES = {"completed": 0, "failed": 1, "interrupted": 130}  # 130: the shell's code for SIGINT
@@ -26,7 +29,7 @@ class WandbTracker:
         self,
         project: str = "",
         entity: str = "",
-        mode: str = "offline",
+        mode: Literal["offline", "online", "disabled"] = "offline",
         dir: str = "",
         memory_interval_s: float = 5.0,
         files: bool = True,
@@ -34,8 +37,8 @@ class WandbTracker:
         self.project, self.entity, self.mode, self.dir = project, entity, mode, dir
         self.memory_interval_s = memory_interval_s or None
         self.files = files
-        self.run = None
-        self.run_dir = None
+        self.run: wandb.Run | None = None
+        self.run_dir: Path | None = None
 
     def start(self, run: RunStart) -> dict[str, Any]:
         import wandb  # lazily: heavy, and starts W&B's service process
@@ -66,41 +69,48 @@ class WandbTracker:
         self.run.define_metric("memory/*", step_metric="memory/t_s")
         return {"id": self.run.id}
 
+    @property
+    def _run(self) -> wandb.Run:
+        """The W&B run ``start`` opened (the core calls nothing else before ``start``)."""
+        if self.run is None:
+            raise RuntimeError("the wandb tracker was not started")
+        return self.run
+
     def log_epoch(self, record: dict[str, Any]) -> None:
         row = {k: record[k] for k in ("epoch", "step", *EPOCH_METRICS) if record.get(k) is not None}
         row |= {f"layer_sparsity/{name}": v for name, v in record.get("layer_sparsity", {}).items()}
-        self.run.log(row)
+        self._run.log(row)
 
     def log_memory(self, sample: dict[str, Any]) -> None:
         row = {f"memory/{sample['sampler']}/{name}": v for name, v in sample["figures"].items()}
-        self.run.log({"memory/t_s": sample["t"], "memory/step": sample["step"], **row})
+        self._run.log({"memory/t_s": sample["t"], "memory/step": sample["step"], **row})
 
     def finish(self, end: RunEnd) -> None:
         import wandb
 
         try:
-            self.run.summary["status"] = end.status
+            self._run.summary["status"] = end.status
             if end.reason:
-                self.run.summary["status_reason"] = end.reason
+                self._run.summary["status_reason"] = end.reason
             if end.summary is not None:
-                self.run.summary.update({k: v for k, v in end.summary.items() if k not in ("environment", "run_dir")})
+                self._run.summary.update({k: v for k, v in end.summary.items() if k not in ("environment", "run_dir")})
                 ledger = [[k, v] for k, v in end.summary["ledger"].items() if isinstance(v, (int, float))]
-                self.run.log({"ledger_table": wandb.Table(columns=["item", "value"], data=ledger)})
+                self._run.log({"ledger_table": wandb.Table(columns=["item", "value"], data=ledger)})
             if self.files:
                 self._save(end)
         finally:
-            self.run.finish(exit_code=EXIT_CODES[end.status])
+            self._run.finish(exit_code=EXIT_CODES[end.status])
 
     def _save(self, end: RunEnd) -> None:
         """Copies (not links: the run directory may move) of the run's files, saved with the W&B run."""
-        target = Path(self.run.dir)
+        target = Path(self._run.dir)
         for name, path in end.files.items():
             if path.exists():
                 shutil.copyfile(path, target / name)
-                self.run.save(str(target / name), base_path=str(target), policy="now")
+                self._run.save(str(target / name), base_path=str(target), policy="now")
         if end.summary is not None:
             (target / SUMMARY_FILE).write_text(json.dumps(end.summary, indent=2, default=str), encoding="utf-8")
-            self.run.save(str(target / SUMMARY_FILE), base_path=str(target), policy="now")
+            self._run.save(str(target / SUMMARY_FILE), base_path=str(target), policy="now")
 
 
 @hookimpl

@@ -16,6 +16,7 @@ import time
 import zlib
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from wandb.proto import wandb_internal_pb2 as pb
 
@@ -50,16 +51,16 @@ def chunks(path: Path) -> list[bytes]:
     return out
 
 
-def _records(path: Path) -> list:
+def _records(path: Path) -> list[Any]:
     out = []
     for raw in chunks(path):
-        record = pb.Record()
+        record = pb.Record()  # type: ignore[attr-defined]  # protobuf classes built at import, no stubs
         record.ParseFromString(raw)
         out.append(record)
     return out
 
 
-def read_run(run_dir: Path, wait_s: float = 30.0) -> dict:
+def read_run(run_dir: Path, wait_s: float = 30.0) -> dict[str, list[Any]]:
     """The records of every offline run under ``run_dir`` (or a wandb dir), by kind, in order.
 
     W&B's service writes the file asynchronously, shortly after ``run.finish()``
@@ -67,7 +68,7 @@ def read_run(run_dir: Path, wait_s: float = 30.0) -> dict:
     """
     paths = sorted(Path(run_dir).rglob("run-*.wandb"))
     assert paths, f"no offline W&B run under {run_dir}"
-    out: dict = defaultdict(list)
+    out: dict[str, list[Any]] = defaultdict(list)
     for path in paths:
         deadline = time.monotonic() + wait_s
         records = _records(path)
@@ -80,21 +81,21 @@ def read_run(run_dir: Path, wait_s: float = 30.0) -> dict:
     return out
 
 
-def history(records: dict) -> list[dict]:
+def history(records: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [{".".join(i.nested_key) or i.key: json.loads(i.value_json) for i in h.item} for h in records["history"]]
 
 
-def summary(records: dict) -> dict:
-    out: dict = {}
+def summary(records: dict[str, list[Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for s in records["summary"]:
         for u in s.update:
             out[".".join(u.nested_key) or u.key] = json.loads(u.value_json)
     return out
 
 
-def config(records: dict) -> dict:
+def config(records: dict[str, list[Any]]) -> dict[str, Any]:
     return {u.key: json.loads(u.value_json) for u in records["run"][0].config.update}
 
 
-def files(records: dict) -> set[str]:
+def files(records: dict[str, list[Any]]) -> set[str]:
     return {f.path for r in records["files"] for f in r.files}
