@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def _figure(width: float = 6.4, height: float = 4.0):
+def _figure(width: float = 6.4, height: float = 4.0) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def epochs_figure(records: list[dict[str, Any]]):
+def epochs_figure(records: list[dict[str, Any]]) -> Figure:
     """Test accuracy (left axis) and achieved sparsity (right axis) per epoch."""
     fig = _figure()
     ax = fig.add_subplot()
@@ -27,7 +30,7 @@ def epochs_figure(records: list[dict[str, Any]]):
     return fig
 
 
-def memory_figure(samples: list[dict[str, Any]]):
+def memory_figure(samples: list[dict[str, Any]]) -> Figure:
     """Every byte figure of every sampler over time, in MiB."""
     fig = _figure()
     ax = fig.add_subplot()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prunekit.api import EPOCH_METRICS, RunEnd, RunStart
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
 
 #: Environment variables MLflow reads secrets from (redacted by prunekit wherever they appear).
 CREDENTIALS = (
@@ -67,11 +71,11 @@ class MlflowTracker:
         self.artifacts = artifacts
         self.figures = figures
         self.memory_interval_s = memory_interval_s or None
-        self.client = None
+        self.client: MlflowClient | None = None
         self.run_id = ""
         self.epochs: list[dict[str, Any]] = []
         self.memory: list[dict[str, Any]] = []
-        self.pending: list[Any] = []  # memory metrics, sent in batches
+        self.pending: list[Metric] = []  # memory metrics, sent in batches
         self.started_ms = _now_ms()
 
     def start(self, run: RunStart) -> dict[str, Any]:
@@ -110,17 +114,27 @@ class MlflowTracker:
                 self.client.log_batch(self.run_id, params=params[i : i + 100])
         return {"run_id": self.run_id, "experiment_id": experiment_id}
 
+    @property
+    def _client(self) -> MlflowClient:
+        """The client ``start`` opened (the core calls nothing else before ``start``)."""
+        if self.client is None:
+            raise RuntimeError("the mlflow tracker was not started")
+        return self.client
+
     def _experiment(self, name: str) -> str:
-        found = self.client.get_experiment_by_name(name)
+        found = self._client.get_experiment_by_name(name)
         if found is not None:
-            return found.experiment_id
+            existing: str = found.experiment_id  # mlflow leaves Experiment's properties untyped
+            return existing
         try:
-            return self.client.create_experiment(name)
+            made: str = self._client.create_experiment(name)
+            return made
         except Exception:  # another run of the matrix created it first
-            found = self.client.get_experiment_by_name(name)
+            found = self._client.get_experiment_by_name(name)
             if found is None:
                 raise
-            return found.experiment_id
+            other: str = found.experiment_id
+            return other
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         from mlflow.entities import Metric
@@ -141,10 +155,10 @@ class MlflowTracker:
             for name, v in sample["figures"].items()
         ]
 
-    def _send(self, metrics: list[Any]) -> None:
+    def _send(self, metrics: list[Metric]) -> None:
         metrics, self.pending = self.pending + metrics, []
         for i in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics per batch
-            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
+            self._client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
 
     def finish(self, end: RunEnd) -> None:
         from mlflow.entities import Metric, RunTag
@@ -168,22 +182,22 @@ class MlflowTracker:
                     RunTag("target_reached", str(summary.get("target_reached"))),
                 ]
             self._send(metrics)
-            self.client.log_batch(self.run_id, tags=tags)
+            self._client.log_batch(self.run_id, tags=tags)
             if self.artifacts:
                 if summary is not None:
-                    self.client.log_dict(self.run_id, summary, "summary.json")
+                    self._client.log_dict(self.run_id, summary, "summary.json")
                 for path in end.files.values():
                     if path.exists():
-                        self.client.log_artifact(self.run_id, str(path))
+                        self._client.log_artifact(self.run_id, str(path))
             if self.figures:
                 self._figures()
         finally:  # the status is set even when an upload failed
-            self.client.set_terminated(self.run_id, STATUS[end.status])
+            self._client.set_terminated(self.run_id, STATUS[end.status])
 
     def _figures(self) -> None:
         from prunekit_mlflow.figures import epochs_figure, memory_figure
 
         if self.epochs:
-            self.client.log_figure(self.run_id, epochs_figure(self.epochs), "figures/accuracy_sparsity.png")
+            self._client.log_figure(self.run_id, epochs_figure(self.epochs), "figures/accuracy_sparsity.png")
         if self.memory:
-            self.client.log_figure(self.run_id, memory_figure(self.memory), "figures/memory_timeline.png")
+            self._client.log_figure(self.run_id, memory_figure(self.memory), "figures/memory_timeline.png")
