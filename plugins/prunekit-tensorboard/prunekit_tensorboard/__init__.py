@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prunekit.api import Option, Register, RunEnd, RunStart, hookimpl, memory_interval_option
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.writer import FileWriter
 
 #: Epoch record key -> scalar tag.
 EPOCH_TAGS = {
@@ -59,7 +63,7 @@ class TensorBoardTracker:
         self.log_dir = log_dir
         self.memory_interval_s = memory_interval_s or None
         self.layers = layers
-        self.writer = None
+        self.writer: SummaryWriter | None = None
         self.config: dict[str, Any] = {}
         self.started = time.time()
         self.last_epoch = 0
@@ -75,16 +79,23 @@ class TensorBoardTracker:
         self.writer.add_text("config", text, 0)
         return {"log_dir": str(path)}
 
+    @property
+    def _writer(self) -> SummaryWriter:
+        """The writer ``start`` opened (the core calls nothing else before ``start``)."""
+        if self.writer is None:
+            raise RuntimeError("the tensorboard tracker was not started")
+        return self.writer
+
     def log_epoch(self, record: dict[str, Any]) -> None:
         epoch = int(record["epoch"])
         self.last_epoch = epoch
         for key, tag in EPOCH_TAGS.items():
             if record.get(key) is not None:
-                self.writer.add_scalar(tag, float(record[key]), epoch)
+                self._writer.add_scalar(tag, float(record[key]), epoch)
         if self.layers:
             for name, value in record.get("layer_sparsity", {}).items():
-                self.writer.add_scalar(f"layer_sparsity/{name}", float(value), epoch)
-        self.writer.flush()
+                self._writer.add_scalar(f"layer_sparsity/{name}", float(value), epoch)
+        self._writer.flush()
 
     def log_memory(self, sample: dict[str, Any]) -> None:
         walltime = self.started + float(sample["t"])
@@ -92,23 +103,23 @@ class TensorBoardTracker:
             tag = f"memory/{sample['sampler']}/{name}"
             if name.endswith("_bytes"):  # MiB read better on a chart; the tag says so
                 tag, value = tag.removesuffix("_bytes") + "_MiB", value / 2**20
-            self.writer.add_scalar(tag, float(value), int(sample["step"]), walltime=walltime)
+            self._writer.add_scalar(tag, float(value), int(sample["step"]), walltime=walltime)
 
     def finish(self, end: RunEnd) -> None:
         reason = f": {end.reason}" if end.reason else ""
-        self.writer.add_text("status", f"{end.status}{reason}", self.last_epoch)
+        self._writer.add_text("status", f"{end.status}{reason}", self.last_epoch)
         summary = end.summary
         if summary is not None:
-            self.writer.add_text("ledger", ledger_markdown(summary["ledger"]), self.last_epoch)
+            self._writer.add_text("ledger", ledger_markdown(summary["ledger"]), self.last_epoch)
             text = "```\n" + json.dumps(summary, indent=2, default=str) + "\n```"
-            self.writer.add_text("summary", text, self.last_epoch)
+            self._writer.add_text("summary", text, self.last_epoch)
             self._hparams(summary)
-        self.writer.close()
+        self._writer.close()
 
     def _hparams(self, summary: dict[str, Any]) -> None:
         from torch.utils.tensorboard.summary import hparams
 
-        values = {**self.config, **{k: summary[k] for k in ("lr", "weight_decay") if k in summary}}
+        values: dict[str, Any] = {**self.config, **{k: summary[k] for k in ("lr", "weight_decay") if k in summary}}
         values["sparsity"] = summary.get("target_sparsity", values.get("sparsity"))
         hp = {
             k: values[k] if isinstance(values[k], (int, float, str, bool)) else str(values[k])
@@ -116,10 +127,11 @@ class TensorBoardTracker:
             if values.get(k) is not None
         }
         metrics = {f"hparams/{k}": float(summary[k]) for k in FINAL_METRICS if isinstance(summary.get(k), (int, float))}
-        for item in hparams(hp, metrics):  # experiment, session start and end, as add_hparams writes them
-            self.writer.file_writer.add_summary(item, self.last_epoch)
+        # experiment, session start and end, as add_hparams writes them (torch leaves hparams unannotated)
+        for item in hparams(hp, metrics):  # type: ignore[no-untyped-call]
+            cast("FileWriter", self._writer.file_writer).add_summary(item, self.last_epoch)  # torch types it as None
         for tag, value in metrics.items():
-            self.writer.add_scalar(tag, value, self.last_epoch)
+            self._writer.add_scalar(tag, value, self.last_epoch)
 
 
 @hookimpl
