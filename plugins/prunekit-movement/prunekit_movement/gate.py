@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.autograd.function import FunctionCtx
 from torch.nn.utils import parametrize
 
 from prunekit.api import Target
@@ -18,11 +19,11 @@ from prunekit.api import Target
 
 class _StraightThroughMask(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: FunctionCtx, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return weight * mask
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad, None
 
 
@@ -41,7 +42,8 @@ class MaskGate(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if self.mask is None:
             return weight
-        return _StraightThroughMask.apply(weight, self.mask)
+        masked: torch.Tensor = _StraightThroughMask.apply(weight, self.mask)
+        return masked
 
 
 def install_gate(target: Target) -> MaskGate:

@@ -28,6 +28,7 @@ per prunable weight. The dense ``W`` is the model's own parameter.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -35,11 +36,13 @@ from prunekit.api import MASKED_OPTIMIZER_STATE, Pruner, Target, sparsity_groups
 from prunekit_movement.gate import MaskGate, install_gate
 
 
-def torch_optimizer(optimizer) -> torch.optim.Optimizer | None:
-    """The ``torch.optim.Optimizer`` behind ``optimizer`` (which may wrap one)."""
+def torch_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:
+    """The ``torch.optim.Optimizer`` behind ``optimizer`` (which may wrap one; anything with ``param_groups`` is one)."""
     if optimizer is None or hasattr(optimizer, "param_groups"):
-        return optimizer
-    return getattr(optimizer, "optimizer", None)
+        found: torch.optim.Optimizer | None = optimizer
+        return found
+    inner: torch.optim.Optimizer | None = getattr(optimizer, "optimizer", None)
+    return inner
 
 
 class MovementPruner(Pruner):
@@ -60,7 +63,7 @@ class MovementPruner(Pruner):
         self._group_of: dict[int, int] = {}
 
     # -- training hooks -------------------------------------------------
-    def bind(self, optimizer) -> None:
+    def bind(self, optimizer: torch.optim.Optimizer) -> None:
         super().bind(optimizer)
         inner = torch_optimizer(optimizer)
         groups = inner.param_groups if inner is not None else []
@@ -75,13 +78,12 @@ class MovementPruner(Pruner):
         A step whose gradients are not all finite (a mixed-precision overflow,
         which the gradient scaler skips) leaves the scores unchanged.
         """
-        present = [(i, t.parameter) for i, t in enumerate(self.targets) if t.parameter.grad is not None]
+        present = [(i, t.parameter, t.parameter.grad) for i, t in enumerate(self.targets) if t.parameter.grad is not None]
         if not present:
             return
         # a sum is non-finite iff an element is (or the sum overflows float32): one cheap pass
-        finite = bool(torch.stack([p.grad.sum(dtype=torch.float32) for _, p in present]).isfinite().all())
-        for i, param in present:
-            grad = param.grad
+        finite = bool(torch.stack([grad.sum(dtype=torch.float32) for _, _, grad in present]).isfinite().all())
+        for i, param, grad in present:
             if finite:
                 score = self._score(i)
                 score.addcmul_(grad.to(torch.float32), param.detach().to(torch.float32), value=-self._lr(param))
@@ -110,13 +112,13 @@ class MovementPruner(Pruner):
                 out[f"mask:{target.name}"] = mask
         return out
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "scores": [None if s is None else s.clone() for s in self.scores],
             "masks": [None if m is None else m.clone() for m in self.masks],
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         scores, masks = state["scores"], state["masks"]
         if len(scores) != len(self.targets) or len(masks) != len(self.targets):
             raise ValueError("score/mask count does not match the prunable set")
@@ -168,7 +170,9 @@ class MovementPruner(Pruner):
                 break
             tie = self._score(i) == threshold
             take = tie & (tie.flatten().cumsum(0) <= ties_to_keep).view_as(tie)
-            self.masks[i] |= take
+            mask = self.masks[i]
+            assert mask is not None  # made for every index above
+            mask |= take
             ties_to_keep -= int(take.sum().item())
 
     @torch.no_grad()

@@ -9,6 +9,8 @@ first update) per prunable weight.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from prunekit.api import MaskPruner, Target
@@ -24,7 +26,7 @@ class MovementW0Pruner(MaskPruner):
         self.set_structure(structure)
         self.initial: list[torch.Tensor | None] = [None] * len(targets)
 
-    def bind(self, optimizer) -> None:
+    def bind(self, optimizer: torch.optim.Optimizer) -> None:
         super().bind(optimizer)
         self.snapshot()
 
@@ -40,18 +42,20 @@ class MovementW0Pruner(MaskPruner):
     def score(self, index: int, target: Target) -> torch.Tensor:
         if self.initial[index] is None:
             self.snapshot()
+        initial = self.initial[index]
+        assert initial is not None  # snapshot() recorded it
         weight = target.parameter.detach().to(torch.float32)
-        return weight * (weight - self.initial[index])
+        return weight * (weight - initial)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = super().state_tensors()
         out.update({f"w0:{t.name}": w for t, w in zip(self.targets, self.initial) if w is not None})
         return out
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "initial": [None if w is None else w.clone() for w in self.initial]}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         initial = state["initial"]
         if len(initial) != len(self.targets):
