@@ -1,4 +1,4 @@
-"""state_storage=compact against dense: optimizer-state bytes, peak resident memory and step time. CPU, one thread.
+"""state_storage=compact and compact-indexed against dense: optimizer-state bytes, peak resident memory and step time. CPU, one thread.
 
 ResNet-50 (ImageNet shapes: 1000 classes, fixed synthetic 3x224x224 batches) with
 AdamW and the ``state`` pruner (bool masks), pruned to 50, 70 and 90% by one global
@@ -14,8 +14,8 @@ mask update after a first step:
    ``mmap128k`` allocator settings (peak RSS tracks live bytes); and the rise over
    ``VmRSS`` just before them.
 3. ``steps``: mean time of a training step (forward, backward, gradient masking,
-   optimizer step, enforcement; mask updates are not timed), dense and compact arms
-   interleaved in one process (the order alternates every step); ratio compact/dense
+   optimizer step, enforcement; mask updates are not timed), the three arms
+   interleaved in one process (the order rotates every step); ratio compact/dense
    of the whole step (goal <= 1.05 at 90%) and of the optimizer step alone.
 
 The load average before and after is reported: the machine may be shared.
@@ -46,7 +46,8 @@ from prunekit.core.sparsity.targets import prunable_targets
 from prunekit.core.train.optim import parameter_groups
 
 SPARSITIES = (0.5, 0.7, 0.9)
-STORAGES = ("dense", "compact")
+STORAGES = ("dense", "compact", "compact-indexed")
+COMPACT = STORAGES[1:]
 
 
 def _arm(storage: str, sparsity: float, pruner: str = "state", mask_storage: str = "bool", batch: int = 2):
@@ -103,9 +104,10 @@ def ledgers() -> dict:
             model, targets, pruner, opt, _ = _arm(storage, sparsity)
             ledger = memory_ledger(model, opt, pruner.state_tensors(), targets)
             row[storage] = {"optimizer_state_bytes": ledger["optimizer_state"], "per_prunable_weight": _per_weight(ledger)}
-        row["compact_over_dense_optimizer_state"] = round(
-            row["compact"]["optimizer_state_bytes"] / row["dense"]["optimizer_state_bytes"], 4
-        )
+        for s in COMPACT:
+            row[f"{s}_over_dense_optimizer_state"] = round(
+                row[s]["optimizer_state_bytes"] / row["dense"]["optimizer_state_bytes"], 4
+            )
         out[f"{round(sparsity * 100)}%"] = row
     lowest = {}
     for name, (storage, pruner, masks) in {
@@ -145,7 +147,8 @@ def rss(batch: int) -> dict:
             command = [sys.executable, __file__, "--rss-child", storage, str(sparsity), "--batch-size", str(batch)]
             done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
             row[storage] = json.loads(done.stdout.strip().splitlines()[-1])
-        row["compact_minus_dense_peak_bytes"] = row["compact"]["peak_rss_bytes"] - row["dense"]["peak_rss_bytes"]
+        for s in COMPACT:
+            row[f"{s}_minus_dense_peak_bytes"] = row[s]["peak_rss_bytes"] - row["dense"]["peak_rss_bytes"]
         out[f"{round(sparsity * 100)}%"] = row
     return out
 
@@ -159,21 +162,22 @@ def step_times(steps: int, batch: int) -> dict:
         total: dict[str, list[float]] = {s: [] for s in STORAGES}
         optim: dict[str, list[float]] = {s: [] for s in STORAGES}
         for k in range(steps):
-            for s in STORAGES if k % 2 == 0 else STORAGES[::-1]:
+            for s in STORAGES[k % 3 :] + STORAGES[: k % 3]:  # each arm first, middle and last in turn
                 model, _, pruner, opt, data = arms[s]
                 start = time.perf_counter()
                 optim[s].append(_step(model, pruner, opt, data, k + 3))
                 total[s].append(time.perf_counter() - start)
-        identical = all(torch.equal(a, b) for a, b in zip(arms["dense"][0].parameters(), arms["compact"][0].parameters()))
-        out[f"{round(sparsity * 100)}%"] = {
+        row: dict = {
             "step_s_mean": {s: round(statistics.mean(v), 4) for s, v in total.items()},
             "optimizer_step_s_mean": {s: round(statistics.mean(v), 4) for s, v in optim.items()},
-            "ratio_compact_over_dense_step": round(statistics.mean(total["compact"]) / statistics.mean(total["dense"]), 4),
-            "ratio_compact_over_dense_optimizer_step": round(
-                statistics.mean(optim["compact"]) / statistics.mean(optim["dense"]), 4
-            ),
-            "weights_identical": identical,
         }
+        for s in COMPACT:
+            row[f"ratio_{s}_over_dense_step"] = round(statistics.mean(total[s]) / statistics.mean(total["dense"]), 4)
+            row[f"ratio_{s}_over_dense_optimizer_step"] = round(statistics.mean(optim[s]) / statistics.mean(optim["dense"]), 4)
+            row[f"{s}_weights_identical"] = all(
+                torch.equal(a, b) for a, b in zip(arms["dense"][0].parameters(), arms[s][0].parameters())
+            )
+        out[f"{round(sparsity * 100)}%"] = row
         del arms
     out["goal"] = "step ratio <= 1.05 at 90%"
     return out

@@ -63,7 +63,7 @@ from prunekit.sparsifier import Sparsifier
 
 #: The version of this surface: the major part changes when a name or signature
 #: changes incompatibly, the minor part when one is added.
-API_VERSION = "1.11"
+API_VERSION = "1.12"
 
 __all__ = [
     "API_VERSION",

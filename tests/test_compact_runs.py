@@ -77,16 +77,19 @@ def _run(monkeypatch, config: RunConfig):
 
 
 @pytest.mark.parametrize(
-    "pruner,optimizer", [(p, o) for p in ("magnitude", "state", "movement-w0") for o in OPTIMIZERS] + [("rigl", "adamw")]
+    "pruner,optimizer,storage",
+    [(p, o, "compact") for p in ("magnitude", "state", "movement-w0") for o in OPTIMIZERS]
+    + [("rigl", "adamw", "compact"), ("state", "adamwspam", "compact-indexed"), ("rigl", "adamw", "compact-indexed")],
 )
-def test_a_compact_run_is_bit_identical_to_dense(tmp_path, monkeypatch, pruner, optimizer):
+def test_a_compact_run_is_bit_identical_to_dense(tmp_path, monkeypatch, pruner, optimizer, storage):
     extra = {"pruner_opts": {"delta_t": 4}} if pruner == "rigl" else {}
-    runs = {s: _run(monkeypatch, _config(tmp_path, s, pruner, optimizer, s, **extra)) for s in ("dense", "compact")}
-    (dense, dense_built), (compact, compact_built) = runs["dense"], runs["compact"]
+    runs = {s: _run(monkeypatch, _config(tmp_path, s, pruner, optimizer, s, **extra)) for s in ("dense", storage)}
+    (dense, dense_built), (compact, compact_built) = runs["dense"], runs[storage]
+    runs["compact"] = runs.pop(storage)
     assert dense["schedule"]["mask_updates"] >= (4 if pruner == "rigl" else 10)
     if pruner == "rigl":  # weights dropped and grown back: grown ones start with zero moments, as dense
         assert compact_built.pruner.topology_updates == dense_built.pruner.topology_updates >= 3
-    _same_results(tmp_path / "dense", tmp_path / "compact")
+    _same_results(tmp_path / "dense", tmp_path / storage)
     _moments_match(dense_built, compact_built)
     if optimizer == "adamwspam":
         assert compact_built.optimizer.resets == dense_built.optimizer.resets > 0
@@ -96,15 +99,17 @@ def test_a_compact_run_is_bit_identical_to_dense(tmp_path, monkeypatch, pruner, 
     first = dense_built.targets[0].parameter
     moments = sum(v.dim() > 0 for v in dense_built.optimizer.optimizer.state[first].values())  # AMSGrad: 3
     assert per["dense"] == 4 * moments * prunable
-    assert per["compact"] < 4 * moments * (1 - 0.8 + 0.01) * prunable + prunable / 8 + 4 * moments * 64 * 5
+    indices = 4 * (1 - 0.8 + 0.01) * prunable if storage == "compact-indexed" else 0
+    assert per["compact"] < 4 * moments * (1 - 0.8 + 0.01) * prunable + prunable / 8 + 4 * moments * 64 * 5 + indices
     assert compact["ledger"]["parameters"] == dense["ledger"]["parameters"]
-    assert compact["optimizer_options"]["state_storage"] == "compact"
+    assert compact["optimizer_options"]["state_storage"] == storage
 
 
-def test_a_compact_run_resumed_mid_epoch_ends_like_a_dense_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("storage", ["compact", "compact-indexed"])
+def test_a_compact_run_resumed_mid_epoch_ends_like_a_dense_one(tmp_path, monkeypatch, storage):
     with one_thread():
         runner.run(_config(tmp_path, "dense", "state", "adamwspam", "dense"))
-    stopped = _config(tmp_path, "compact", "state", "adamwspam", "compact")
+    stopped = _config(tmp_path, "compact", "state", "adamwspam", storage)
     out = Path(stopped.out)
     child = interrupt(stopped.to_dict(), out, "term", "step", 17)
     assert child.returncode == 3, child.stderr

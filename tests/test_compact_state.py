@@ -26,11 +26,11 @@ OPTIMIZERS = {
 }
 
 
-def _pair(make):
+def _pair(make, storage="compact"):
     g = torch.Generator().manual_seed(0)
     dense = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in SHAPES] + [torch.nn.Parameter(torch.randn(5))]
     compact = [torch.nn.Parameter(p.detach().clone()) for p in dense]
-    return dense, compact, make(dense), with_state_storage(make(compact), "compact")
+    return dense, compact, make(dense), with_state_storage(make(compact), storage)
 
 
 def _prune(params, opt, masks, compact: bool):
@@ -45,9 +45,10 @@ def _prune(params, opt, masks, compact: bool):
                     value.mul_(mask)
 
 
+@pytest.mark.parametrize("storage", ["compact", "compact-indexed"])
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_a_compact_step_is_bit_identical_to_dense(name):
-    dense, compact, od, oc = _pair(OPTIMIZERS[name])
+def test_a_compact_step_is_bit_identical_to_dense(name, storage):
+    dense, compact, od, oc = _pair(OPTIMIZERS[name], storage)
     g = torch.Generator().manual_seed(1)
     masks = [torch.ones(s, dtype=torch.bool) for s in SHAPES]
     for step in range(8):
@@ -69,6 +70,9 @@ def test_a_compact_step_is_bit_identical_to_dense(name):
     for p, m in zip(compact[:-1], masks):  # moments of live weights only, + zeros up to the kernel's width
         assert 0 <= oc.state[p]["exp_avg"].numel() - int(m.sum()) < lanes
     assert oc.state[compact[-1]]["exp_avg"].shape == (5,)  # a weight never pruned keeps dense state
+    kept = compact_state(oc).layouts
+    assert (set(kept) == set(compact[:-1])) == (storage == "compact-indexed")
+    assert all(layout.body.dtype == torch.int32 for layout in kept.values())
 
 
 def test_regrown_weights_start_with_zero_moments():
@@ -126,6 +130,28 @@ def test_ledger_counts_compact_state_exactly_on_lenet5_at_90_percent():
     assert memory_ledger(dense[0], dense[2].optimizer, {}, dense[1])["optimizer_state"] == 8 * 61750  # 494,000 B
     for a, b in zip(model.parameters(), dense[0].parameters()):
         assert torch.equal(a, b)
+
+
+def test_compact_indexed_ledger_adds_4_bytes_per_live_weight_and_a_checkpoint_rebuilds_the_indices():
+    # as compact (above), plus the int32 index of each of the 6,147 live weights: 24,588 B
+    model, targets, opt, pruner = _lenet_at_90("compact-indexed")
+    plain = _lenet_at_90("compact")
+    pads = [compact_state(opt.optimizer).layout(t.parameter).pad for t in targets]
+    per_weight = sum(
+        v["optimizer_state"] for v in memory_ledger(model, opt.optimizer, {}, targets)["per_prunable_weight"].values()
+    )
+    assert per_weight == 8 * 6147 + 7684 + 8 * sum(pads) + 4 * 6147
+    plain_per_weight = memory_ledger(plain[0], plain[2].optimizer, {}, plain[1])["per_prunable_weight"].values()
+    assert per_weight - sum(v["optimizer_state"] for v in plain_per_weight) == 4 * 6147
+    fresh = _lenet_at_90("compact-indexed")[2]
+    compact_state(fresh.optimizer).layouts.clear()
+    fresh.load_state_dict(opt.state_dict())
+    kept = compact_state(fresh.optimizer).layouts
+    originals = compact_state(opt.optimizer).layouts
+    assert len(kept) == len(originals) == 5
+    for param, layout in kept.items():
+        original = next(v for p, v in originals.items() if p.shape == param.shape)
+        assert torch.equal(layout.body, original.body) and torch.equal(layout.tail, original.tail)
 
 
 def test_a_checkpoint_restores_compact_state_and_refuses_positions_that_do_not_fit():

@@ -86,14 +86,15 @@ def mask_storage(run: RunRecord) -> str | None:
 
 
 def state_storage(run: RunRecord) -> str | None:
-    """How the run's optimizer stored per-weight state (``dense``, ``compact``), if it says."""
+    """How the run's optimizer stored per-weight state (``dense``, ``compact``, ``compact-indexed``), if it says."""
     resolved = (run.summary or {}).get("optimizer_options") or {}
     return resolved.get("state_storage") or (run.config.get("optimizer_opts") or {}).get("state_storage")
 
 
 def _optimizer_label(run: RunRecord) -> str:
     optimizer = str(run.config.get("optimizer") or run.get("optimizer"))
-    return f"{optimizer} [compact state]" if state_storage(run) == "compact" else optimizer
+    storage = state_storage(run)
+    return f"{optimizer} [{storage} state]" if storage in ("compact", "compact-indexed") else optimizer
 
 
 def _pruner_label(run: RunRecord, varying_opts: dict[str, set[str]]) -> str:

@@ -79,8 +79,8 @@ def memory_ledger(
                 if id(owner_param) in target_of:
                     per_target[target_of[id(owner_param)]]["optimizer_state"] += n
     compact = compact_state(optimizer)
-    for owner_param, packed in (compact.tensors() if compact is not None else {}).items():
-        n = counter.bytes(packed)  # state_storage=compact: the live positions, packed
+    for owner_param, kept in (compact.tensors() if compact is not None else {}).items():
+        n = sum(counter.bytes(t) for t in kept)  # state_storage=compact: the live positions, packed (-indexed: + indices)
         totals["optimizer_state"] += n
         if id(owner_param) in target_of:
             per_target[target_of[id(owner_param)]]["optimizer_state"] += n

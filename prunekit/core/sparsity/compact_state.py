@@ -38,7 +38,7 @@ from prunekit.core.sparsity.masks import pack_bits, unpack_bits
 
 O = TypeVar("O")
 
-STATE_STORAGES = ("dense", "compact")
+STATE_STORAGES = ("dense", "compact", "compact-indexed")
 
 #: The ``state_storage`` option of the bundled Adam-family optimizers; pass its value to :func:`with_state_storage`.
 STATE_STORAGE_OPTION = Option(
@@ -46,7 +46,8 @@ STATE_STORAGE_OPTION = Option(
     str,
     "dense",
     "dense: state for every weight; compact: after each mask update only for live weights "
-    "(+ 0.125 B per prunable weight for their positions); same results",
+    "(+ 0.125 B per prunable weight for their positions); compact-indexed: as compact, + 4 B per live weight "
+    "of indices kept between mask updates, for a quicker step; same results",
     choices=STATE_STORAGES,
 )
 
@@ -60,10 +61,10 @@ def with_state_storage(optimizer: O, storage: str) -> O:
     """
     if storage not in STATE_STORAGES:
         raise ValueError(f"state_storage must be one of {', '.join(STATE_STORAGES)}, got {storage!r}")
-    if storage == "compact":
+    if storage != "dense":
         inner: torch.optim.Optimizer = getattr(optimizer, "optimizer", None) or optimizer  # type: ignore[assignment]
         if inner not in _ATTACHED:
-            _ATTACHED[inner] = CompactState(inner)
+            _ATTACHED[inner] = CompactState(inner, indexed=storage == "compact-indexed")
     return optimizer
 
 
@@ -111,12 +112,20 @@ def _per_weight(value: Any) -> bool:
 
 
 class CompactState:
-    """The live positions of a torch optimizer's compacted weights, and its compacting ``step``."""
+    """The live positions of a torch optimizer's compacted weights, and its compacting ``step``.
 
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+    ``indexed`` (``compact-indexed``): each compacted weight's :class:`Layout` is kept between
+    mask updates, int32 indices of its live weights (4 B per live weight), instead of being
+    found again from the packed positions at every step (an unpack and a ``nonzero`` per layer).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, indexed: bool = False) -> None:
         self.optimizer = optimizer
+        self.indexed = indexed
         #: Parameter -> its live positions, packed (:func:`pack_bits`); absent: state still dense.
         self.positions: dict[torch.Tensor, torch.Tensor] = {}
+        #: Parameter -> its kept layout (``indexed`` only).
+        self.layouts: dict[torch.Tensor, Layout] = {}
         self._inner: Callable[..., Any] = optimizer.step
 
         def step(*args: Any, **kwargs: Any) -> Any:
@@ -132,9 +141,12 @@ class CompactState:
         return None if packed is None else unpack_bits(packed, param.numel())
 
     def layout(self, param: torch.Tensor, live: torch.Tensor | None = None) -> Layout | None:
-        """Where ``param``'s live weights sit in its compact tensors, or None while its state is dense."""
+        """Where ``param``'s live weights (``live``, else its positions) sit in its compact tensors; None while dense."""
+        if live is None and param in self.layouts:
+            return self.layouts[param]
         live = self.live(param) if live is None else live
-        return None if live is None else Layout(live, kernel_lanes(self.optimizer, param))
+        index_dtype = torch.int32 if self.indexed else torch.int64
+        return None if live is None else Layout(live, kernel_lanes(self.optimizer, param), index_dtype)
 
     @torch.no_grad()
     def drop_pruned(self, param: torch.Tensor, mask: torch.Tensor) -> None:
@@ -149,10 +161,14 @@ class CompactState:
                 dense = memory_order(value) if old is None else old.expand(value, param.numel())
                 state[key] = new.gather(dense)  # a grown weight was pruned: zero in ``dense``
         self.positions[param] = pack_bits(live)
+        if self.indexed:
+            self.layouts[param] = new
 
-    def tensors(self) -> dict[torch.Tensor, torch.Tensor]:
-        """Parameter -> its packed positions (for the ledger)."""
-        return dict(self.positions)
+    def tensors(self) -> dict[torch.Tensor, list[torch.Tensor]]:
+        """Parameter -> what it keeps beside its moments: packed positions (and ``indexed``: the layout's indices), for the ledger."""
+        return {
+            p: [packed, *(self.layouts[p].index_tensors() if p in self.layouts else ())] for p, packed in self.positions.items()
+        }
 
     def step(self, *args: Any, **kwargs: Any) -> Any:
         """The torch optimizer's step: dense weights at once, then each compacted weight on its live values."""
@@ -246,3 +262,6 @@ class CompactState:
                         state[key] = now.gather(was.expand(value, n))
             loaded[param] = packed
         self.positions = loaded
+        self.layouts = {}
+        if self.indexed:
+            self.layouts = {p: layout for p in loaded if (layout := self.layout(p)) is not None}
