@@ -30,7 +30,7 @@ def adamwprune(
     does not slow down on the exact zeros that pruning leaves in ``exp_avg_sq``.
     ``state_storage=compact`` keeps the moments of live weights only (``prunekit.api.with_state_storage``).
     """
-    kwargs = dict(lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=False)
+    kwargs: dict[str, Any] = dict(lr=lr, betas=(0.9, 0.999), eps=1e-8, amsgrad=False)
     try:
         opt = torch.optim.AdamW(param_groups, fused=True, **kwargs)
     except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
