@@ -74,7 +74,7 @@ def load_model(path: Path | str) -> nn.Module:
             int(spec["num_classes"]), int(spec["in_channels"]), int(spec["image_size"]), **extra, **dict(spec["options"])
         )
         nm = tuple(meta["n_of_m"]) if meta.get("n_of_m") else None
-        state = unpack(tensors, meta["format"], meta["shapes"], nm)  # type: ignore[arg-type]
+        state = unpack(tensors, meta["format"], meta["shapes"], nm)
         model.load_state_dict(state, strict=True)
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise UsageError(
