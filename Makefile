@@ -22,7 +22,7 @@ run: venv
 	$(BIN)/prunekit matrix --example digits-quick --out $(OUT) --jobs $(JOBS); \
 	status=$$?; $(BIN)/prunekit report $(OUT) && exit $$status
 
-## The test suite: lint, format check, strict typing of the API and core, the manual's build (strict:
+## The test suite: lint, format check, strict typing of prunekit and every plugin, the manual's build (strict:
 ## a broken link, anchor, include or API reference fails), then the unit tests of the core and of
 ## every plugin (which also check architecture contracts, the frozen prunekit.api and the docs' code).
 test: venv
