@@ -1,8 +1,8 @@
 """Habits that keep the code base this way, checked by the suite (and by ``make test``).
 
 - ruff (lint and format) over the repository: fix with ``make format``;
-- mypy in strict mode over prunekit/api.py, prunekit/hookspecs.py and prunekit/core
-  (settings in pyproject.toml): annotate what it names.
+- mypy in strict mode over the whole package and every plugin (settings in
+  pyproject.toml): annotate what it names.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_ruff_lint_and_format_are_clean():
     assert fmt.returncode == 0, f"files not formatted; run `make format` (or ruff format .):\n{fmt.stdout}"
 
 
-def test_api_hookspecs_and_core_type_check_strictly():
+def test_the_package_and_every_plugin_type_check_strictly():
     _need("mypy")
     result = _run("mypy")
     assert result.returncode == 0, f"mypy --strict (config in pyproject.toml) failed:\n{result.stdout[-6000:]}"
