@@ -109,12 +109,19 @@ def ledgers() -> dict:
                 row[s]["optimizer_state_bytes"] / row["dense"]["optimizer_state_bytes"], 4
             )
         out[f"{round(sparsity * 100)}%"] = row
-    lowest = {}
+    from prunekit.core.sparsity.masks import ImplicitMaskError
+
+    lowest: dict = {}
     for name, (storage, pruner, masks) in {
         "state + implicit masks + compact state": ("compact", "state", "implicit"),
+        "state + bits masks + compact state": ("compact", "state", "bits"),
         "adamw + movement (dense state)": ("dense", "movement", "bool"),
     }.items():
-        model, targets, made, opt, _ = _arm(storage, 0.9, pruner, masks)
+        try:
+            model, targets, made, opt, _ = _arm(storage, 0.9, pruner, masks)
+        except ImplicitMaskError as refused:  # exact zeros before the first mask: implicit cannot tell them from pruned
+            lowest[name] = {"refused": str(refused)}
+            continue
         lowest[name] = _per_weight(memory_ledger(model, opt, made.state_tensors(), targets))
     out["lowest_memory_at_90%_bytes_per_prunable_weight"] = lowest
     out["prunable_weights"] = memory_ledger(model, opt, {}, targets)["prunable_weights"]

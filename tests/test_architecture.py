@@ -124,3 +124,25 @@ def test_plugin_code_and_tests_import_nothing_else_from_prunekit():
     assert not problems, f"Plugins import only {' and '.join(('prunekit.api', 'prunekit.testing'))}; {HOW}:\n" + "\n".join(
         problems
     )
+
+
+ROOMS = sorted(p.parent for p in (ROOT / "prunekit" / "core").glob("*/__init__.py"))
+
+
+@pytest.mark.parametrize("room", ROOMS, ids=lambda p: p.name)
+def test_each_room_of_core_names_every_module_in_its_map_and_the_architecture_page(room: Path) -> None:
+    """A newcomer finds a module from its room's ``__init__`` docstring and docs/architecture.md's table."""
+    modules = sorted(p.stem for p in room.glob("*.py") if p.stem != "__init__")
+    docstring = ast.get_docstring(ast.parse((room / "__init__.py").read_text(encoding="utf-8"))) or ""
+    missing = [m for m in modules if f":mod:`.{m}`" not in docstring]
+    assert not missing, f"prunekit/core/{room.name}/__init__.py's map does not name {missing}"
+    row = next(
+        (
+            line
+            for line in (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith(f"| `{room.name}/` |")
+        ),
+        "",
+    )
+    absent = [m for m in modules if f"`{m}`" not in row]
+    assert row and not absent, f"docs/architecture.md's row for {room.name}/ does not name {absent}"

@@ -72,9 +72,9 @@ def test_code_blocks_in_docs_are_includes_of_tested_files(page):
 def test_python_blocks_in_the_readme_are_tested_files_verbatim():
     blocks = [body for lang, body in _blocks(README) if lang in ("python", "py")]
     assert blocks, "the README shows the ten-line plugin"
-    sources = {p: p.read_text(encoding="utf-8") for p in (DOCS / "examples").glob("*.py")}
+    sources = {p: p.read_text(encoding="utf-8") for p in (DOCS / "examples").rglob("*.py")}
     for body in blocks:
-        assert body in sources.values(), f"README python block is not a file of docs/examples/ verbatim:\n{body}"
+        assert body in sources.values(), f"README python block is not a file under docs/examples/ verbatim:\n{body}"
 
 
 def test_every_example_has_its_test():

@@ -192,6 +192,28 @@ def test_wrapped_models_are_seen_through() -> None:
         dist.destroy_process_group()
 
 
+def test_a_compiled_model_is_seen_through_and_prunes_as_eager() -> None:
+    """``torch.compile(model)`` (graphs captured by Dynamo and AOTAutograd; the aot_eager backend skips codegen)."""
+    runs = {}
+    for compiled in (False, True):
+        model = _model()
+        forward = torch.compile(model, backend="aot_eager") if compiled else model
+        optimizer = torch.optim.AdamW(forward.parameters(), lr=1e-2)
+        sparsifier = prunekit.Sparsifier(forward, optimizer, sparsity=0.6, total_steps=12, warmup=2, prune_end=8, frequency=2)
+        assert [t.name for t in sparsifier.targets] == ["0.weight", "3.weight", "5.weight"]
+        _train(forward, optimizer, range(12), sparsifier)
+        runs[compiled] = (model, sparsifier)
+    (eager, s_eager), (compiled_model, s_compiled) = runs[False], runs[True]
+    assert s_compiled.step == 12 and s_compiled.mask_updates == s_eager.mask_updates == 3
+    assert (
+        s_compiled.sparsity()["prunable_zeros"]
+        == s_eager.sparsity()["prunable_zeros"]
+        == round(0.6 * s_eager.sparsity()["prunable_total"])
+    )
+    for a, b in zip(eager.parameters(), compiled_model.parameters()):
+        assert torch.equal(a == 0, b == 0) and torch.allclose(a, b, atol=1e-5)
+
+
 def test_include_exclude_and_tied_weights_are_recorded() -> None:
     class Tied(nn.Module):
         def __init__(self) -> None:

@@ -1,2 +1,3 @@
 """What users set: :mod:`.settings` (``RunConfig``, one run's settings and their defaults) and
-:mod:`.options` (``Option``, the typed options a plugin declares). Imports nothing else of core."""
+:mod:`.options` (``Option``, the typed options a plugin declares), :mod:`.yamlfile` (bounded YAML reading).
+Imports nothing else of core."""
