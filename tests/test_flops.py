@@ -65,3 +65,29 @@ def test_summary_flops_of_a_dense_and_a_pruned_run(tmp_path):
     text = report.markdown.read_text()
     assert "theoretical speed-up" in text and f"{flops['theoretical_speedup']:.2f}x" in text and "1.00x" in text
     assert (tmp_path / "figures" / "accuracy_vs_flops.png").stat().st_size > 0
+
+
+def test_a_timm_model_counts_what_its_layer_shapes_say():
+    """timm's test_resnet (strided, grouped-free convs, a pooled head): each layer against its shapes, per example."""
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=10).eval()
+    targets = prunable_targets(model)
+    expected: dict[str, int] = {}
+    names = {t.weight.data_ptr(): t.name for t in targets}
+
+    def record(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        name = names[module.weight.data_ptr()]
+        if isinstance(module, torch.nn.Conv2d):
+            per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+            expected[name] = 2 * per_output * output[0].numel()
+        else:
+            expected[name] = 2 * module.in_features * output[0].numel()
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 64, 64))
+    for hook in hooks:
+        hook.remove()
+    forward = count_forward(model, torch.zeros(2, 3, 64, 64), targets)
+    assert len(expected) == len(targets) > 10
+    assert forward.per_layer == expected and forward.total == sum(expected.values())
