@@ -13,6 +13,7 @@ from prunekit.core.config.settings import RunConfig
 from prunekit.core.run.runner import run
 from prunekit.core.sparsity.structure import groups, is_n_of_m
 from prunekit.core.sparsity.targets import prunable_targets
+from prunekit.report.build import build_report
 
 # LeNet-5 input dimensions: conv1 1, conv2 6, fc1 400, fc2 120, fc3 84
 DENSE_2_4 = ["features.0.weight", "features.4.weight"]
@@ -59,6 +60,8 @@ def test_a_2_4_run_reports_its_structure(tmp_path):
     assert structure["achieved_sparsity_structured"] == 0.5 and summary["target_reached"] is True
     assert summary["achieved_sparsity"] < 0.5  # over every prunable weight, conv layers dense
     assert json.loads((out / "summary.json").read_text())["structure"] == structure
+    report = build_report(tmp_path).markdown.read_text()
+    assert "magnitude [2:4, 2 layers dense]" in report
 
 
 @pytest.mark.parametrize(

@@ -100,8 +100,13 @@ def _optimizer_label(run: RunRecord) -> str:
 def _pruner_label(run: RunRecord, varying_opts: dict[str, set[str]]) -> str:
     pruner = str(run.config.get("pruner") or run.get("pruner"))
     opts = run.config.get("pruner_opts") or {}
-    shown = [f"{k}={opts[k]}" for k in sorted(opts) if k in varying_opts.get(pruner, set()) and k != "mask_storage"]
+    hidden = ("mask_storage", "structure")  # shown in brackets whenever set
+    shown = [f"{k}={opts[k]}" for k in sorted(opts) if k in varying_opts.get(pruner, set()) and k not in hidden]
     label = f"{pruner}({', '.join(shown)})" if shown else pruner
+    structure = ((run.summary or {}).get("structure") or {}).get("pattern")
+    if structure:  # N:M: the pattern and how many layers could not take it
+        dense = len(((run.summary or {}).get("structure") or {}).get("dense_layers") or [])
+        label += f" [{structure}, {dense} layer{'s' if dense != 1 else ''} dense]"
     storage = mask_storage(run)
     return f"{label} [{storage} masks]" if storage not in (None, "bool") else label
 
