@@ -129,8 +129,12 @@ def forms(model: nn.Module, device: torch.device) -> tuple[dict[str, nn.Module],
 @contextlib.contextmanager
 def _native_stderr_silenced() -> Iterator[None]:
     """File descriptor 2 to /dev/null: the profiler's C++ side prints start/stop lines there."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError):  # no stderr (pythonw) or fd 2 closed: nothing to silence
+        yield
+        return
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
@@ -183,7 +187,7 @@ def measure(model: nn.Module, example: torch.Tensor, warmup: int = 10, repeats: 
     }
     if cuda:
         out["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(example.device)
-    else:
+    elif example.device.type == "cpu":
         out["peak_batch_bytes"] = peak_batch_bytes(model, example)
     return out
 

@@ -13,8 +13,11 @@ micro-batches do not either, so neither advances the schedule. A fused optimizer
 (``fused=True``) is the exception: the scaler calls its step regardless, with the
 overflow flag as ``optimizer.found_inf`` and the gradients still scaled, and the kernel
 unscales them and skips the update itself. So the pre-hook unscales them first (pruners
-read true gradients) and skips pruning on an overflow, and the post-hook does not count
-that step (reading the flag: one device-to-host copy per step). A loop whose
+read true gradients; after the step they stay unscaled) and skips pruning on an overflow,
+and the post-hook does not count that step (reading the flag: two device-to-host copies per
+step). fp16 gradients are refused there in one line: unscaling them in fp16 would lose the
+small ones. With ``attach=False`` (Lightning's callback) call ``scaler.unscale_(optimizer)``
+before :meth:`before_step`, as the callback does for a fused optimizer. A loop whose
 ``optimizer.step(closure)`` runs backward inside the step (Lightning, LBFGS) passes
 ``attach=False`` and calls :meth:`before_step` after backward and :meth:`after_step`
 after the step; the post-hook still tells which steps really ran.
@@ -76,10 +79,14 @@ def unscale_inside(optimizer: torch.optim.Optimizer) -> None:
     scale = getattr(optimizer, "grad_scale", None)
     if not isinstance(scale, torch.Tensor):
         return
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if p.grad is not None:
-                p.grad.div_(scale.to(p.grad.device))
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if any(g.dtype == torch.float16 for g in grads):  # the kernel divides in float32; in fp16 small gradients vanish
+        raise UsageError(
+            "Sparsifier: fp16 gradients under a GradScaler with a fused optimizer cannot be unscaled exactly "
+            "before the step; keep float32 weights and train under torch.autocast instead."
+        )
+    for grad in grads:
+        grad.div_(scale.to(grad.device))  # float32 or bfloat16: a power-of-two scale divides exactly
     optimizer.grad_scale = None  # type: ignore[attr-defined]
 
 

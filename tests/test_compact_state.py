@@ -231,3 +231,29 @@ def test_channels_last_weights_step_bit_identically():
         oc.step()
         assert torch.equal(dense, compact) and compact.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(dense_state(oc, compact, "exp_avg_sq"), od.state[dense]["exp_avg_sq"])
+
+
+@pytest.mark.parametrize("storage", ["compact", "compact-indexed"])
+def test_a_mask_update_inside_the_step_pre_hook_compacts_that_very_step(storage):
+    """SNIP in a Sparsifier picks its masks in the optimizer's pre-hook, on the first step."""
+    pytest.importorskip("prunekit_dst")
+    import prunekit
+
+    runs = {}
+    for kind in ("dense", storage):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(7, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        opt = with_state_storage(torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True), kind)
+        sparsifier = prunekit.Sparsifier(model, opt, pruner="snip", sparsity=0.6, schedule="constant", total_steps=5)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            opt.zero_grad()
+            model(torch.randn(16, 7, generator=g)).square().mean().backward()
+            opt.step()
+        runs[kind] = (model, opt, sparsifier)
+    (dense, _, s_dense), (compact, opt, s_compact) = runs["dense"], runs[storage]
+    assert s_compact.step == s_dense.step == 5 and compact_state(opt).positions
+    for param in compact_state(opt).positions:  # moments for live weights only (+ padding to the kernel's width)
+        assert opt.state[param]["exp_avg"].dim() == 1 and opt.state[param]["exp_avg"].numel() < param.numel()
+    for a, b in zip(dense.parameters(), compact.parameters()):
+        assert torch.equal(a, b)

@@ -98,3 +98,32 @@ def test_the_lightning_example_runs(tmp_path: Path, capsys: pytest.CaptureFixtur
     zeros, total = _zeros(callback)
     assert zeros == round(0.7 * total)
     assert "after 8 steps" in capsys.readouterr().out
+
+
+class FusedTiny(Tiny):
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=1e-2, fused=True)
+
+
+def test_16_mixed_with_a_fused_optimizer_prunes_on_true_gradients(tmp_path: Path) -> None:
+    """Lightning does not unscale a fused optimizer's gradients before on_before_optimizer_step; the callback does."""
+    pytest.importorskip("prunekit_movement")
+    seen: list[float] = []
+
+    class Watch(pl.Callback):  # type: ignore[misc]
+        def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: object) -> None:
+            seen.append(max(float(p.grad.abs().max()) for p in pl_module.parameters() if p.grad is not None))
+
+    options = {"pruner": "movement", "sparsity": 0.5, "schedule": "gmp", "warmup": 2, "prune_end": 12, "frequency": 2}
+    callback = PrunekitCallback(**options)  # type: ignore[arg-type]
+    # Lightning turns precision="16-mixed" on CPU into bf16 (no scaler); its fp16 plugin with a CPU GradScaler is the CUDA path
+    fp16 = pl.plugins.precision.MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
+    fit(FusedTiny(), tmp_path / "amp", callback, plugins=[fp16], callbacks=[callback, Watch()])
+    plain = PrunekitCallback(**options)  # type: ignore[arg-type]
+    fit(FusedTiny(), tmp_path / "fp32", plain)
+    assert callback.sparsifier is not None and plain.sparsifier is not None
+    assert callback.sparsifier.step == plain.sparsifier.step == 16
+    assert max(seen) < 100  # true gradients after the callback, not ones scaled by 65,536
+    scores = [s.abs().max() for s in callback.sparsifier.pruner.state_tensors().values() if s.is_floating_point()]
+    assert all(bool(torch.isfinite(s)) and float(s) < 100 for s in scores)
+    assert _zeros(callback) == _zeros(plain)

@@ -159,6 +159,17 @@ def test_a_fused_optimizer_under_a_grad_scaler_prunes_as_an_unscaled_loop() -> N
     assert scaled.sparsity()["prunable_zeros"] == round(0.6 * scaled.sparsity()["prunable_total"])
 
 
+def test_fp16_gradients_under_a_scaler_and_a_fused_optimizer_are_refused_in_one_line() -> None:
+    model = _model().half()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    prunekit.Sparsifier(model, optimizer, sparsity=0.5, total_steps=4)
+    scaler = torch.amp.GradScaler("cpu")
+    x, y = _batch(0)
+    scaler.scale(nn.functional.cross_entropy(model(x.half()).float(), y)).backward()
+    with pytest.raises(UsageError, match="fp16 gradients under a GradScaler with a fused optimizer"):
+        scaler.step(optimizer)
+
+
 def test_gradient_accumulation_counts_only_optimizer_steps() -> None:
     model, optimizer, sparsifier = _setup(total_steps=6, warmup=1, prune_end=4, frequency=1)
     for i in range(24):  # 4 micro-batches per optimizer step

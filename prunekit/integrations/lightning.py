@@ -4,8 +4,9 @@
 steps is the Trainer's ``estimated_stepping_batches`` (max steps, or epochs x batches over
 gradient accumulation). Lightning runs backward inside ``optimizer.step(closure)``, so the
 sparsifier is driven by hand (``attach=False``): gradients are masked in
-``on_before_optimizer_step``, masks updated in ``on_train_batch_end`` when the optimizer
-really stepped. Its state travels in Lightning's own checkpoints (``state_dict`` /
+``on_before_optimizer_step`` (under ``precision="16-mixed"`` with a fused optimizer, which
+Lightning leaves scaled, after unscaling them), masks updated in ``on_train_batch_end`` when
+the optimizer really stepped. Its state travels in Lightning's own checkpoints (``state_dict`` /
 ``load_state_dict``) and is put back when training starts again from one. Embeddings and
 weights tied to them stay dense unless ``keep_tied=False``.
 """
@@ -42,8 +43,17 @@ class PrunekitCallback(pl.Callback):
             self._restored = None
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
-        if self.sparsifier is not None:
-            self.sparsifier.before_step()
+        if self.sparsifier is None:
+            return
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        inner = self.sparsifier.optimizer
+        if scaler is not None and getattr(inner, "_step_supports_amp_scaling", False):
+            # Lightning leaves a fused optimizer's gradients scaled (its kernel unscales them): unscale them
+            # now, so pruners read true gradients, and prune nothing on an overflow (the scaler skips the step)
+            scaler.unscale_(inner)
+            if any(not bool(p.grad.isfinite().all()) for p in pl_module.parameters() if p.grad is not None):
+                return
+        self.sparsifier.before_step()
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int

@@ -173,8 +173,8 @@ def register_pruners(register: Register) -> None:
         when a run names none, e.g. ``("constant",)`` for sparse training from
         step 0; any other is refused with one line) and ``compiles`` (default
         True; False for a pruner whose mechanism ``torch.compile`` cannot take,
-        e.g. a parametrization in the forward pass: ``--compile`` refuses it
-        with one line).
+        e.g. a forward hook whose Python changes the graph from step to step:
+        ``--compile`` refuses it with one line).
 
     :returns: nothing; what the hook registers is its result.
 

@@ -63,8 +63,11 @@ def with_state_storage(optimizer: O, storage: str) -> O:
         raise ValueError(f"state_storage must be one of {', '.join(STATE_STORAGES)}, got {storage!r}")
     if storage != "dense":
         inner: torch.optim.Optimizer = getattr(optimizer, "optimizer", None) or optimizer  # type: ignore[assignment]
+        indexed = storage == "compact-indexed"
         if inner not in _ATTACHED:
-            _ATTACHED[inner] = CompactState(inner, indexed=storage == "compact-indexed")
+            _ATTACHED[inner] = CompactState(inner, indexed=indexed)
+        elif _ATTACHED[inner].indexed != indexed:
+            raise ValueError(f"this optimizer's state is stored {'compact' if indexed else 'compact-indexed'} already")
     return optimizer
 
 
@@ -115,7 +118,8 @@ class CompactState:
     """The live positions of a torch optimizer's compacted weights, and its compacting ``step``.
 
     ``indexed`` (``compact-indexed``): each compacted weight's :class:`Layout` is kept between
-    mask updates, int32 indices of its live weights (4 B per live weight), instead of being
+    mask updates, int32 indices of its live weights (4 B per live weight; int64 in a layer of
+    2**31 weights or more), instead of being
     found again from the packed positions at every step (an unpack and a ``nonzero`` per layer).
     """
 
@@ -171,13 +175,12 @@ class CompactState:
         }
 
     def step(self, *args: Any, **kwargs: Any) -> Any:
-        """The torch optimizer's step: dense weights at once, then each compacted weight on its live values."""
-        groups = self.optimizer.param_groups
-        saved = [group["params"] for group in groups]
-        compacted = {id(p) for p in self.positions}
-        if not any(id(p) in compacted for params in saved for p in params):
-            return self._inner(*args, **kwargs)
-        # the optimizer's own step hooks (a Sparsifier's) run once around the whole step, not per call
+        """The torch optimizer's step: dense weights at once, then each compacted weight on its live values.
+
+        The optimizer's own step hooks (a Sparsifier's) run once around the whole step, not per
+        call, and the pre-hooks first: one may update masks (SNIP's first step) and so compact
+        weights, which this step then takes on their live values.
+        """
         opt: Any = self.optimizer
         pre, post = opt._optimizer_step_pre_hooks, opt._optimizer_step_post_hooks
         opt._optimizer_step_pre_hooks, opt._optimizer_step_post_hooks = type(pre)(), type(post)()
@@ -186,7 +189,12 @@ class CompactState:
                 changed = hook(opt, args, kwargs)
                 if changed is not None:
                     args, kwargs = changed
-            result = self._step_groups(saved, compacted, args, kwargs)
+            saved = [group["params"] for group in self.optimizer.param_groups]
+            compacted = {id(p) for p in self.positions}
+            if any(id(p) in compacted for params in saved for p in params):
+                result = self._step_groups(saved, compacted, args, kwargs)
+            else:
+                result = self._inner(*args, **kwargs)
             for hook in list(post.values()):
                 hook(opt, args, kwargs)
         finally:
