@@ -351,3 +351,34 @@ def test_out_of_memory_in_a_worker_is_a_failure_not_an_interruption(tmp_path, mo
         worker.main(["0", worker.RESUME_FLAG])
     assert info.value.code == worker.EXIT_OUT_OF_MEMORY != EXIT_INTERRUPTED
     assert f"{worker.FAILURE_MARK}out of memory" in capsys.readouterr().err
+
+
+def test_a_lock_held_by_another_process_refuses_a_run_until_that_process_is_killed(tmp_path):
+    """Two real processes: a holder of run.lock (then SIGKILLed: the kernel releases flock) and `prunekit run`."""
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    hold = "import sys; from pathlib import Path; from prunekit.core.rundir.runlock import RunLock; "
+    hold += "RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(run_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        command = [sys.executable, "-m", "prunekit.cli", "run", *FAST, "--out", str(run_dir)]
+        env = os.environ | {"OMP_NUM_THREADS": "1"}
+        second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        # the directory is not empty (run.lock), so the emptiness check refuses first; either way: one line, exit 2
+        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+        from prunekit.core.rundir.runlock import RunLock
+
+        with pytest.raises(prunekit.errors.UsageError, match="in use by another prunekit process"):
+            RunLock(run_dir).acquire()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    mine = RunLock(run_dir)
+    mine.acquire()  # the killed holder's lock went with it
+    mine.release()
