@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from built_runs import run_keeping_parts
 
 from prunekit.core.config.settings import RunConfig
 from prunekit.core.run import runner
@@ -63,17 +64,8 @@ def _moments_match(dense_built, compact_built) -> None:
 
 
 def _run(monkeypatch, config: RunConfig):
-    built = {}
-    real_build = runner.build
-
-    def capture(*args, **kwargs):
-        built["it"] = real_build(*args, **kwargs)
-        return built["it"]
-
-    monkeypatch.setattr(runner, "build", capture)
     with one_thread():
-        summary = runner.run(config)[1]
-    return summary, built["it"]
+        return run_keeping_parts(monkeypatch, config)
 
 
 @pytest.mark.parametrize(

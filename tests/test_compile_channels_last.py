@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 import torch
+from built_runs import run_keeping_parts
 from click.testing import CliRunner
 
 from prunekit import hookimpl
 from prunekit.cli import cli, main
 from prunekit.core.config.settings import RunConfig
 from prunekit.core.plugins import loading as plugins
-from prunekit.core.run import runner
 from prunekit.core.sparsity.pruner import MaskPruner
 from prunekit.testing.resume import one_thread
 
@@ -47,14 +47,6 @@ def _same_masks(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 
 def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, pruner: str, **settings: Any) -> dict[str, Any]:
-    real_build = runner.build
-    seen: dict[str, Any] = {}
-
-    def build(*args: Any, **kwargs: Any) -> Any:
-        seen["built"] = real_build(*args, **kwargs)
-        return seen["built"]
-
-    monkeypatch.setattr(runner, "build", build)
     extra = dict(PRUNERS[pruner])
     if extra.get("schedule") != "constant":
         extra.update(warmup=1, prune_end=6, frequency=1)
@@ -73,10 +65,10 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, pruner: str
         **settings,
     )
     with one_thread():
-        runner.run(config)
+        _, built = run_keeping_parts(monkeypatch, config)
     summary = json.loads((tmp_path / name / "summary.json").read_text())
-    summary["masks"] = [t.parameter.detach() != 0 for t in seen["built"].targets]
-    summary["weights"] = [t.parameter.detach().clone() for t in seen["built"].targets]
+    summary["masks"] = [t.parameter.detach() != 0 for t in built.targets]
+    summary["weights"] = [t.parameter.detach().clone() for t in built.targets]
     return summary
 
 

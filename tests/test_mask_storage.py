@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from built_runs import run_keeping_parts
 
 from prunekit.core.config.options import resolve_options
 from prunekit.core.config.settings import RunConfig
 from prunekit.core.plugins import loading as plugins
-from prunekit.core.run import runner
 from prunekit.core.sparsity.masks import BitMasks, ImplicitMasks, MaskStore, make_store
 from prunekit.core.sparsity.targets import Target
 from prunekit.core.sparsity.threshold import CHUNK
@@ -82,14 +82,6 @@ def test_mask_pruners_conform_with_each_storage(name, storage):
 
 
 def _run(tmp_path, monkeypatch, pruner, storage, optimizer):
-    built = {}
-    real_build = runner.build
-
-    def capture(*args, **kwargs):
-        built["it"] = real_build(*args, **kwargs)
-        return built["it"]
-
-    monkeypatch.setattr(runner, "build", capture)
     config = RunConfig(
         pruner=pruner,
         optimizer=optimizer,
@@ -101,8 +93,7 @@ def _run(tmp_path, monkeypatch, pruner, storage, optimizer):
         out=str(tmp_path / f"{pruner}-{storage}"),
         quiet=True,
     )
-    summary = runner.run(config)[1]
-    b = built["it"]
+    summary, b = run_keeping_parts(monkeypatch, config)
     return summary, [t.parameter.detach().clone() for t in b.targets], b.pruner.masks
 
 

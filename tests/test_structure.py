@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from built_runs import run_keeping_parts
 
 from prunekit.builtin.models import lenet5
 from prunekit.builtin.pruners import magnitude
@@ -85,23 +86,13 @@ def test_bad_structure_is_one_line_exit_2(tmp_path, run_cli, args, says):
 @pytest.mark.parametrize("pruner", ["state", "movement-w0"])
 def test_every_pruner_that_declares_structure_ends_exactly_2_4(tmp_path, monkeypatch, pruner):
     pytest.importorskip({"state": "prunekit_adamwprune", "movement-w0": "prunekit_movement"}[pruner])
-    from prunekit.core.run import runner
-
-    built = {}
-    real_build = runner.build
-
-    def capture(*args, **kwargs):
-        built["it"] = real_build(*args, **kwargs)
-        return built["it"]
-
-    monkeypatch.setattr(runner, "build", capture)
     config = RunConfig(
         pruner=pruner, sparsity=0.5, pruner_opts={"structure": "2:4"}, epochs=1, warmup=2, prune_end=8, frequency=2,
         out=str(tmp_path / "r"), quiet=True,
     )  # fmt: skip
-    _, summary = runner.run(config)
+    summary, built = run_keeping_parts(monkeypatch, config)
     assert summary["structure"]["achieved_sparsity_structured"] == 0.5 and summary["target_reached"] is True
     assert summary["structure"]["dense_layers"] == DENSE_2_4
-    for target in built["it"].targets:
+    for target in built.targets:
         if target.name not in DENSE_2_4:
             assert is_n_of_m(target.parameter.detach() != 0, 2, 4), target.name

@@ -94,7 +94,7 @@ def state_storage(run: RunRecord) -> str | None:
 def _optimizer_label(run: RunRecord) -> str:
     optimizer = str(run.config.get("optimizer") or run.get("optimizer"))
     storage = state_storage(run)
-    return f"{optimizer} [{storage} state]" if storage in ("compact", "compact-indexed") else optimizer
+    return f"{optimizer} [{storage} state]" if storage not in (None, "dense") else optimizer
 
 
 def _pruner_label(run: RunRecord, varying_opts: dict[str, set[str]]) -> str:
@@ -103,10 +103,10 @@ def _pruner_label(run: RunRecord, varying_opts: dict[str, set[str]]) -> str:
     hidden = ("mask_storage", "structure")  # shown in brackets whenever set
     shown = [f"{k}={opts[k]}" for k in sorted(opts) if k in varying_opts.get(pruner, set()) and k not in hidden]
     label = f"{pruner}({', '.join(shown)})" if shown else pruner
-    structure = ((run.summary or {}).get("structure") or {}).get("pattern")
-    if structure:  # N:M: the pattern and how many layers could not take it
-        dense = len(((run.summary or {}).get("structure") or {}).get("dense_layers") or [])
-        label += f" [{structure}, {dense} layer{'s' if dense != 1 else ''} dense]"
+    structure = (run.summary or {}).get("structure") or {}
+    if structure.get("pattern"):  # N:M: the pattern and how many layers could not take it
+        dense = len(structure.get("dense_layers") or [])
+        label += f" [{structure['pattern']}, {dense} layer{'s' if dense != 1 else ''} dense]"
     storage = mask_storage(run)
     return f"{label} [{storage} masks]" if storage not in (None, "bool") else label
 
